@@ -1,0 +1,43 @@
+// ksnet/address.hpp - socket addresses: checking, parsing literals, formatting.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace ksnet {
+
+enum class Family { Inet4, Inet6, Bluetooth };
+
+const char *family_name(Family f);  // "INET4", "INET6", "BT"
+int family_to_af(Family f);         // AF_INET, ...
+
+// An address as a script gives it: a host name or literal and a port, plus the IPv6
+// flow information and scope id. The host is resolved later, on the loop thread.
+struct Endpoint {
+    Family family = Family::Inet4;
+    std::string host;   // "" means any address (bind) / loopback is not implied
+    uint16_t port = 0;
+    uint32_t flow = 0;
+    uint32_t scope = 0;
+};
+
+// Throw ksnet::Error(Value) naming `what` unless the value fits.
+uint16_t check_port(int64_t port, std::string_view what);
+void check_host(std::string_view host, std::string_view what);  // <=255 bytes, no NUL
+
+// Fills `out` if ep.host is a numeric address of ep.family ("" = any address).
+// Returns false for names that need resolving.
+bool parse_numeric(const Endpoint &ep, sockaddr_storage &out, socklen_t &len);
+
+// "127.0.0.1:80", "[::1]:80"; the host part alone with format_host.
+std::string format_sockaddr(const sockaddr *sa);
+std::string format_host(const sockaddr *sa);
+uint16_t sockaddr_port(const sockaddr *sa);
+// How a script's endpoint reads in messages, before resolution: "localhost:80".
+std::string format_endpoint(const Endpoint &ep);
+
+}  // namespace ksnet

@@ -1,0 +1,107 @@
+// ksnet/runtime.hpp - the event loop thread that owns every libuv handle.
+//
+// libuv handles are not thread-safe; only uv_async_send may be called from another
+// thread. So the runtime runs one loop on its own thread, and every libuv call happens
+// there: a blocking call from a script thread posts a task to the loop and waits on its
+// socket's condition variable, with the interpreter lock released (see WaitHooks).
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace ksnet {
+
+using Clock = std::chrono::steady_clock;
+using Deadline = std::optional<Clock::time_point>;  // nullopt: wait as long as it takes
+
+// How a waiting thread steps aside for its interpreter. The binding implements these
+// with the host's release_lock / acquire_lock / interrupted; the defaults do nothing.
+class WaitHooks {
+public:
+    virtual ~WaitHooks() = default;
+    virtual void *release() { return nullptr; }
+    virtual void reacquire(void *) {}
+    virtual bool interrupted() { return false; }
+};
+
+// Something the runtime must close at shutdown: a socket and its handle.
+class LoopResource {
+public:
+    virtual ~LoopResource() = default;
+    // On the loop thread: fail every waiter with `why` and uv_close the handle(s).
+    // The resource calls Runtime::untrack(this) from its close callback.
+    virtual void abort_on_loop(const char *why) = 0;
+};
+
+enum class WaitResult { Ready, TimedOut, Interrupted };
+
+class Runtime : public std::enable_shared_from_this<Runtime> {
+public:
+    // Starts the loop thread. Throws ksnet::Error if libuv cannot start. The runtime
+    // keeps the hooks: a thread woken at shutdown still calls them on its way out.
+    static std::shared_ptr<Runtime> start(std::shared_ptr<WaitHooks> hooks = nullptr);
+    ~Runtime();
+    Runtime(const Runtime &) = delete;
+    Runtime &operator=(const Runtime &) = delete;
+
+    // Closes every tracked resource, waits for their close callbacks, stops and joins
+    // the loop thread and closes the loop. Returns uv_loop_close's result (0 when
+    // nothing was left behind). Idempotent; later posts are refused.
+    int shutdown();
+
+    // Runs `task` on the loop thread. Returns false (and drops the task) once shutdown
+    // has begun.
+    bool post(std::function<void()> task);
+    // Posts and waits (without releasing the interpreter lock: only for short,
+    // non-blocking work). Throws Error(Closed) after shutdown.
+    void run_sync(const std::function<void()> &task);
+
+    // Waits until pred() is true (pred is evaluated with `mu` held), the deadline
+    // passes or (if interruptible) the host interrupts. Releases the interpreter lock
+    // meanwhile. The caller must not hold `mu`.
+    WaitResult wait(std::mutex &mu, std::condition_variable &cv, const std::function<bool()> &pred,
+                    const Deadline &deadline, bool interruptible = true);
+
+    uv_loop_t *loop() { return &loop_; }
+    bool on_loop_thread() const { return std::this_thread::get_id() == thread_.get_id(); }
+    bool running() const;
+
+    // Loop thread only: keep `r` alive and close it at shutdown, until untrack(r).
+    void track(std::shared_ptr<LoopResource> r);
+    void untrack(LoopResource *r);
+    size_t tracked_count() const;  // for tests: open handles
+
+    // Loop thread only: one reusable read buffer for every stream's alloc callback.
+    uv_buf_t read_slab();
+
+private:
+    explicit Runtime(std::shared_ptr<WaitHooks> hooks);
+    static void on_wake(uv_async_t *h);
+    void drain_tasks();
+
+    uv_loop_t loop_{};
+    uv_async_t wake_{};
+    std::thread thread_;
+    std::shared_ptr<WaitHooks> hooks_;
+
+    mutable std::mutex mu_;
+    std::vector<std::function<void()>> tasks_;
+    bool accepting_ = true;
+    bool joined_ = false;
+    int close_result_ = 0;
+
+    std::unordered_map<LoopResource *, std::shared_ptr<LoopResource>> tracked_;  // loop only
+    size_t tracked_count_ = 0;                                                   // under mu_
+    std::unique_ptr<char[]> slab_;
+};
+
+}  // namespace ksnet

@@ -1,0 +1,92 @@
+// entry.cpp - the plugin's one exported symbol, init and teardown.
+#include <memory>
+#include <string>
+
+#include "ksp/plugin_abi.h"
+#include "module.hpp"
+#include "values.hpp"
+
+namespace netplug {
+
+namespace {
+
+// A blocked call steps aside for the interpreter through the host's lock entries.
+class HostWaitHooks final : public ksnet::WaitHooks {
+public:
+    explicit HostWaitHooks(const ksp_host *h) : h_(h) {}
+    void *release() override { return h_->release_lock(); }
+    void reacquire(void *token) override { h_->acquire_lock(token); }
+    bool interrupted() override { return h_->interrupted() != 0; }
+
+private:
+    const ksp_host *h_;
+};
+
+constexpr const char *kModuleDoc =
+    "The network module: sockets of the families in net.FK, the kinds in net.SK and the protocols "
+    "in net.PK, through net.SocketIO. Backed by libuv, on a loop thread owned by the module.";
+
+void release_refs(NetModule &m) {
+    for (ksp_value *v : {&m.socket_type, &m.pk_enum, &m.sk_enum, &m.fk_enum}) {
+        m.host->decref(*v);
+        *v = nullptr;
+    }
+}
+
+void teardown(void *ctx) noexcept {
+    auto *m = static_cast<NetModule *>(ctx);
+    // Closes every socket (waking blocked callers), joins the loop thread and closes the
+    // loop. Instances still alive keep their payloads until their finalizers run.
+    m->rt->shutdown();
+    m->rt.reset();
+    release_refs(*m);
+    delete m;
+}
+
+int init(const ksp_host *host, ksp_init_result *out) noexcept {
+    std::string failure;
+    try {
+        if (host->abi_major != KSP_ABI_MAJOR || !KSP_HOST_HAS(host, strdup)) {
+            failure = "net needs host ABI 1.0 or newer (with a complete 1.0 table)";
+        } else {
+            auto m = std::make_unique<NetModule>();
+            m->host = host;
+            m->rt = ksnet::Runtime::start(std::make_shared<HostWaitHooks>(host));
+            ksp_value module = host->module_new("net", kModuleDoc);
+            if (!module) throw AlreadyRaised{};
+            Ref owned(host, module);
+            try {
+                add_enums(*m, module);
+                add_socket_type(*m, module);
+            } catch (...) {
+                m->rt->shutdown();
+                release_refs(*m);
+                throw;
+            }
+            out->module = owned.release();
+            out->teardown = teardown;
+            out->ctx = m.release();
+            return 0;
+        }
+    } catch (const AlreadyRaised &) {
+        failure = "net: building the module failed in the host";
+    } catch (const std::exception &e) {
+        failure = std::string("net: ") + e.what();
+    } catch (...) {
+        failure = "net: unexpected failure during init";
+    }
+    out->error = host->strdup(failure.c_str());
+    return -1;
+}
+
+const ksp_plugin_decl kDecl = {
+    sizeof(ksp_plugin_decl), KSP_ABI_MAJOR, KSP_ABI_MINOR, "net", KSNET_VERSION, init,
+};
+
+}  // namespace
+
+}  // namespace netplug
+
+extern "C" __attribute__((visibility("default"))) const ksp_plugin_decl *ksp_plugin_entry(void) {
+    return &netplug::kDecl;
+}

@@ -1,0 +1,63 @@
+#include "values.hpp"
+
+namespace netplug {
+
+Ref checked(const ksp_host *h, ksp_value v) {
+    if (!v) throw AlreadyRaised{};
+    return Ref(h, v);
+}
+
+void Call::expect_count(size_t min, size_t max) const {
+    if (nargs >= min && nargs <= max) return;
+    std::string msg = std::string(name) + " takes ";
+    if (min == max) {
+        msg += std::to_string(min);
+    } else {
+        msg += "from " + std::to_string(min) + " to " + std::to_string(max);
+    }
+    msg += max == 1 ? " argument" : " arguments";
+    msg += " (" + std::to_string(nargs) + " given)";
+    throw HostError{KSP_ERR_ARG, msg};
+}
+
+void Call::type_error(const char *what, const char *expected, ksp_value got) const {
+    throw HostError{KSP_ERR_TYPE, std::string(name) + ": " + what + " must be " + expected + ", not " +
+                                      h->type_name(got)};
+}
+
+int64_t Call::to_int(ksp_value v, const char *what) const {
+    int64_t out = 0;
+    if (h->int_get(v, &out) < 0) type_error(what, "an int", v);
+    return out;
+}
+
+std::string_view Call::to_str(ksp_value v, const char *what) const {
+    const char *s = nullptr;
+    size_t n = 0;
+    if (h->str_get(v, &s, &n) < 0) type_error(what, "a str", v);
+    return {s, n};
+}
+
+std::string_view Call::to_data(ksp_value v, const char *what) const {
+    const void *p = nullptr;
+    size_t n = 0;
+    if (h->bytes_get(v, &p, &n) == 0) return {static_cast<const char *>(p), n};
+    const char *s = nullptr;
+    if (h->str_get(v, &s, &n) == 0) return {s, n};
+    type_error(what, "bytes or str", v);
+}
+
+ksp_error_kind host_kind(ksnet::ErrorKind k) {
+    switch (k) {
+    case ksnet::ErrorKind::Value: return KSP_ERR_VAL;
+    case ksnet::ErrorKind::Os: return KSP_ERR_OS;
+    case ksnet::ErrorKind::Timeout: return KSP_ERR_TIMEOUT;
+    case ksnet::ErrorKind::Closed: return KSP_ERR_IO;
+    case ksnet::ErrorKind::State: return KSP_ERR_IO;
+    case ksnet::ErrorKind::Unsupported: return KSP_ERR_OS;
+    case ksnet::ErrorKind::Interrupted: return KSP_ERR_INTERRUPT;
+    }
+    return KSP_ERR_ERROR;
+}
+
+}  // namespace netplug

@@ -1,0 +1,83 @@
+// values.hpp - host values in C++: an owning reference, argument conversion that names
+// what was wrong, and the guard that turns every C++ exception into a host error.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "ksnet/error.hpp"
+#include "ksp/plugin_abi.h"
+
+namespace netplug {
+
+// An error to raise into the host with this kind and message.
+struct HostError {
+    ksp_error_kind kind;
+    std::string message;
+};
+// The host already raised (a host call returned NULL): just return NULL.
+struct AlreadyRaised {};
+
+// An owned reference: released once, when this dies.
+class Ref {
+public:
+    Ref(const ksp_host *h, ksp_value v) : h_(h), v_(v) {}
+    Ref(Ref &&o) noexcept : h_(o.h_), v_(o.v_) { o.v_ = nullptr; }
+    Ref(const Ref &) = delete;
+    Ref &operator=(const Ref &) = delete;
+    ~Ref() { if (v_) h_->decref(v_); }
+    ksp_value get() const { return v_; }
+    ksp_value release() { ksp_value v = v_; v_ = nullptr; return v; }
+
+private:
+    const ksp_host *h_;
+    ksp_value v_;
+};
+
+// Throws AlreadyRaised if `v` is NULL; otherwise owns it.
+Ref checked(const ksp_host *h, ksp_value v);
+
+// What a method call is, for messages: "SocketIO.bind()".
+struct Call {
+    const ksp_host *h;
+    const char *name;
+    size_t nargs;
+    const ksp_value *args;
+
+    // ArgError unless min <= nargs <= max.
+    void expect_count(size_t min, size_t max) const;
+    // The argument at i, or NULL if it was not given.
+    ksp_value arg(size_t i) const { return i < nargs ? args[i] : nullptr; }
+
+    [[noreturn]] void type_error(const char *what, const char *expected, ksp_value got) const;
+    int64_t to_int(ksp_value v, const char *what) const;
+    std::string_view to_str(ksp_value v, const char *what) const;
+    // bytes as they are, str as UTF-8.
+    std::string_view to_data(ksp_value v, const char *what) const;
+};
+
+// Maps a core error kind onto the host's.
+ksp_error_kind host_kind(ksnet::ErrorKind k);
+
+// Runs `body`, returning its result or NULL with the host's error set. Nothing escapes.
+template <class F>
+ksp_value guarded(const ksp_host *h, F &&body) noexcept {
+    try {
+        return body();
+    } catch (const AlreadyRaised &) {
+        return nullptr;
+    } catch (const HostError &e) {
+        return h->raise(e.kind, e.message.c_str());
+    } catch (const ksnet::Error &e) {
+        return h->raise(host_kind(e.kind()), e.what());
+    } catch (const std::bad_alloc &) {
+        return h->raise(KSP_ERR_ERROR, "net: out of memory");
+    } catch (const std::exception &e) {
+        return h->raise(KSP_ERR_ERROR, e.what());
+    } catch (...) {
+        return h->raise(KSP_ERR_ERROR, "net: unexpected internal error");
+    }
+}
+
+}  // namespace netplug

@@ -1,0 +1,109 @@
+#include "ksnet/address.hpp"
+
+#include <arpa/inet.h>
+#include <uv.h>
+
+#include <cstring>
+
+#include "ksnet/error.hpp"
+
+namespace ksnet {
+
+const char *family_name(Family f) {
+    switch (f) {
+    case Family::Inet4: return "INET4";
+    case Family::Inet6: return "INET6";
+    case Family::Bluetooth: return "BT";
+    }
+    return "?";
+}
+
+int family_to_af(Family f) {
+    switch (f) {
+    case Family::Inet4: return AF_INET;
+    case Family::Inet6: return AF_INET6;
+    case Family::Bluetooth: return 31;  // AF_BLUETOOTH, not in every libc header set
+    }
+    return AF_UNSPEC;
+}
+
+uint16_t check_port(int64_t port, std::string_view what) {
+    if (port < 0 || port > 65535) {
+        throw Error(ErrorKind::Value, std::string(what) + ": port " + std::to_string(port) +
+                                          " is out of range (expected 0..65535)");
+    }
+    return static_cast<uint16_t>(port);
+}
+
+void check_host(std::string_view host, std::string_view what) {
+    if (host.find('\0') != std::string_view::npos) {
+        throw Error(ErrorKind::Value, std::string(what) + ": host name contains a NUL byte");
+    }
+    if (host.size() > 255) {
+        throw Error(ErrorKind::Value, std::string(what) + ": host name is " +
+                                          std::to_string(host.size()) +
+                                          " bytes long (at most 255)");
+    }
+}
+
+bool parse_numeric(const Endpoint &ep, sockaddr_storage &out, socklen_t &len) {
+    std::memset(&out, 0, sizeof out);
+    if (ep.family == Family::Inet4) {
+        auto *sin = reinterpret_cast<sockaddr_in *>(&out);
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(ep.port);
+        len = sizeof *sin;
+        if (ep.host.empty()) {
+            sin->sin_addr.s_addr = htonl(INADDR_ANY);
+            return true;
+        }
+        return inet_pton(AF_INET, ep.host.c_str(), &sin->sin_addr) == 1;
+    }
+    if (ep.family == Family::Inet6) {
+        auto *sin6 = reinterpret_cast<sockaddr_in6 *>(&out);
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(ep.port);
+        sin6->sin6_flowinfo = htonl(ep.flow);
+        sin6->sin6_scope_id = ep.scope;
+        len = sizeof *sin6;
+        if (ep.host.empty()) {
+            sin6->sin6_addr = in6addr_any;
+            return true;
+        }
+        return inet_pton(AF_INET6, ep.host.c_str(), &sin6->sin6_addr) == 1;
+    }
+    return false;
+}
+
+std::string format_host(const sockaddr *sa) {
+    char buf[INET6_ADDRSTRLEN] = "";
+    if (sa->sa_family == AF_INET) {
+        uv_ip4_name(reinterpret_cast<const sockaddr_in *>(sa), buf, sizeof buf);
+    } else if (sa->sa_family == AF_INET6) {
+        uv_ip6_name(reinterpret_cast<const sockaddr_in6 *>(sa), buf, sizeof buf);
+    }
+    return buf;
+}
+
+uint16_t sockaddr_port(const sockaddr *sa) {
+    if (sa->sa_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in *>(sa)->sin_port);
+    if (sa->sa_family == AF_INET6) {
+        return ntohs(reinterpret_cast<const sockaddr_in6 *>(sa)->sin6_port);
+    }
+    return 0;
+}
+
+std::string format_sockaddr(const sockaddr *sa) {
+    std::string host = format_host(sa);
+    if (sa->sa_family == AF_INET6) host = "[" + host + "]";
+    return host + ":" + std::to_string(sockaddr_port(sa));
+}
+
+std::string format_endpoint(const Endpoint &ep) {
+    bool bracket = ep.family == Family::Inet6 && ep.host.find(':') != std::string::npos;
+    std::string host = ep.host.empty() ? (ep.family == Family::Inet6 ? "::" : "0.0.0.0") : ep.host;
+    if (bracket || (ep.family == Family::Inet6 && ep.host.empty())) host = "[" + host + "]";
+    return host + ":" + std::to_string(ep.port);
+}
+
+}  // namespace ksnet

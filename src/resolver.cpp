@@ -1,0 +1,69 @@
+#include "resolver.hpp"
+
+#include <netdb.h>
+
+#include <cstring>
+#include <string>
+
+namespace ksnet {
+
+namespace {
+
+struct ResolveRequest {
+    uv_getaddrinfo_t req{};
+    Endpoint ep;
+    ResolveDone done;
+};
+
+void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+    auto *r = static_cast<ResolveRequest *>(req->data);
+    sockaddr_storage addr{};
+    socklen_t len = 0;
+    if (status == 0) {
+        status = UV_EAI_NONAME;
+        for (auto *ai = res; ai; ai = ai->ai_next) {
+            if (ai->ai_family != family_to_af(r->ep.family)) continue;
+            std::memcpy(&addr, ai->ai_addr, ai->ai_addrlen);
+            len = ai->ai_addrlen;
+            if (ai->ai_family == AF_INET6) {
+                auto *sin6 = reinterpret_cast<sockaddr_in6 *>(&addr);
+                sin6->sin6_flowinfo = htonl(r->ep.flow);
+                if (r->ep.scope) sin6->sin6_scope_id = r->ep.scope;
+            }
+            status = 0;
+            break;
+        }
+    }
+    uv_freeaddrinfo(res);
+    r->done(status, addr, len);
+    delete r;
+}
+
+}  // namespace
+
+void resolve_on_loop(Runtime &rt, const Endpoint &ep, int socktype, bool passive, ResolveDone done) {
+    sockaddr_storage addr{};
+    socklen_t len = 0;
+    if (parse_numeric(ep, addr, len)) {
+        done(0, addr, len);
+        return;
+    }
+    auto *r = new ResolveRequest{};
+    r->req.data = r;
+    r->ep = ep;
+    r->done = std::move(done);
+    addrinfo hints{};
+    hints.ai_family = family_to_af(ep.family);
+    hints.ai_socktype = socktype;
+    hints.ai_flags = passive ? AI_PASSIVE : 0;
+    std::string service = std::to_string(ep.port);
+    int rc = uv_getaddrinfo(rt.loop(), &r->req, on_resolved, r->ep.host.c_str(), service.c_str(),
+                            &hints);
+    if (rc < 0) {
+        auto cb = std::move(r->done);
+        delete r;
+        cb(rc, addr, 0);
+    }
+}
+
+}  // namespace ksnet

@@ -1,0 +1,18 @@
+// resolver.hpp - turns an Endpoint into one socket address, on the loop thread.
+#pragma once
+
+#include <functional>
+
+#include "ksnet/address.hpp"
+#include "ksnet/runtime.hpp"
+
+namespace ksnet {
+
+// Called on the loop thread with a libuv status and, when it is 0, the address.
+using ResolveDone = std::function<void(int status, const sockaddr_storage &addr, socklen_t len)>;
+
+// Numeric hosts resolve at once; names go through uv_getaddrinfo, which runs in libuv's
+// thread pool, so the loop never blocks on a DNS answer. `passive` is for bind().
+void resolve_on_loop(Runtime &rt, const Endpoint &ep, int socktype, bool passive, ResolveDone done);
+
+}  // namespace ksnet

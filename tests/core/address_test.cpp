@@ -1,0 +1,52 @@
+#include <doctest/doctest.h>
+
+#include <uv.h>
+
+#include "ksnet/address.hpp"
+#include "ksnet/error.hpp"
+
+using namespace ksnet;
+
+TEST_CASE("address_port_range_is_checked_with_the_argument_named") {
+    CHECK(check_port(0, "addr") == 0);
+    CHECK(check_port(65535, "addr") == 65535);
+    try {
+        check_port(65536, "bind(): argument 'addr'");
+        FAIL("no error");
+    } catch (const Error &e) {
+        CHECK(e.kind() == ErrorKind::Value);
+        CHECK(std::string(e.what()) == "bind(): argument 'addr': port 65536 is out of range (expected 0..65535)");
+    }
+    CHECK_THROWS_AS(check_port(-1, "p"), Error);
+}
+
+TEST_CASE("address_host_rejects_nul_and_overlong_names") {
+    CHECK_NOTHROW(check_host("localhost", "h"));
+    CHECK_THROWS_WITH(check_host(std::string("a\0b", 3), "h"), "h: host name contains a NUL byte");
+    CHECK_THROWS_WITH(check_host(std::string(256, 'a'), "h"), "h: host name is 256 bytes long (at most 255)");
+}
+
+TEST_CASE("address_numeric_parsing_and_formatting_round_trip") {
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    Endpoint v4{Family::Inet4, "127.0.0.1", 8080};
+    REQUIRE(parse_numeric(v4, ss, len));
+    CHECK(format_sockaddr(reinterpret_cast<sockaddr *>(&ss)) == "127.0.0.1:8080");
+    Endpoint v6{Family::Inet6, "::1", 443};
+    REQUIRE(parse_numeric(v6, ss, len));
+    CHECK(format_sockaddr(reinterpret_cast<sockaddr *>(&ss)) == "[::1]:443");
+    Endpoint any{Family::Inet4, "", 0};
+    REQUIRE(parse_numeric(any, ss, len));
+    CHECK(format_host(reinterpret_cast<sockaddr *>(&ss)) == "0.0.0.0");
+    CHECK_FALSE(parse_numeric(Endpoint{Family::Inet4, "localhost", 1}, ss, len));
+    CHECK_FALSE(parse_numeric(Endpoint{Family::Inet4, "::1", 1}, ss, len));
+    CHECK(format_endpoint(Endpoint{Family::Inet6, "::1", 5}) == "[::1]:5");
+    CHECK(format_endpoint(Endpoint{Family::Inet4, "localhost", 5}) == "localhost:5");
+}
+
+TEST_CASE("os_error_names_operation_address_and_errno") {
+    Error e = os_error("connect", "127.0.0.1:9", UV_ECONNREFUSED);
+    CHECK(std::string(e.what()) == "connect 127.0.0.1:9: ECONNREFUSED (connection refused)");
+    CHECK(e.kind() == ErrorKind::Os);
+    CHECK(e.code() == UV_ECONNREFUSED);
+}

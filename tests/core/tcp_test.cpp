@@ -1,0 +1,272 @@
+#include <doctest/doctest.h>
+
+#include <thread>
+
+#include "ksnet/error.hpp"
+#include "ksnet/socket.hpp"
+#include "ksnet/tcp.hpp"
+#include "process_census.hpp"
+
+using namespace ksnet;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A runtime for one case; at the end every handle, fd and thread must be gone.
+struct LoopFixture {
+    census::Snapshot before;
+    std::shared_ptr<Runtime> rt = Runtime::start();
+
+    ~LoopFixture() {
+        CHECK(rt->shutdown() == 0);
+        rt.reset();
+        CHECK(census::open_fds() == before.fds);
+        CHECK(census::threads() == before.thread_count);
+    }
+
+    std::shared_ptr<TcpSocket> listener(Family f = Family::Inet4, const char *host = "127.0.0.1") {
+        auto s = TcpSocket::create(rt, f);
+        s->bind(Endpoint{f, host, 0});
+        s->listen(16);
+        return s;
+    }
+
+    static uint16_t port_of(const TcpSocket &s) {
+        auto a = s.local_address();
+        return sockaddr_port(reinterpret_cast<sockaddr *>(&a));
+    }
+
+    // A connected (client, server-side) pair over loopback.
+    std::pair<std::shared_ptr<TcpSocket>, std::shared_ptr<TcpSocket>> pair(Family f = Family::Inet4) {
+        const char *host = f == Family::Inet6 ? "::1" : "127.0.0.1";
+        auto l = listener(f, host);
+        auto c = TcpSocket::create(rt, f);
+        c->connect(Endpoint{f, host, port_of(*l)});
+        auto [server, name] = l->accept();
+        l->close();
+        return {c, server};
+    }
+};
+
+}  // namespace
+
+TEST_CASE("tcp_echo_round_trip_on_loopback") {
+    LoopFixture fx;
+    auto [c, s] = fx.pair();
+    c->write("hello");
+    CHECK(s->read(100) == "hello");
+    s->write("world");
+    CHECK(c->read(5) == "world");
+    c->close();
+    s->close();
+}
+
+TEST_CASE("tcp_echo_round_trip_on_ipv6_loopback") {
+    LoopFixture fx;
+    auto [c, s] = fx.pair(Family::Inet6);
+    c->write("six");
+    CHECK(s->read(3) == "six");
+    auto peer = s->peer_address();
+    CHECK(format_host(reinterpret_cast<sockaddr *>(&peer)) == "::1");
+}
+
+TEST_CASE("tcp_accept_reports_peer_name") {
+    LoopFixture fx;
+    auto l = fx.listener();
+    auto c = TcpSocket::create(fx.rt, Family::Inet4);
+    c->connect(Endpoint{Family::Inet4, "127.0.0.1", LoopFixture::port_of(*l)});
+    auto [s, name] = l->accept();
+    auto local = c->local_address();
+    CHECK(name == format_sockaddr(reinterpret_cast<sockaddr *>(&local)));
+}
+
+TEST_CASE("tcp_read_without_size_reads_to_end_of_stream") {
+    LoopFixture fx;
+    auto [c, s] = fx.pair();
+    std::string big(3 * TcpSocket::kHighWater + 17, 'x');  // more than the high-water mark
+    for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+    std::thread writer([&, c = c] {
+        c->write(big);
+        c->close();
+    });
+    std::string got = s->read(TcpSocket::kReadAll);
+    writer.join();
+    CHECK(got.size() == big.size());
+    CHECK(got == big);
+    CHECK(s->read(10).empty());
+    CHECK(s->eof());
+}
+
+TEST_CASE("tcp_read_line_strips_newlines_and_yields_last_partial_line") {
+    LoopFixture fx;
+    auto [c, s] = fx.pair();
+    c->write("one\ntwo\r\n\nthree");
+    c->close();
+    CHECK(s->read_line() == "one");
+    CHECK(s->read_line() == "two");
+    CHECK(s->read_line() == "");
+    CHECK(s->read_line() == "three");
+    CHECK_FALSE(s->read_line().has_value());
+}
+
+TEST_CASE("tcp_read_line_handles_lines_longer_than_the_buffer_limit") {
+    LoopFixture fx;
+    auto [c, s] = fx.pair();
+    std::string line(2 * TcpSocket::kHighWater, 'L');
+    std::thread writer([&, c = c] {
+        c->write(line + "\nshort\n");
+        c->close();
+    });
+    auto first = s->read_line();
+    writer.join();
+    REQUIRE(first.has_value());
+    CHECK(first->size() == line.size());
+    CHECK(s->read_line() == "short");
+    CHECK_FALSE(s->read_line().has_value());
+}
+
+TEST_CASE("tcp_connect_refused_names_address_and_errno") {
+    LoopFixture fx;
+    auto l = fx.listener();
+    uint16_t port = LoopFixture::port_of(*l);
+    l->close();
+    auto c = TcpSocket::create(fx.rt, Family::Inet4);
+    try {
+        c->connect(Endpoint{Family::Inet4, "127.0.0.1", port});
+        FAIL("connected to a closed port");
+    } catch (const Error &e) {
+        CHECK(e.kind() == ErrorKind::Os);
+        CHECK(std::string(e.what()) ==
+              "connect 127.0.0.1:" + std::to_string(port) + ": ECONNREFUSED (connection refused)");
+    }
+}
+
+TEST_CASE("tcp_connect_resolves_localhost_by_name") {
+    LoopFixture fx;
+    auto l = fx.listener();
+    auto c = TcpSocket::create(fx.rt, Family::Inet4);
+    c->connect(Endpoint{Family::Inet4, "localhost", LoopFixture::port_of(*l)});
+    auto [s, name] = l->accept();
+    c->write("x");
+    CHECK(s->read(1) == "x");
+}
+
+TEST_CASE("tcp_bind_error_addrinuse") {
+    LoopFixture fx;
+    auto l = fx.listener();
+    uint16_t port = LoopFixture::port_of(*l);
+    auto other = TcpSocket::create(fx.rt, Family::Inet4);
+    try {
+        other->bind(Endpoint{Family::Inet4, "127.0.0.1", port});
+        FAIL("bound twice");
+    } catch (const Error &e) {
+        CHECK(e.code() == UV_EADDRINUSE);
+        CHECK(std::string(e.what()).find("bind 127.0.0.1:" + std::to_string(port) + ": EADDRINUSE") == 0);
+    }
+}
+
+TEST_CASE("tcp_operations_in_the_wrong_state_say_so") {
+    LoopFixture fx;
+    auto s = TcpSocket::create(fx.rt, Family::Inet4);
+    CHECK_THROWS_WITH(s->read(1), "read: socket is not connected");
+    CHECK_THROWS_WITH(s->write("x"), "write: socket is not connected");
+    CHECK_THROWS_WITH(s->accept(), "accept: socket is not listening (call listen() first)");
+    s->close();
+    s->close();  // twice is harmless
+    CHECK_THROWS_WITH(s->read(1), "read: the socket is closed");
+    CHECK_THROWS_WITH(s->bind(Endpoint{}), "bind: the socket is closed");
+}
+
+TEST_CASE("tcp_close_from_another_thread_wakes_a_blocked_reader") {
+    LoopFixture fx;
+    auto [c, s] = fx.pair();
+    std::thread closer([s = s] {
+        std::this_thread::sleep_for(50ms);
+        s->close();
+    });
+    CHECK_THROWS_AS(s->read(1), Error);
+    closer.join();
+}
+
+TEST_CASE("tcp_read_timeout_raises_timeout_and_keeps_the_socket_usable") {
+    LoopFixture fx;
+    auto [c, s] = fx.pair();
+    try {
+        s->read(1, Clock::now() + 30ms);
+        FAIL("no timeout");
+    } catch (const Error &e) {
+        CHECK(e.kind() == ErrorKind::Timeout);
+    }
+    c->write("late");
+    CHECK(s->read(4) == "late");
+}
+
+TEST_CASE("tcp_write_to_reset_peer_reports_epipe_or_econnreset") {
+    LoopFixture fx;
+    auto [c, s] = fx.pair();
+    s->close();
+    std::string chunk(64 * 1024, 'z');
+    bool failed = false;
+    for (int i = 0; i < 200 && !failed; ++i) {
+        try {
+            c->write(chunk);
+        } catch (const Error &e) {
+            std::string what = e.what();
+            CHECK((what.find("EPIPE") != std::string::npos || what.find("ECONNRESET") != std::string::npos));
+            failed = true;
+        }
+    }
+    CHECK(failed);
+}
+
+TEST_CASE("tcp_shutdown_with_open_sockets_closes_them_and_wakes_blocked_calls") {
+    census::Snapshot before;
+    auto rt = Runtime::start();
+    auto l = TcpSocket::create(rt, Family::Inet4);
+    l->bind(Endpoint{Family::Inet4, "127.0.0.1", 0});
+    l->listen(4);
+    std::string error;
+    std::thread blocked([&] {
+        try {
+            l->accept();
+        } catch (const Error &e) {
+            error = e.what();
+        }
+    });
+    std::this_thread::sleep_for(50ms);
+    CHECK(rt->tracked_count() == 1);
+    CHECK(rt->shutdown() == 0);
+    blocked.join();
+    CHECK(error == "accept: socket closed because the net module was unloaded");
+    CHECK_THROWS_AS(l->read(1), Error);
+    l.reset();
+    rt.reset();
+    CHECK(census::open_fds() == before.fds);
+    CHECK(census::threads() == before.thread_count);
+}
+
+TEST_CASE("socket_refuses_unsupported_combinations_before_any_system_call") {
+    LoopFixture fx;
+    int fds = census::open_fds();
+    CHECK_THROWS_WITH(Socket::open(fx.rt, Family::Inet4, Kind::Tcp, Protocol::BtRfcomm),
+                      "SocketIO(fk=INET4, sk=TCP, pk=BT_RFCOMM): Bluetooth protocols need fk=BT");
+    CHECK_THROWS_AS(Socket::open(fx.rt, Family::Inet4, Kind::Udp, Protocol::Auto), Error);
+    CHECK(census::open_fds() == fds);
+}
+
+TEST_CASE("tcp_many_messages_arrive_once_and_in_order") {
+    LoopFixture fx;
+    auto [c, s] = fx.pair();
+    constexpr int kMessages = 10000;
+    std::thread writer([c = c] {
+        for (int i = 0; i < kMessages; ++i) c->write("msg " + std::to_string(i) + "\n");
+        c->close();
+    });
+    int expected = 0;
+    while (auto line = s->read_line()) {
+        REQUIRE(*line == "msg " + std::to_string(expected));
+        ++expected;
+    }
+    writer.join();
+    CHECK(expected == kMessages);
+}
