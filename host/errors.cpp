@@ -1,0 +1,64 @@
+// errors.cpp - per-thread current error and ScriptError.
+#include "errors.hpp"
+
+namespace refhost {
+
+namespace {
+// The host is never unloaded, so a thread_local with a destructor is fine here (unlike
+// in a plugin, where it would pin the library in memory).
+thread_local bool t_set = false;
+thread_local PendingError t_error;
+}  // namespace
+
+ScriptError::ScriptError(ksp_error_kind k, const std::string& message)
+    : std::runtime_error(message), kind(k) {}
+
+const char* error_kind_name(ksp_error_kind kind) {
+    switch (kind) {
+    case KSP_ERR_ERROR: return "Error";
+    case KSP_ERR_ARG: return "ArgError";
+    case KSP_ERR_ATTR: return "AttrError";
+    case KSP_ERR_IO: return "IOError";
+    case KSP_ERR_OS: return "OSError";
+    case KSP_ERR_IMPORT: return "ImportError";
+    case KSP_ERR_INDEX: return "IndexError";
+    case KSP_ERR_KEY: return "KeyError";
+    case KSP_ERR_OVERFLOW: return "OverflowError";
+    case KSP_ERR_SIZE: return "SizeError";
+    case KSP_ERR_TYPE: return "TypeError";
+    case KSP_ERR_VAL: return "ValError";
+    case KSP_ERR_TIMEOUT: return "TimeoutError";
+    case KSP_ERR_STOP_ITER: return "OutOfIterException";
+    case KSP_ERR_INTERRUPT: return "InterruptError";
+    }
+    return "Error";
+}
+
+std::nullptr_t raise(ksp_error_kind kind, std::string message) {
+    t_set = true;
+    t_error.kind = kind;
+    t_error.message = std::move(message);
+    return nullptr;
+}
+
+bool error_occurred() { return t_set; }
+bool error_is(ksp_error_kind kind) { return t_set && t_error.kind == kind; }
+
+void clear_error() {
+    t_set = false;
+    t_error.message.clear();
+}
+
+PendingError take_error() {
+    if (!t_set) return PendingError{KSP_ERR_ERROR, "unknown error (no error was set)"};
+    PendingError e = std::move(t_error);
+    clear_error();
+    return e;
+}
+
+void throw_current_error() {
+    PendingError e = take_error();
+    throw ScriptError(e.kind, e.message);
+}
+
+}  // namespace refhost

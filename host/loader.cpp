@@ -1,0 +1,300 @@
+// loader.cpp - plugin discovery and the load/unload sequence.
+#include "loader.hpp"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "abi_table.hpp"
+#include "elf_check.hpp"
+#include "errors.hpp"
+#include "types/module.hpp"
+
+namespace refhost::detail {
+
+namespace {
+
+bool is_regular_file(const std::string& path) {
+    struct stat st;
+    return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+bool valid_module_name(const std::string& name) {
+    if (name.empty() || name == "." || name == "..") return false;
+    return name.find('/') == std::string::npos && name.find('\0') == std::string::npos;
+}
+
+std::string version_text(unsigned major, unsigned minor) {
+    return std::to_string(major) + "." + std::to_string(minor);
+}
+
+// The private directory for copies, made on first use.
+bool ensure_copy_dir(HostState& st, std::string& error) {
+    if (!st.copy_dir.empty()) return true;
+    const char* tmp = std::getenv("TMPDIR");
+    std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/refhost-XXXXXX";
+    if (!mkdtemp(templ.data())) {
+        error = "cannot create a directory for plugin copies (" + templ + "): " + std::strerror(errno);
+        return false;
+    }
+    st.copy_dir = templ;
+    return true;
+}
+
+bool copy_file(const std::string& from, const std::string& to, std::string& error) {
+    int in = open(from.c_str(), O_RDONLY | O_CLOEXEC);
+    if (in < 0) {
+        error = "cannot open " + from + ": " + std::strerror(errno);
+        return false;
+    }
+    int out = open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
+    if (out < 0) {
+        error = "cannot create " + to + ": " + std::strerror(errno);
+        close(in);
+        return false;
+    }
+    char buf[1 << 16];
+    bool ok = true;
+    for (;;) {
+        ssize_t n = read(in, buf, sizeof buf);
+        if (n == 0) break;
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            error = "cannot read " + from + ": " + std::strerror(errno);
+            ok = false;
+            break;
+        }
+        for (ssize_t done = 0; done < n;) {
+            ssize_t w = write(out, buf + done, static_cast<size_t>(n - done));
+            if (w < 0 && errno == EINTR) continue;
+            if (w < 0) {
+                error = "cannot write " + to + ": " + std::strerror(errno);
+                ok = false;
+                break;
+            }
+            done += w;
+        }
+        if (!ok) break;
+    }
+    close(in);
+    if (close(out) != 0 && ok) {
+        error = "cannot write " + to + ": " + std::strerror(errno);
+        ok = false;
+    }
+    if (!ok) unlink(to.c_str());
+    return ok;
+}
+
+// Checks the copy's headers, then dlopen()s it. The copy is unlinked either way: the
+// mapping keeps the code, and nothing is left behind in the directory.
+void* open_copy(const std::string& copy, std::string& error) {
+    int fd = open(copy.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        error = std::strerror(errno);
+        unlink(copy.c_str());
+        return nullptr;
+    }
+    error = elf_problem(fd);
+    close(fd);
+    void* handle = nullptr;
+    if (error.empty()) {
+        handle = dlopen(copy.c_str(), RTLD_NOW | RTLD_LOCAL);
+        if (!handle) {
+            const char* e = dlerror();
+            error = std::string("dlopen: ") + (e ? e : "unknown error");
+        }
+    }
+    unlink(copy.c_str());
+    return handle;
+}
+
+// After a failure: nothing of the library may run any more; unmap it unless objects it
+// made are still alive (their finalizers need the code).
+void retire(Library& lib) {
+    lib.torn_down.store(true);
+    if (lib.live_instances.load() == 0) lib.close();
+}
+
+void run_teardown(Library& lib) {
+    if (!lib.teardown) return;
+    LibraryScope scope(&lib);
+    try {
+        lib.teardown(lib.ctx);
+    } catch (...) {
+        fatal("teardown of module '" + lib.name + "' let a C++ exception escape");
+    }
+    clear_error();  // teardown cannot report errors; do not let one leak into the caller
+}
+
+// Calls init and checks what it handed back. False after raising ImportError.
+bool run_init(const ksp_plugin_decl* decl, Library& lib, LoadedModule& out, const std::string& prefix) {
+    ksp_init_result res{};
+    res.size = sizeof res;
+    int rc = -1;
+    bool threw = false;
+    clear_error();
+    {
+        LibraryScope scope(&lib);
+        try {
+            rc = decl->init(abi_table(), &res);
+        } catch (...) {
+            threw = true;
+        }
+    }
+    std::string plugin_error = res.error ? res.error : "";
+    std::free(res.error);  // made with host->strdup (malloc)
+    std::string problem;
+    if (threw) problem = "init let a C++ exception escape";
+    else if (rc != 0) {
+        if (!plugin_error.empty()) problem = "init failed: " + plugin_error;
+        else if (error_occurred()) problem = "init failed: " + take_error().message;
+        else problem = "init failed without a message";
+    } else if (!res.module) {
+        problem = "init reported success but returned no module";
+    } else if (as_obj(res.module)->kind != ObjKind::Module) {
+        problem = "init returned a " + as_obj(res.module)->type_name() + ", not a module";
+    } else if (error_occurred()) {
+        problem = "init reported success but left an error set: " + take_error().message;
+    }
+    if (problem.empty()) {
+        lib.teardown = res.teardown;
+        lib.ctx = res.ctx;
+        out.module = as_obj(res.module);
+        return true;
+    }
+    clear_error();
+    decref(res.module);
+    if (rc == 0 && !threw) {
+        lib.teardown = res.teardown;
+        lib.ctx = res.ctx;
+        run_teardown(lib);
+    }
+    raise(KSP_ERR_IMPORT, prefix + problem);
+    return false;
+}
+
+}  // namespace
+
+std::vector<std::string> search_dirs(const HostOptions& options) {
+    std::vector<std::string> dirs = options.plugin_dirs;
+    const char* kspath = options.use_kspath ? std::getenv("KSPATH") : nullptr;
+    if (kspath) {
+        std::string all = kspath;
+        size_t start = 0;
+        while (start <= all.size()) {
+            size_t end = all.find(':', start);
+            if (end == std::string::npos) end = all.size();
+            if (end > start) dirs.push_back(all.substr(start, end - start));
+            start = end + 1;
+        }
+    }
+    return dirs;
+}
+
+std::string find_plugin(const std::string& name, const std::vector<std::string>& dirs,
+                        std::vector<std::string>& tried) {
+    const std::string file = "ksm_" + name + ".so";
+    for (std::string dir : dirs) {
+        while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+        for (const std::string& candidate : {dir + "/" + file, dir + "/" + name + "/" + file}) {
+            tried.push_back(candidate);
+            if (is_regular_file(candidate)) return candidate;
+        }
+    }
+    return {};
+}
+
+bool load_plugin(HostState& st, const std::string& name, LoadedModule& out) {
+    if (!valid_module_name(name)) {
+        raise(KSP_ERR_IMPORT, "invalid module name '" + name + "'");
+        return false;
+    }
+    std::vector<std::string> tried;
+    std::string path = find_plugin(name, search_dirs(st.options), tried);
+    if (path.empty()) {
+        std::string msg = "no module named '" + name + "': tried ";
+        for (size_t i = 0; i < tried.size(); i++) msg += (i ? ", " : "") + tried[i];
+        if (tried.empty()) msg += "nothing (no plugin directories and no KSPATH)";
+        raise(KSP_ERR_IMPORT, msg);
+        return false;
+    }
+    const std::string prefix = "cannot import '" + name + "' from " + path + ": ";
+
+    std::string error;
+    if (!ensure_copy_dir(st, error)) {
+        raise(KSP_ERR_IMPORT, prefix + error);
+        return false;
+    }
+    std::string copy = st.copy_dir + "/ksm_" + name + "." + std::to_string(++st.copy_counter) + ".so";
+    if (!copy_file(path, copy, error)) {
+        raise(KSP_ERR_IMPORT, prefix + error);
+        return false;
+    }
+    void* handle = open_copy(copy, error);
+    if (!handle) {
+        raise(KSP_ERR_IMPORT, prefix + "not a loadable plugin: " + error);
+        return false;
+    }
+
+    auto lib = std::make_shared<Library>();
+    lib->name = name;
+    lib->source_path = path;
+    lib->copy_path = copy;
+    lib->handle = handle;
+    note_library_opened();
+
+    auto fail = [&](const std::string& problem) {
+        retire(*lib);
+        raise(KSP_ERR_IMPORT, prefix + problem);
+        return false;
+    };
+
+    void* sym = dlsym(handle, KSP_PLUGIN_ENTRY_SYMBOL);
+    if (!sym) return fail("the file does not export " KSP_PLUGIN_ENTRY_SYMBOL);
+    auto entry = reinterpret_cast<ksp_plugin_entry_fn>(sym);
+    const ksp_plugin_decl* decl = nullptr;
+    try {
+        decl = entry();
+    } catch (...) {
+        return fail(KSP_PLUGIN_ENTRY_SYMBOL " let a C++ exception escape");
+    }
+    if (!decl) return fail(KSP_PLUGIN_ENTRY_SYMBOL " returned NULL");
+    // Only the first three fields are readable before the major is known to match.
+    if (decl->abi_major != KSP_ABI_MAJOR)
+        return fail("plugin ABI " + version_text(decl->abi_major, decl->abi_minor) + ", host ABI " +
+                    version_text(KSP_ABI_MAJOR, KSP_ABI_MINOR) + " (the major versions must match)");
+    if (decl->abi_minor > KSP_ABI_MINOR)
+        return fail("plugin needs ABI " + version_text(decl->abi_major, decl->abi_minor) + ", host provides " +
+                    version_text(KSP_ABI_MAJOR, KSP_ABI_MINOR));
+    if (decl->size < offsetof(ksp_plugin_decl, init) + sizeof(decl->init))
+        return fail("the plugin declaration is too small (" + std::to_string(decl->size) + " bytes)");
+    if (!decl->name || name != decl->name)
+        return fail(std::string("the plugin declares module '") + (decl->name ? decl->name : "(null)") +
+                    "', not '" + name + "'");
+    if (!decl->init) return fail("the plugin declaration has no init function");
+    lib->version = decl->version ? decl->version : "?";
+
+    out.lib = lib;
+    if (!run_init(decl, *lib, out, prefix)) {
+        out.lib.reset();
+        retire(*lib);
+        return false;
+    }
+    return true;
+}
+
+void unload_plugin(LoadedModule& loaded) {
+    std::shared_ptr<Library> lib = std::move(loaded.lib);
+    run_teardown(*lib);
+    lib->torn_down.store(true);
+    decref(loaded.module);
+    loaded.module = nullptr;
+    if (lib->live_instances.load() == 0) lib->close();
+}
+
+}  // namespace refhost::detail

@@ -1,0 +1,36 @@
+// loader.hpp - finding, loading and unloading plugins (kscript's discovery rules).
+//
+// Search: the configured plugin dirs in order, then each entry of $KSPATH (colon-
+// separated). In each directory: DIR/ksm_NAME.so, then DIR/NAME/ksm_NAME.so.
+//
+// Load: the file is copied to a unique path in a private directory and that copy is
+// dlopen'ed (RTLD_NOW | RTLD_LOCAL) and unlinked at once. glibc hands back the already
+// loaded handle for a path (or inode) it has open, which would make reload a no-op; a
+// fresh copy always loads fresh code. Then: entry symbol, ABI versions, name, init.
+// Every failure is an ImportError saying what happened, and leaves nothing mapped.
+#ifndef REFHOST_LOADER_HPP
+#define REFHOST_LOADER_HPP
+
+#include <string>
+#include <vector>
+
+#include "state.hpp"
+
+namespace refhost::detail {
+
+std::vector<std::string> search_dirs(const HostOptions& options);
+
+// The first candidate that exists, or "" (after adding every candidate to `tried`).
+std::string find_plugin(const std::string& name, const std::vector<std::string>& dirs,
+                        std::vector<std::string>& tried);
+
+// Finds and loads a fresh copy of plugin `name`. False after raising ImportError.
+bool load_plugin(HostState& st, const std::string& name, LoadedModule& out);
+
+// Runs the plugin's teardown, drops the module and unmaps the library once no instance
+// of its types is alive.
+void unload_plugin(LoadedModule& loaded);
+
+}  // namespace refhost::detail
+
+#endif

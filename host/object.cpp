@@ -1,0 +1,94 @@
+// object.cpp - reference counting, live-object accounting and the quarantine.
+#include "object.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <unordered_map>
+
+namespace refhost {
+
+namespace {
+
+std::atomic<size_t> g_live{0};
+std::atomic<bool> g_checking{false};
+
+// Released objects in checking mode, with the type name they had, for messages.
+std::mutex g_quarantine_mutex;
+std::unordered_map<Object*, std::string>* g_quarantine = nullptr;
+
+std::string quarantined_name(Object* o) {
+    std::lock_guard<std::mutex> lock(g_quarantine_mutex);
+    if (g_quarantine) {
+        auto it = g_quarantine->find(o);
+        if (it != g_quarantine->end()) return it->second;
+    }
+    return "?";
+}
+
+void destroy(Object* o) {
+    g_live.fetch_sub(1, std::memory_order_relaxed);
+    if (!g_checking.load(std::memory_order_relaxed)) {
+        o->clear();
+        delete o;
+        return;
+    }
+    std::string name = o->type_name();
+    o->clear();
+    o->magic = Object::kFreedMagic;
+    std::lock_guard<std::mutex> lock(g_quarantine_mutex);
+    if (!g_quarantine) g_quarantine = new std::unordered_map<Object*, std::string>();
+    g_quarantine->emplace(o, std::move(name));
+}
+
+}  // namespace
+
+Object::Object(ObjKind k) : kind(k) { g_live.fetch_add(1, std::memory_order_relaxed); }
+Object::~Object() = default;
+
+void fatal(const std::string& message) {
+    std::fprintf(stderr, "refhost: %s\n", message.c_str());
+    std::fflush(stderr);
+    std::abort();
+}
+
+void check_handle(ksp_value v, const char* what) {
+    if (!v || !g_checking.load(std::memory_order_relaxed)) return;
+    Object* o = as_obj(v);
+    if (o->magic == Object::kLiveMagic) return;
+    if (o->magic == Object::kFreedMagic)
+        fatal(std::string(what) + " on a released object (type " + quarantined_name(o) +
+              "): a double release, or use of a handle after its last reference was released");
+    fatal(std::string(what) + " on something that is not a host object (bad handle)");
+}
+
+void incref(Object* o) {
+    if (!o) return;
+    check_handle(as_val(o), "incref");
+    o->refs.fetch_add(1, std::memory_order_relaxed);
+}
+
+void decref(Object* o) {
+    if (!o) return;
+    check_handle(as_val(o), "decref");
+    if (o->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy(o);
+}
+
+size_t live_object_count() { return g_live.load(std::memory_order_relaxed); }
+
+void set_checking(bool on) { g_checking.store(on); }
+bool checking_enabled() { return g_checking.load(std::memory_order_relaxed); }
+
+void drain_quarantine() {
+    std::unordered_map<Object*, std::string>* q;
+    {
+        std::lock_guard<std::mutex> lock(g_quarantine_mutex);
+        q = g_quarantine;
+        g_quarantine = nullptr;
+    }
+    if (!q) return;
+    for (auto& entry : *q) delete entry.first;
+    delete q;
+}
+
+}  // namespace refhost

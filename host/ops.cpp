@@ -1,0 +1,200 @@
+// ops.cpp - attribute lookup, calling and iteration.
+#include "ops.hpp"
+
+#include <vector>
+
+#include "errors.hpp"
+#include "types/builtins.hpp"
+#include "types/module.hpp"
+#include "types/type.hpp"
+
+namespace refhost {
+
+namespace {
+
+// Checks the result of a native function against the ABI's rules: NULL exactly when an
+// error was raised. A violation is a plugin bug; the host makes it visible as an Error
+// rather than crashing or silently dropping it.
+ksp_value check_result(ksp_value result, const std::string& what) {
+    if (!result && !error_occurred())
+        return raise(KSP_ERR_ERROR, "native function " + what + " returned NULL without an error");
+    if (result && error_occurred()) {
+        PendingError e = take_error();
+        decref(result);
+        return raise(KSP_ERR_ERROR, "native function " + what + " returned a value while an error was set (" +
+                                        error_kind_name(e.kind) + ": " + e.message + ")");
+    }
+    return result;
+}
+
+std::string qualified(const TypeObject* t, const std::string& member) {
+    return t->qualified_name + "." + member;
+}
+
+// "module 'net' was unloaded; SocketIO.read is no longer available"
+std::nullptr_t raise_unloaded(const TypeObject* t, const std::string& member) {
+    return raise(KSP_ERR_ERROR, "module '" + t->lib->name + "' was unloaded; " + t->short_name +
+                                    (member.empty() ? "" : "." + member) + " is no longer available");
+}
+
+ksp_value invoke_native(const TypeObject* owner, const std::string& what, ksp_cfunc fn, ksp_value self,
+                        size_t nargs, const ksp_value* args) {
+    // A stale error would be misread as this call's error.
+    clear_error();
+    ksp_value result;
+    {
+        LibraryScope scope(owner->lib.get());
+        try {
+            result = fn(owner->ctx, self, nargs, args);
+        } catch (...) {
+            // Should never happen: the ABI forbids exceptions crossing it.
+            clear_error();
+            return raise(KSP_ERR_ERROR, "native function " + what + " let a C++ exception escape");
+        }
+    }
+    return check_result(result, what);
+}
+
+ksp_value invoke_getter(const TypeObject* owner, const Getter* g, ksp_value self) {
+    if (owner->unloaded()) return raise_unloaded(owner, g->name);
+    clear_error();
+    std::string what = qualified(owner, g->name);
+    ksp_value result;
+    {
+        LibraryScope scope(owner->lib.get());
+        try {
+            result = g->fn(owner->ctx, self);
+        } catch (...) {
+            clear_error();
+            return raise(KSP_ERR_ERROR, "getter " + what + " let a C++ exception escape");
+        }
+    }
+    return check_result(result, what);
+}
+
+std::nullptr_t no_attr(ksp_value obj, std::string_view name) {
+    return raise(KSP_ERR_ATTR, "'" + as_obj(obj)->type_name() + "' object has no attribute '" +
+                                   std::string(name) + "'");
+}
+
+ksp_value instance_attr(InstanceObject* inst, std::string_view name) {
+    // Getters, then methods, along the base chain.
+    for (const TypeObject* t = inst->type; t; t = t->base) {
+        for (const Getter& g : t->getters)
+            if (g.name == name) return invoke_getter(t, &g, as_val(inst));
+        for (const Method& m : t->methods)
+            if (m.name == name)
+                return as_val(new MethodObject(const_cast<TypeObject*>(t), &m, inst));
+    }
+    return no_attr(as_val(inst), name);
+}
+
+ksp_value type_attr(TypeObject* type, std::string_view name) {
+    if (type->is_enum) {
+        for (size_t i = 0; i < type->members.size(); i++)
+            if (type->members[i].name == name) return make_enum_member_at(type, i);
+    }
+    const TypeObject* owner = nullptr;
+    if (const Method* m = type->find_method(name, &owner))
+        return as_val(new MethodObject(const_cast<TypeObject*>(owner), m, nullptr));
+    return raise(KSP_ERR_ATTR, "type '" + type->qualified_name + "' has no attribute '" + std::string(name) + "'");
+}
+
+ksp_value call_type(TypeObject* t, size_t nargs, const ksp_value* args) {
+    if (t->is_enum) {
+        // `net.FK(2)` looks a member up by value.
+        int64_t v;
+        auto* i = nargs == 1 ? as<IntObject>(args[0], ObjKind::Int) : nullptr;
+        if (!i) return raise(KSP_ERR_ARG, t->qualified_name + "() takes one int");
+        v = i->value;
+        return make_enum_member(as_val(t), v);
+    }
+    if (!t->constructor) return raise(KSP_ERR_TYPE, "cannot construct '" + t->qualified_name + "' objects");
+    if (t->unloaded()) return raise_unloaded(t, "");
+    return invoke_native(t, t->qualified_name, t->constructor, as_val(t), nargs, args);
+}
+
+}  // namespace
+
+ksp_value call_bound(const TypeObject* owner, const Method* m, ksp_value self, size_t nargs,
+                     const ksp_value* args) {
+    if (owner->unloaded()) return raise_unloaded(owner, m->name);
+    return invoke_native(owner, qualified(owner, m->name), m->fn, self, nargs, args);
+}
+
+ksp_value getattr(ksp_value obj, std::string_view name) {
+    Object* o = as_obj(obj);
+    switch (o->kind) {
+    case ObjKind::Instance: return instance_attr(static_cast<InstanceObject*>(o), name);
+    case ObjKind::Type: return type_attr(static_cast<TypeObject*>(o), name);
+    case ObjKind::Module: {
+        Object* member = static_cast<ModuleObject*>(o)->find(name);
+        if (!member)
+            return raise(KSP_ERR_ATTR, "module '" + static_cast<ModuleObject*>(o)->name +
+                                           "' has no attribute '" + std::string(name) + "'");
+        incref(member);
+        return as_val(member);
+    }
+    default: return no_attr(obj, name);
+    }
+}
+
+ksp_value call(ksp_value callable, size_t nargs, const ksp_value* args) {
+    Object* o = as_obj(callable);
+    if (o->kind == ObjKind::Type) return call_type(static_cast<TypeObject*>(o), nargs, args);
+    if (o->kind == ObjKind::Method) {
+        auto* m = static_cast<MethodObject*>(o);
+        if (m->self) return call_bound(m->owner, m->method, as_val(m->self), nargs, args);
+        // Unbound: `T.method(obj, ...)`; obj must be a T.
+        auto* self = nargs ? as<InstanceObject>(args[0], ObjKind::Instance) : nullptr;
+        if (!self || !self->type->is_subtype_of(m->owner))
+            return raise(KSP_ERR_TYPE, qualified(m->owner, m->method->name) + " needs a '" +
+                                           m->owner->qualified_name + "' as its first argument, not " +
+                                           (nargs ? as_obj(args[0])->type_name() : std::string("nothing")));
+        return call_bound(m->owner, m->method, args[0], nargs - 1, args + 1);
+    }
+    return raise(KSP_ERR_TYPE, "'" + o->type_name() + "' object is not callable");
+}
+
+ksp_value call_method(ksp_value obj, std::string_view name, size_t nargs, const ksp_value* args) {
+    // Fast path for the common case, an instance's own method: no method object.
+    if (auto* inst = as<InstanceObject>(obj, ObjKind::Instance)) {
+        const TypeObject* owner = nullptr;
+        if (!inst->type->find_getter(name, nullptr)) {
+            if (const Method* m = inst->type->find_method(name, &owner))
+                return call_bound(owner, m, obj, nargs, args);
+        }
+    }
+    ksp_value f = getattr(obj, name);
+    if (!f) return nullptr;
+    ksp_value result = call(f, nargs, args);
+    decref(f);
+    return result;
+}
+
+ksp_value iter(ksp_value obj) {
+    Object* o = as_obj(obj);
+    if (o->kind == ObjKind::Tuple || o->kind == ObjKind::List) return as_val(new SeqIterObject(o));
+    if (o->kind == ObjKind::SeqIter) {
+        incref(o);
+        return obj;
+    }
+    if (o->kind == ObjKind::Instance) return call_method(obj, "__iter", 0, nullptr);
+    return raise(KSP_ERR_TYPE, "'" + o->type_name() + "' object is not iterable");
+}
+
+ksp_value next(ksp_value iterator) {
+    Object* o = as_obj(iterator);
+    if (o->kind == ObjKind::SeqIter) {
+        auto* it = static_cast<SeqIterObject*>(o);
+        auto* seq = static_cast<SeqObject*>(it->seq);
+        if (it->pos >= seq->items.size()) return raise(KSP_ERR_STOP_ITER, "end of iteration");
+        Object* item = seq->items[it->pos++];
+        incref(item);
+        return as_val(item);
+    }
+    if (o->kind == ObjKind::Instance) return call_method(iterator, "__next", 0, nullptr);
+    return raise(KSP_ERR_TYPE, "'" + o->type_name() + "' object is not an iterator");
+}
+
+}  // namespace refhost

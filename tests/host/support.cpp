@@ -1,0 +1,144 @@
+// support.cpp - test helpers.
+#include "support.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <stdexcept>
+
+#include <doctest/doctest.h>
+
+#include "library.hpp"
+#include "object.hpp"
+
+namespace support {
+
+std::string fixture_so(const std::string& name) { return std::string(FIXTURE_BUILD_DIR) + "/ksm_" + name + ".so"; }
+std::string fixture_source(const std::string& file) { return std::string(FIXTURE_SOURCE_DIR) + "/" + file; }
+
+TempDir::TempDir() {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/refhost-test-XXXXXX";
+    if (!mkdtemp(templ.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = templ;
+}
+
+TempDir::~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+}
+
+std::string TempDir::install(const std::string& file, const std::string& name, bool nested) const {
+    std::string dir = nested ? path_ + "/" + name : path_;
+    std::filesystem::create_directories(dir);
+    std::string dest = dir + "/ksm_" + name + ".so";
+    copy_file(file, dest);
+    return dest;
+}
+
+// Writes through a temporary name and renames, as a build system replacing a file would.
+void copy_file(const std::string& from, const std::string& to) {
+    std::string tmp = to + ".tmp";
+    std::filesystem::copy_file(from, tmp, std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::rename(tmp, to);
+}
+
+void copy_truncated(const std::string& from, const std::string& to, size_t bytes) {
+    std::ifstream in(from, std::ios::binary);
+    std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    data.resize(std::min(bytes, data.size()));
+    std::ofstream out(to, std::ios::binary | std::ios::trunc);
+    out << data;
+}
+
+size_t file_size(const std::string& path) { return std::filesystem::file_size(path); }
+
+size_t fd_count() {
+    size_t n = 0;
+    DIR* d = opendir("/proc/self/fd");
+    while (dirent* e = readdir(d))
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n - 1;  // the directory stream itself
+}
+
+size_t thread_count() {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.rfind("Threads:", 0) == 0) return std::stoul(line.substr(8));
+    return 0;
+}
+
+size_t maps_count(const std::string& needle) {
+    std::ifstream maps("/proc/self/maps");
+    std::string line;
+    size_t n = 0;
+    while (std::getline(maps, line))
+        if (line.find(needle) != std::string::npos) n++;
+    return n;
+}
+
+refhost::HostOptions options_for(const std::string& dir) {
+    refhost::HostOptions o;
+    o.plugin_dirs = {dir};
+    o.use_kspath = false;
+    o.checking = true;
+    return o;
+}
+
+LeakGuard::LeakGuard() : fds_(fd_count()), threads_(thread_count()) {}
+
+LeakGuard::~LeakGuard() {
+    CHECK(fd_count() == fds_);
+    CHECK(thread_count() == threads_);
+    CHECK(refhost::live_object_count() == 0);
+    CHECK(refhost::open_library_count() == 0);
+    CHECK(maps_count("/refhost-") == 0);
+}
+
+ChildResult run_in_child(const std::function<void()>& body) {
+    int fds[2];
+    REQUIRE(pipe(fds) == 0);
+    fflush(nullptr);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        // The child's abort is the expected outcome: keep doctest's crash handler and
+        // report out of it, and capture stderr for the parent.
+        signal(SIGABRT, SIG_DFL);
+        close(fds[0]);
+        dup2(fds[1], 2);
+        close(fds[1]);
+        int null_fd = open("/dev/null", O_WRONLY);
+        dup2(null_fd, 1);
+        close(null_fd);
+        try {
+            body();
+        } catch (...) {
+            _exit(3);
+        }
+        _exit(0);
+    }
+    close(fds[1]);
+    ChildResult r;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fds[0], buf, sizeof buf)) > 0) r.err.append(buf, static_cast<size_t>(n));
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    r.aborted = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+    if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+    return r;
+}
+
+}  // namespace support

@@ -1,0 +1,67 @@
+// support.hpp - helpers for the reference host's tests: plugin directories made per
+// test, fixture paths, resource counting and a death-test runner.
+#ifndef REFHOST_TESTS_SUPPORT_HPP
+#define REFHOST_TESTS_SUPPORT_HPP
+
+#include <functional>
+#include <string>
+
+#include "refhost.hpp"
+
+namespace support {
+
+// The built fixture for `name` (e.g. "fixture_ok" -> .../ksm_fixture_ok.so).
+std::string fixture_so(const std::string& name);
+// A file in the fixtures source directory (e.g. "ksm_garbage.so").
+std::string fixture_source(const std::string& file);
+
+// A private temporary directory, removed with everything in it.
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::string& path() const { return path_; }
+    // Copies `file` to DIR/ksm_NAME.so, or DIR/NAME/ksm_NAME.so when nested; returns it.
+    std::string install(const std::string& file, const std::string& name, bool nested = false) const;
+
+private:
+    std::string path_;
+};
+
+void copy_file(const std::string& from, const std::string& to);
+// Writes the first `bytes` bytes of `from` to `to`.
+void copy_truncated(const std::string& from, const std::string& to, size_t bytes);
+size_t file_size(const std::string& path);
+
+size_t fd_count();
+size_t thread_count();
+// Lines of /proc/self/maps containing `needle`.
+size_t maps_count(const std::string& needle);
+
+// Options for a test host: only `dir`, no KSPATH, checking mode on.
+refhost::HostOptions options_for(const std::string& dir);
+
+// Checks, when it goes out of scope, that the test left no fd, thread, object, mapped
+// plugin copy or error behind. Declare it before the Host.
+class LeakGuard {
+public:
+    LeakGuard();
+    ~LeakGuard();
+
+private:
+    size_t fds_, threads_;
+};
+
+struct ChildResult {
+    bool aborted = false;  // killed by SIGABRT
+    int exit_code = -1;    // when it exited normally
+    std::string err;       // what it wrote to stderr
+};
+// Runs `body` in a forked child with stderr captured (a death test).
+ChildResult run_in_child(const std::function<void()>& body);
+
+}  // namespace support
+
+#endif
