@@ -1,0 +1,145 @@
+// Bad input and failing operations: each gets a clear error of the right kind.
+#include "net_fixture.hpp"
+
+using namespace nettest;
+
+namespace {
+
+struct Expect {
+    ksp_error_kind kind;
+    std::string message;
+};
+
+void check_raises(const std::function<void()> &call, const Expect &want) {
+    ScriptError e = raised(call);
+    CHECK_MESSAGE(e.kind == want.kind, "kind ", refhost::error_kind_name(e.kind), " for: ", e.what());
+    CHECK(std::string(e.what()) == want.message);
+}
+
+}  // namespace
+
+TEST_CASE("bad_arguments_name_the_argument_the_value_and_the_expected_form") {
+    NetFixture fx;
+    auto &h = fx.host;
+    Value s = h.call(fx.SocketIO);
+    auto m = [&](const char *name, std::initializer_list<Value> args) {
+        return [&h, &s, name, args] { h.call_method(s, name, args); };
+    };
+    check_raises([&] { h.call(fx.SocketIO, {h.integer(2)}); },
+                 {KSP_ERR_TYPE, "SocketIO(): argument 'fk' must be a member of net.FK, not int"});
+    check_raises([&] { h.call(fx.SocketIO, {fx.enum_member("SK", "TCP")}); },
+                 {KSP_ERR_TYPE, "SocketIO(): argument 'fk' must be a member of net.FK, not net.SK"});
+    check_raises([&] { h.call(fx.SocketIO, {fx.enum_member("FK", "INET4"), h.none()}); },
+                 {KSP_ERR_TYPE, "SocketIO(): argument 'sk' must be a member of net.SK, not none"});
+    check_raises([&] { h.call(fx.SocketIO, {h.none(), h.none(), h.none(), h.none()}); },
+                 {KSP_ERR_ARG, "SocketIO() takes from 0 to 3 arguments (4 given)"});
+    check_raises(m("bind", {}), {KSP_ERR_ARG, "SocketIO.bind() takes 1 argument (0 given)"});
+    check_raises(m("bind", {h.str("127.0.0.1:80")}),
+                 {KSP_ERR_TYPE, "SocketIO.bind(): argument 'addr' must be a tuple (host, port), not str"});
+    check_raises(m("bind", {h.tuple({h.str("127.0.0.1")})}),
+                 {KSP_ERR_SIZE,
+                  "SocketIO.bind(): argument 'addr' must be a tuple (host, port) for FK.INET4, not a tuple of 1 items"});
+    check_raises(m("bind", {h.tuple({h.integer(127), h.integer(80)})}),
+                 {KSP_ERR_TYPE, "SocketIO.bind(): the host in argument 'addr' must be a str, not int"});
+    check_raises(m("bind", {h.tuple({h.str("127.0.0.1"), h.str("80")})}),
+                 {KSP_ERR_TYPE, "SocketIO.bind(): the port in argument 'addr' must be an int, not str"});
+    check_raises(m("bind", {fx.addr("127.0.0.1", 65536)}),
+                 {KSP_ERR_VAL, "SocketIO.bind(): argument 'addr': port 65536 is out of range (expected 0..65535)"});
+    check_raises(m("connect", {fx.addr("127.0.0.1", -1)}),
+                 {KSP_ERR_VAL, "SocketIO.connect(): argument 'addr': port -1 is out of range (expected 0..65535)"});
+    check_raises(m("connect", {h.tuple({h.str(std::string("local\0host", 10)), h.integer(1)})}),
+                 {KSP_ERR_VAL, "SocketIO.connect(): argument 'addr': host name contains a NUL byte"});
+    check_raises(m("connect", {h.tuple({h.str(std::string(300, 'a')), h.integer(1)})}),
+                 {KSP_ERR_VAL, "SocketIO.connect(): argument 'addr': host name is 300 bytes long (at most 255)"});
+    check_raises(m("listen", {h.integer(-1)}),
+                 {KSP_ERR_VAL, "SocketIO.listen(): argument 'num' is -1 (expected 0..2147483647)"});
+    check_raises(m("listen", {h.str("16")}),
+                 {KSP_ERR_TYPE, "SocketIO.listen(): argument 'num' must be an int, not str"});
+    check_raises(m("read", {h.integer(-5)}),
+                 {KSP_ERR_VAL, "SocketIO.read(): argument 'sz' is -5 (expected none or a size >= 0)"});
+    check_raises(m("write", {h.integer(5)}),
+                 {KSP_ERR_TYPE, "SocketIO.write(): argument 'msg' must be bytes or str, not int"});
+    check_raises(m("accept", {h.none()}), {KSP_ERR_ARG, "SocketIO.accept() takes 0 arguments (1 given)"});
+    check_raises(m("seek", {h.integer(0)}),
+                 {KSP_ERR_IO, "SocketIO.seek(): a socket is a stream and cannot seek"});
+    check_raises(m("tell", {}), {KSP_ERR_IO, "SocketIO.tell(): a socket is a stream and cannot seek"});
+    check_raises(m("trunc", {}), {KSP_ERR_IO, "SocketIO.trunc(): a socket is a stream and cannot seek"});
+    // A method taken from the type and called on something that is not a socket: the host
+    // checks self before the plugin runs (the plugin checks again for hosts that do not).
+    check_raises([&] { h.call(h.getattr(fx.SocketIO, "read"), {h.integer(1)}); },
+                 {KSP_ERR_TYPE, "net.SocketIO.read needs a 'net.SocketIO' as its first argument, not int"});
+}
+
+TEST_CASE("operations_in_the_wrong_state_or_after_close_raise_ioerror") {
+    NetFixture fx;
+    auto &h = fx.host;
+    Value s = h.call(fx.SocketIO);
+    check_raises([&] { h.call_method(s, "read", {h.integer(1)}); }, {KSP_ERR_IO, "read: socket is not connected"});
+    check_raises([&] { h.call_method(s, "accept"); },
+                 {KSP_ERR_IO, "accept: socket is not listening (call listen() first)"});
+    h.call_method(s, "close");
+    h.call_method(s, "close");  // twice is harmless
+    for (const char *name : {"read", "write", "accept", "listen"}) {
+        ScriptError e = raised([&] {
+            if (std::string(name) == "write") h.call_method(s, name, {h.bytes("x")});
+            else h.call_method(s, name);
+        });
+        CHECK(e.kind == KSP_ERR_IO);
+        CHECK(std::string(e.what()) == std::string(name) + ": the socket is closed");
+    }
+    check_raises([&] { h.call_method(s, "bind", {fx.addr("127.0.0.1", 0)}); },
+                 {KSP_ERR_IO, "bind: the socket is closed"});
+    check_raises([&] { h.call_method(s, "connect", {fx.addr("127.0.0.1", 1)}); },
+                 {KSP_ERR_IO, "connect: the socket is closed"});
+}
+
+TEST_CASE("connect_refused_names_the_address_and_errno") {
+    NetFixture fx;
+    auto &h = fx.host;
+    Value l = fx.listener();
+    int64_t port = fx.port_of(l);
+    h.call_method(l, "close");
+    Value c = h.call(fx.SocketIO);
+    check_raises([&] { h.call_method(c, "connect", {fx.addr("127.0.0.1", port)}); },
+                 {KSP_ERR_OS, "connect 127.0.0.1:" + std::to_string(port) + ": ECONNREFUSED (connection refused)"});
+}
+
+TEST_CASE("unresolvable_host_is_an_oserror_naming_the_host") {
+    NetFixture fx;
+    auto &h = fx.host;
+    Value c = h.call(fx.SocketIO);
+    // RFC 6761 reserves .invalid: no resolver may answer it.
+    ScriptError e = raised([&] { h.call_method(c, "connect", {fx.addr("no-such-host.invalid", 80)}); });
+    CHECK(e.kind == KSP_ERR_OS);
+    CHECK(std::string(e.what()).rfind("connect no-such-host.invalid:80: EAI_", 0) == 0);
+}
+
+TEST_CASE("bind_to_an_address_in_use_is_an_oserror") {
+    NetFixture fx;
+    auto &h = fx.host;
+    Value l = fx.listener();
+    int64_t port = fx.port_of(l);
+    Value other = h.call(fx.SocketIO);
+    ScriptError e = raised([&] { h.call_method(other, "bind", {fx.addr("127.0.0.1", port)}); });
+    CHECK(e.kind == KSP_ERR_OS);
+    CHECK(std::string(e.what()) ==
+          "bind 127.0.0.1:" + std::to_string(port) + ": EADDRINUSE (address already in use)");
+}
+
+TEST_CASE("kinds_and_families_not_built_yet_say_so_and_open_no_descriptor") {
+    NetFixture fx;
+    auto &h = fx.host;
+    int fds = census::open_fds();
+    check_raises([&] { h.call(fx.SocketIO, {fx.enum_member("FK", "INET4"), fx.enum_member("SK", "UDP")}); },
+                 {KSP_ERR_OS,
+                  "SocketIO(fk=INET4, sk=UDP, pk=AUTO): UDP sockets are not supported by this version of net "
+                  "(supported: sk=TCP)"});
+    check_raises([&] { h.call(fx.SocketIO, {fx.enum_member("FK", "BT")}); },
+                 {KSP_ERR_OS, "SocketIO(fk=BT, sk=TCP, pk=AUTO): Bluetooth sockets are not supported by this "
+                              "version of net"});
+    check_raises([&] {
+        h.call(fx.SocketIO, {fx.enum_member("FK", "INET4"), fx.enum_member("SK", "TCP"), fx.enum_member("PK", "BT_L2CAP")});
+    },
+                 {KSP_ERR_VAL, "SocketIO(fk=INET4, sk=TCP, pk=BT_L2CAP): Bluetooth protocols need fk=BT"});
+    CHECK(census::open_fds() == fds);
+}

@@ -1,0 +1,81 @@
+// net_fixture.hpp - the `net` plugin imported through the reference host from the
+// plugin directory of this build, as an interpreter would; and the checks every case
+// ends with: no object, descriptor or thread left behind.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <functional>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "process_census.hpp"
+#include "refhost.hpp"
+
+namespace nettest {
+
+using refhost::Gil;
+using refhost::Host;
+using refhost::ScriptError;
+using refhost::Value;
+
+inline std::string plugin_dir() {
+    const char *dir = std::getenv("KSNET_PLUGIN_DIR");
+    REQUIRE_MESSAGE(dir != nullptr, "KSNET_PLUGIN_DIR is not set (run through meson test)");
+    return dir;
+}
+
+struct NetFixture {
+    census::Snapshot before;
+    Host host{refhost::HostOptions{{plugin_dir()}, false, true}};
+    std::optional<Gil> gil{std::in_place, host};
+    size_t baseline_objects = host.live_objects();
+    Value net = host.import("net");
+    Value SocketIO = host.getattr(net, "SocketIO");
+
+    ~NetFixture() {
+        net = Value();
+        SocketIO = Value();
+        host.unload("net");
+        CHECK(host.live_objects() == baseline_objects);
+        CHECK(host.loaded_library_count() == 0);
+        gil.reset();
+        CHECK(census::open_fds() == before.fds);
+        CHECK(census::threads() == before.thread_count);
+    }
+
+    Value addr(const char *h, int64_t port) { return host.tuple({host.str(h), host.integer(port)}); }
+    Value enum_member(const char *e, const char *m) { return host.getattr(host.getattr(net, e), m); }
+
+    // A listening socket on 127.0.0.1 and a free port.
+    Value listener(const char *h = "127.0.0.1", Value fk = Value()) {
+        Value s = fk ? host.call(SocketIO, {fk}) : host.call(SocketIO);
+        host.call_method(s, "bind", {addr(h, 0)});
+        host.call_method(s, "listen");
+        return s;
+    }
+    int64_t port_of(const Value &s) { return host.to_int(host.getattr(s, "local_port")); }
+
+    // Runs `body` with the interpreter lock released (joining a thread, sleeping).
+    void without_gil(const std::function<void()> &body) {
+        void *token = host.table()->release_lock();
+        body();
+        host.table()->acquire_lock(token);
+    }
+};
+
+// Runs `call` and returns its ScriptError; fails the case if nothing was raised.
+template <class F>
+ScriptError raised(F &&call) {
+    try {
+        call();
+    } catch (const ScriptError &e) {
+        return e;
+    }
+    FAIL("expected a ScriptError");
+    return ScriptError(KSP_ERR_ERROR, "");
+}
+
+}  // namespace nettest
