@@ -2,6 +2,9 @@
 
 #include <signal.h>
 
+#include <new>
+
+#include "fork.hpp"
 #include "ksnet/error.hpp"
 
 namespace ksnet {
@@ -25,24 +28,94 @@ std::shared_ptr<Runtime> Runtime::start(std::shared_ptr<WaitHooks> hooks) {
     }
     rt->wake_.data = rt.get();
 
+    try {
+        rt->spawn_loop_thread();
+    } catch (...) {
+        uv_close(reinterpret_cast<uv_handle_t *>(&rt->wake_), nullptr);
+        uv_run(&rt->loop_, UV_RUN_DEFAULT);
+        uv_loop_close(&rt->loop_);
+        throw Error(ErrorKind::Os, "cannot start the net loop thread");
+    }
+    ForkRegistry::add(rt.get());
+    return rt;
+}
+
+void Runtime::spawn_loop_thread() {
     // The loop thread blocks every signal: a SIGPIPE raised by a write to a dead peer
     // stays pending on it instead of killing the process (the write reports EPIPE), and
     // asynchronous signals such as SIGINT go to the interpreter's threads.
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    Runtime *self = rt.get();
     try {
-        rt->thread_ = std::thread([self] { uv_run(&self->loop_, UV_RUN_DEFAULT); });
+        thread_ = std::thread([this] { loop_main(); });
     } catch (...) {
         pthread_sigmask(SIG_SETMASK, &old, nullptr);
-        uv_close(reinterpret_cast<uv_handle_t *>(&rt->wake_), nullptr);
-        uv_run(&rt->loop_, UV_RUN_DEFAULT);
-        uv_loop_close(&rt->loop_);
-        throw Error(ErrorKind::Os, "cannot start the net loop thread");
+        throw;
     }
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    return rt;
+}
+
+// uv_run returns at shutdown (no handle left) or when a fork asks the thread to park.
+void Runtime::loop_main() {
+    for (;;) {
+        uv_run(&loop_, UV_RUN_DEFAULT);
+        std::unique_lock lk(park_mu_);
+        if (!park_requested_) return;
+        parked_ = true;
+        park_cv_.notify_all();
+        park_cv_.wait(lk, [this] { return !park_requested_; });
+        parked_ = false;
+    }
+}
+
+// Runs in the forking thread with the registry locked. Leaves park_mu_ and mu_ locked
+// across the fork, so that neither is held by a thread the child will not have.
+void Runtime::park_for_fork() {
+    std::unique_lock lk(park_mu_);
+    park_requested_ = true;
+    lk.unlock();
+    bool posted = post([this] {
+        for (auto &[key, res] : tracked_) res->pause_for_fork_on_loop();
+        uv_stop(&loop_);
+    });
+    if (posted) {
+        lk.lock();
+        park_cv_.wait(lk, [this] { return parked_; });
+        lk.release();
+    } else {
+        lk.lock();
+        park_requested_ = false;
+        lk.release();
+    }
+    mu_.lock();
+}
+
+void Runtime::resume_in_parent() {
+    mu_.unlock();
+    park_requested_ = false;
+    park_mu_.unlock();
+    park_cv_.notify_all();
+}
+
+void Runtime::restart_in_child() {
+    // The parked thread does not exist here, but it may still count as a waiter of
+    // park_cv_: a fresh condition variable forgets it.
+    new (&park_cv_) std::condition_variable();
+    park_requested_ = false;
+    parked_ = false;
+    thread_.detach();
+    int rc = uv_loop_fork(&loop_);
+    if (rc == 0) {
+        try {
+            spawn_loop_thread();
+        } catch (...) {
+            rc = UV_EAGAIN;
+        }
+    }
+    if (rc != 0) accepting_ = false;  // calls in the child then fail with "shut down"
+    mu_.unlock();
+    park_mu_.unlock();
 }
 
 Runtime::~Runtime() {
@@ -168,6 +241,7 @@ uv_buf_t Runtime::read_slab() { return uv_buf_init(slab_.get(), kSlabSize); }
 
 int Runtime::shutdown() {
     if (on_loop_thread()) return UV_EBUSY;  // a callback cannot join its own thread
+    ForkRegistry::remove(this);
     {
         std::lock_guard lk(mu_);
         if (joined_) return close_result_;

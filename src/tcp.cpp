@@ -409,6 +409,13 @@ void TcpSocket::start_reading_on_loop() {
     }
 }
 
+void TcpSocket::pause_for_fork_on_loop() {
+    std::lock_guard lk(mu_);
+    if (!reading_ || waiting_readers_ > 0 || handle_closing_) return;
+    uv_read_stop(as_stream(&handle_));
+    reading_ = false;  // the next read() starts it again (want_more_locked)
+}
+
 void TcpSocket::on_alloc(uv_handle_t *h, size_t, uv_buf_t *buf) {
     *buf = static_cast<TcpSocket *>(h->data)->rt_->read_slab();
 }

@@ -40,6 +40,10 @@ public:
     // On the loop thread: fail every waiter with `why` and uv_close the handle(s).
     // The resource calls Runtime::untrack(this) from its close callback.
     virtual void abort_on_loop(const char *why) = 0;
+    // On the loop thread, just before fork(): stop reading ahead from the kernel where
+    // nobody is waiting, so that after the fork only a process that asks for data takes
+    // it from a shared socket.
+    virtual void pause_for_fork_on_loop() {}
 };
 
 enum class WaitResult { Ready, TimedOut, Interrupted };
@@ -83,10 +87,19 @@ public:
     // Loop thread only: one reusable read buffer for every stream's alloc callback.
     uv_buf_t read_slab();
 
+    // fork() support (pthread_atfork, see fork.cpp): before the fork the loop thread
+    // parks outside uv_run; the parent resumes it; the child, which has no loop thread,
+    // re-arms the loop with uv_loop_fork and starts a new one.
+    void park_for_fork();
+    void resume_in_parent();
+    void restart_in_child();
+
 private:
     explicit Runtime(std::shared_ptr<WaitHooks> hooks);
     static void on_wake(uv_async_t *h);
     void drain_tasks();
+    void loop_main();
+    void spawn_loop_thread();
 
     uv_loop_t loop_{};
     uv_async_t wake_{};
@@ -98,6 +111,15 @@ private:
     bool accepting_ = true;
     bool joined_ = false;
     int close_result_ = 0;
+
+    // Parking for fork (under park_mu_).
+    std::mutex park_mu_;
+    std::condition_variable park_cv_;
+    bool park_requested_ = false;
+    bool parked_ = false;
+    bool holding_tasks_lock_ = false;  // prepare took mu_; parent/child release it
+    Runtime *fork_next_ = nullptr;     // the process's list of running runtimes (fork.cpp)
+    friend struct ForkRegistry;
 
     std::unordered_map<LoopResource *, std::shared_ptr<LoopResource>> tracked_;  // loop only
     size_t tracked_count_ = 0;                                                   // under mu_

@@ -63,6 +63,7 @@ public:
     sockaddr_storage peer_address() const;
 
     void abort_on_loop(const char *why) override;
+    void pause_for_fork_on_loop() override;
     ~TcpSocket() override;
 
 private:

@@ -1,0 +1,53 @@
+// loop_fixture.hpp - a runtime for one core test case, and loopback TCP pairs.
+// At the end of the case every handle, fd and thread it made must be gone.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <memory>
+#include <utility>
+
+#include "ksnet/runtime.hpp"
+#include "ksnet/tcp.hpp"
+#include "process_census.hpp"
+
+namespace ksnet {
+
+// A runtime for one case; at the end every handle, fd and thread must be gone.
+struct LoopFixture {
+    census::Snapshot before;
+    std::shared_ptr<Runtime> rt = Runtime::start();
+
+    ~LoopFixture() {
+        CHECK(rt->shutdown() == 0);
+        rt.reset();
+        CHECK(census::open_fds() == before.fds);
+        CHECK(census::threads() == before.thread_count);
+    }
+
+    std::shared_ptr<TcpSocket> listener(Family f = Family::Inet4, const char *host = "127.0.0.1") {
+        auto s = TcpSocket::create(rt, f);
+        s->bind(Endpoint{f, host, 0});
+        s->listen(16);
+        return s;
+    }
+
+    static uint16_t port_of(const TcpSocket &s) {
+        auto a = s.local_address();
+        return sockaddr_port(reinterpret_cast<sockaddr *>(&a));
+    }
+
+    // A connected (client, server-side) pair over loopback.
+    std::pair<std::shared_ptr<TcpSocket>, std::shared_ptr<TcpSocket>> pair(Family f = Family::Inet4) {
+        const char *host = f == Family::Inet6 ? "::1" : "127.0.0.1";
+        auto l = listener(f, host);
+        auto c = TcpSocket::create(rt, f);
+        c->connect(Endpoint{f, host, port_of(*l)});
+        auto [server, name] = l->accept();
+        l->close();
+        return {c, server};
+    }
+};
+
+
+}  // namespace ksnet
