@@ -1,71 +1,348 @@
 #!/usr/bin/env python3
-"""Runs the benchmarks: each workload through the net plugin (loaded by the reference
-host) and on raw blocking C sockets, in the same run, several times each. Prints the
-median of each figure, its ratio to the C baseline, and writes the same as JSON.
+"""Runs the network benchmarks on loopback: each workload through the net plugin (loaded
+by the reference host, driven as an interpreter would), raw blocking C sockets (the
+baseline), CPython's `socket` module and Node's `net` module. Builds nothing: build
+first, then run
 
-    python3 scripts/bench.py [--build build] [--runs 5] [--quick] [--out bench-results.json]
+    meson compile -C build && python3 scripts/bench.py
+
+Each figure is the median of --runs runs; the table shows it with its ratio to the C
+baseline, and the same goes to a JSON file. The figures are only as steady as the machine:
+run it on an idle one.
+
+Workloads (the same parameters for every implementation):
+  pingpong_64, pingpong_16384  one connection, a message echoed back and forth: round trip (us)
+  bulk      1 GiB through one connection in 64 KiB writes: MiB/s
+  lines     2,000,000 lines "line 0000000\\n" read by line iteration: lines/s
+  accept    connect, accept and close 20,000 connections, one after another: connections/s
+  fanin     1,000 connections open at once, 100 round trips of 64 B each: round trips/s
+  idle      user-space memory per open idle accepted connection, bytes (C and plugin; the
+            plugin's figure net of C's is the one with a target)
+  load      `import net` (load + init), unload and reload through the host: ms (plugin);
+            `import socket` in a fresh interpreter (CPython, for reference)
+Each program reports what its receiving side counted (bytes, lines, connections, echoes);
+a run whose counts differ from what was sent fails the whole command (exit status 1).
+
+Flags:
+  --build DIR        meson build directory holding scripts/bench_raw_c, scripts/bench_plugin
+                     and plugin/ksm_net.so (default: build)
+  --runs N           runs per workload and implementation; figures are medians (default 5)
+  --quick            tiny sizes: checks that every workload works and counts right, in
+                     seconds; its figures mean nothing
+  --out FILE         where to write the JSON results (default: BUILD/bench-results.json)
+  --impls LIST       comma-separated subset of c,plugin,python,node (default: all)
+  --workloads LIST   comma-separated subset of the workloads above (default: all)
+  --python EXE       the CPython to run scripts/bench/python_bench.py with (default: this
+                     interpreter if it is CPython, else python3 on PATH); if none is found
+                     the CPython column is skipped with a note
+  --node EXE         node executable (default: node on PATH); skipped with a note if missing
+  --cpus LIST        run every program under `taskset -c LIST` (e.g. 0: everything on one
+                     CPU, which takes cross-CPU wake-ups out of the round-trip figures)
+  --check-the-checks instead of measuring, runs every workload once with one unit less than
+                     the expected count sent (a message, a chunk, a line, a connection...) and
+                     succeeds only if the count check caught every one of them
 """
 import argparse
 import json
 import os
+import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import time
 
-# (name, argv after the program, metric, "higher" or "lower" is better)
+HERE = os.path.dirname(os.path.abspath(__file__))
+IMPLS = [("c", "C baseline"), ("plugin", "net plugin"), ("python", "CPython"), ("node", "Node")]
+
+FULL = {"pp_count": 20000, "pp_count_large": 5000, "bulk_total": 1 << 30, "bulk_chunk": 65536,
+        "lines": 2_000_000, "accepts": 20000, "fanin_conns": 1000, "fanin_rounds": 100,
+        "fanin_size": 64, "fanin_threads": 4, "idle_conns": 1000, "load_count": 20}
+QUICK = {"pp_count": 200, "pp_count_large": 50, "bulk_total": 1 << 22, "bulk_chunk": 65536,
+         "lines": 20000, "accepts": 200, "fanin_conns": 50, "fanin_rounds": 10,
+         "fanin_size": 64, "fanin_threads": 2, "idle_conns": 50, "load_count": 3}
+
+
+class Workload:
+    def __init__(self, name, argv, metrics, checks, sabotage, impls=None, ratio=True):
+        self.name = name
+        self.argv = argv          # after the program; "{key}" is taken from the sizes
+        self.metrics = metrics    # [(metric, "lower"|"higher")]
+        self.checks = checks      # {count metric: sizes -> the count the receiver must report}
+        self.sabotage = sabotage  # sizes -> sizes that send one unit less
+        self.impls = impls or [k for k, _ in IMPLS]
+        self.ratio = ratio        # whether a ratio to C means anything
+
+
+def less(key, by=1):
+    return lambda s: {**s, key: s[key] - (s[by] if isinstance(by, str) else by)}
+
+
 WORKLOADS = [
-    ("pingpong_64", ["pingpong", "64", "{pp_count}"], "rtt_us", "lower"),
-    ("pingpong_16384", ["pingpong", "16384", "{pp_count_large}"], "rtt_us", "lower"),
-    ("bulk", ["bulk", "{bulk_total}", "65536"], "mib_per_s", "higher"),
+    Workload("pingpong_64", ["pingpong", "64", "{pp_count}"], [("rtt_us", "lower")],
+             {"bytes": lambda s: 64 * s["pp_count"]}, less("pp_count")),
+    Workload("pingpong_16384", ["pingpong", "16384", "{pp_count_large}"], [("rtt_us", "lower")],
+             {"bytes": lambda s: 16384 * s["pp_count_large"]}, less("pp_count_large")),
+    Workload("bulk", ["bulk", "{bulk_total}", "{bulk_chunk}"], [("mib_per_s", "higher")],
+             {"bytes": lambda s: s["bulk_total"]}, less("bulk_total", "bulk_chunk")),
+    Workload("lines", ["lines", "{lines}"], [("lines_per_s", "higher")],
+             {"lines": lambda s: s["lines"], "bytes": lambda s: 12 * s["lines"]}, less("lines")),
+    Workload("accept", ["accept", "{accepts}"], [("conns_per_s", "higher")],
+             {"conns": lambda s: s["accepts"]}, less("accepts")),
+    Workload("fanin", ["fanin", "{fanin_conns}", "{fanin_rounds}", "{fanin_size}", "{fanin_threads}"],
+             [("msgs_per_s", "higher")],
+             {"msgs": lambda s: s["fanin_conns"] * s["fanin_rounds"], "conns": lambda s: s["fanin_conns"]},
+             less("fanin_rounds")),
+    Workload("idle", ["idle", "{idle_conns}"], [("heap_bytes_per_conn", "lower"), ("rss_bytes_per_conn", "lower")],
+             {"conns": lambda s: s["idle_conns"]}, less("idle_conns"), impls=["c", "plugin"], ratio=False),
+    Workload("load", ["load", "{load_count}"],
+             [("import_ms", "lower"), ("import_first_ms", "lower"), ("unload_ms", "lower"), ("reload_ms", "lower")],
+             {"cycles": lambda s: s["load_count"]}, less("load_count"), impls=["plugin", "python"], ratio=False),
 ]
-FULL = {"pp_count": 20000, "pp_count_large": 5000, "bulk_total": 1 << 30}
-QUICK = {"pp_count": 200, "pp_count_large": 50, "bulk_total": 1 << 22}
+
+# Issue #4's targets for the plugin: (workload, metric) -> (description, test on the figures).
+TARGETS = {
+    ("pingpong_64", "rtt_us"): ("<= 1.25x C", lambda f: f["plugin"] <= 1.25 * f["c"]),
+    ("pingpong_16384", "rtt_us"): ("<= 1.25x C", lambda f: f["plugin"] <= 1.25 * f["c"]),
+    ("bulk", "mib_per_s"): (">= 0.9x C", lambda f: f["plugin"] >= 0.9 * f["c"]),
+    ("lines", "lines_per_s"): (">= CPython", lambda f: f["plugin"] >= f["python"]),
+    ("accept", "conns_per_s"): (">= 0.8x C", lambda f: f["plugin"] >= 0.8 * f["c"]),
+    ("idle", "plugin_net_heap_bytes_per_conn"): ("<= 4096 B", lambda f: f["plugin"] <= 4096),
+}
 
 
-def run(cmd):
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600).stdout
-    figures = {}
-    for line in out.splitlines():
-        workload, metric, value = line.split()
-        figures[(workload, metric)] = float(value)
-    return figures
+class CheckFailed(Exception):
+    pass
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--build", default="build", help="meson build directory")
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--quick", action="store_true", help="tiny sizes: checks the suite, not speed")
-    ap.add_argument("--out", default="bench-results.json")
-    args = ap.parse_args()
+def find_python(wanted):
+    if wanted:
+        return shutil.which(wanted) or (wanted if os.access(wanted, os.X_OK) else None)
+    if platform.python_implementation() == "CPython" and sys.executable:
+        return sys.executable
+    exe = shutil.which("python3")
+    if exe:
+        probe = subprocess.run([exe, "-c", "import platform; print(platform.python_implementation())"],
+                               capture_output=True, text=True)
+        if probe.returncode == 0 and probe.stdout.strip() == "CPython":
+            return exe
+    return None
 
-    sizes = QUICK if args.quick else FULL
+
+def commands(args):
+    """impl -> argv prefix, and notes for the implementations left out."""
     raw = os.path.join(args.build, "scripts", "bench_raw_c")
     plugin = os.path.join(args.build, "scripts", "bench_plugin")
     plugin_dir = os.path.join(args.build, "plugin")
-    results = []
-    print(f"{'workload':<16} {'metric':<10} {'C baseline':>12} {'net plugin':>12} {'ratio':>8}")
-    for name, argv, metric, better in WORKLOADS:
-        argv = [a.format(**sizes) for a in argv]
-        samples = {"c": [], "plugin": []}
+    for exe in (raw, plugin):
+        if not os.access(exe, os.X_OK):
+            sys.exit(f"bench.py: {exe} not found: build first (meson compile -C {args.build})")
+    cmds = {"c": [raw], "plugin": [plugin, plugin_dir]}
+    notes = []
+    python = find_python(args.python)
+    if python:
+        cmds["python"] = [python, os.path.join(HERE, "bench", "python_bench.py")]
+    else:
+        notes.append("CPython not found: the CPython column is skipped")
+    node = shutil.which(args.node) if args.node else shutil.which("node")
+    if node and subprocess.run([node, "--version"], capture_output=True).returncode == 0:
+        cmds["node"] = [node, os.path.join(HERE, "bench", "node_bench.js")]
+    else:
+        notes.append("node not found: the Node column is skipped")
+    wanted = args.impls.split(",") if args.impls else [k for k, _ in IMPLS]
+    for w in wanted:
+        if w not in dict(IMPLS):
+            sys.exit(f"bench.py: unknown implementation {w!r} (expected some of c,plugin,python,node)")
+    return {k: v for k, v in cmds.items() if k in wanted}, notes
+
+
+def run_program(cmd, timeout):
+    """Runs one benchmark program; returns {(workload, metric): value}."""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise CheckFailed(f"{' '.join(cmd)}: no result within {timeout} s")
+    if proc.returncode != 0:
+        raise CheckFailed(f"{' '.join(cmd)}: exit status {proc.returncode}\n{proc.stderr.strip()}")
+    figures = {}
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) != 3:
+            raise CheckFailed(f"{' '.join(cmd)}: unexpected output line {line!r}")
+        figures[(parts[0], parts[1])] = float(parts[2])
+    return figures
+
+
+def run_once(w, impl, prefix, sizes, expect_sizes, timeout):
+    """One run of workload w on impl, checked against expect_sizes' counts."""
+    argv = [a.format(**sizes) for a in w.argv]
+    got = run_program(prefix + argv, timeout)
+    for count, expected in w.checks.items():
+        want = expected(expect_sizes)
+        have = got.get((w.name, count))
+        if have is None or have != want:
+            raise CheckFailed(f"{w.name} on {impl}: the receiver counted {count} = {have}, "
+                              f"expected {want}")
+    out = {}
+    for metric, _ in w.metrics:
+        if (w.name, metric) in got:
+            out[metric] = got[(w.name, metric)]
+        elif not (w.name == "load" and impl != "plugin"):  # CPython reports import_ms only
+            raise CheckFailed(f"{w.name} on {impl}: no {metric} reported")
+    return out
+
+
+def fmt(v):
+    if v is None:
+        return "-"
+    if abs(v) >= 100000:
+        return f"{v:,.0f}"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    return f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}"
+
+
+def check_the_checks(args, cmds, workloads):
+    """Sends one unit less than each check expects; every check must catch it."""
+    caught, missed, broken = 0, [], []
+    for w in workloads:
+        for impl in [i for i in w.impls if i in cmds]:
+            try:
+                run_once(w, impl, cmds[impl], w.sabotage(QUICK), QUICK, 120)
+                missed.append(f"{w.name} on {impl}")
+            except CheckFailed as e:
+                if "the receiver counted" in str(e):
+                    caught += 1
+                else:
+                    broken.append(str(e))
+    print(f"count checks that caught a short run: {caught}")
+    for m in missed:
+        print(f"NOT CAUGHT: {m}")
+    for b in broken:
+        print(f"FAILED otherwise: {b}")
+    return 0 if caught and not missed and not broken else 1
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default="build", help="meson build directory (default: build)")
+    ap.add_argument("--runs", type=int, default=5, help="runs per figure; medians are reported (default 5)")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes: checks the suite, not speed")
+    ap.add_argument("--out", help="JSON results (default: BUILD/bench-results.json)")
+    ap.add_argument("--impls", help="comma-separated subset of c,plugin,python,node")
+    ap.add_argument("--workloads", help="comma-separated subset of " + ",".join(w.name for w in WORKLOADS))
+    ap.add_argument("--python", help="CPython executable for python_bench.py")
+    ap.add_argument("--node", help="node executable for node_bench.js")
+    ap.add_argument("--cpus", help="run every program under taskset -c CPUS")
+    ap.add_argument("--check-the-checks", action="store_true",
+                    help="run each workload one unit short and require the count checks to catch it")
+    args = ap.parse_args()
+
+    cmds, notes = commands(args)
+    if args.cpus:
+        taskset = shutil.which("taskset")
+        if not taskset:
+            sys.exit("bench.py: --cpus needs taskset (util-linux)")
+        cmds = {k: [taskset, "-c", args.cpus] + v for k, v in cmds.items()}
+    if not args.out:
+        args.out = os.path.join(args.build, "bench-results.json")
+    workloads = WORKLOADS
+    if args.workloads:
+        names = args.workloads.split(",")
+        unknown = [n for n in names if n not in {w.name for w in WORKLOADS}]
+        if unknown:
+            sys.exit(f"bench.py: unknown workload(s) {', '.join(unknown)}")
+        workloads = [w for w in WORKLOADS if w.name in names]
+    for n in notes:
+        print(f"note: {n}")
+    if args.check_the_checks:
+        sys.exit(check_the_checks(args, cmds, workloads))
+
+    sizes = QUICK if args.quick else FULL
+    timeout = 120 if args.quick else 900
+    impls = [k for k, _ in IMPLS if k in cmds]
+    label = dict(IMPLS)
+    load_before = os.getloadavg()
+    started = time.time()
+
+    width = 20
+    head = f"{'workload':<15} {'metric':<31}" + "".join(f"{label[i]:>{width}}" for i in impls)
+    head += "  plugin target"
+    print(f"{'quick run: ' if args.quick else ''}medians of {args.runs} run(s)"
+          f"{'; every program on CPUs ' + args.cpus if args.cpus else ''}; (x) = ratio to the C baseline")
+    print(head)
+    print("-" * len(head))
+    sys.stdout.flush()
+
+    results, failures = [], []
+    for w in workloads:
+        here = [i for i in impls if i in w.impls]
+        samples = {i: {m: [] for m, _ in w.metrics} for i in here}
         for _ in range(args.runs):
-            samples["c"].append(run([raw] + argv)[(name, metric)])
-            got = run([plugin, plugin_dir] + argv)
-            samples["plugin"].append(got[(name, metric)])
-            if name == "bulk":
-                moved = got[("bulk", "bytes")]
-                if moved != float(argv[1]):
-                    sys.exit(f"bulk through the plugin moved {moved} bytes, not {argv[1]}")
-        c = statistics.median(samples["c"])
-        p = statistics.median(samples["plugin"])
-        ratio = p / c
-        results.append({"workload": name, "metric": metric, "better": better, "c": c,
-                        "plugin": p, "ratio_to_c": ratio, "runs": args.runs,
-                        "samples": samples})
-        print(f"{name:<16} {metric:<10} {c:>12.2f} {p:>12.2f} {ratio:>7.2f}x")
+            for impl in here:  # interleaved, so that a noisy moment hits every column
+                try:
+                    got = run_once(w, impl, cmds[impl], sizes, sizes, timeout)
+                except CheckFailed as e:
+                    failures.append(str(e))
+                    print(f"FAILED: {e}", file=sys.stderr)
+                    continue
+                for m, v in got.items():
+                    samples[impl][m].append(v)
+        rows = [(m, better, {i: statistics.median(samples[i][m]) for i in here if samples[i][m]})
+                for m, better in w.metrics]
+        if w.name == "idle":
+            heap = rows[0][2]
+            if "c" in heap and "plugin" in heap:
+                rows.append(("plugin_net_heap_bytes_per_conn", "lower", {"plugin": heap["plugin"] - heap["c"]}))
+                pairs = zip(samples["plugin"]["heap_bytes_per_conn"], samples["c"]["heap_bytes_per_conn"])
+                samples["plugin"]["plugin_net_heap_bytes_per_conn"] = [p - c for p, c in pairs]
+        for metric, better, med in rows:
+            if not med:
+                continue
+            c = med.get("c")
+            ratios = {i: v / c for i, v in med.items() if w.ratio and c}
+            target = TARGETS.get((w.name, metric))
+            met = None
+            if target and not args.quick:  # quick figures mean nothing
+                try:
+                    met = bool(target[1](med))
+                except KeyError:  # a column it needs was skipped or failed
+                    met = None
+            line = f"{w.name:<15} {metric:<31}"
+            for i in impls:
+                cell = fmt(med.get(i))
+                if i in ratios and i != "c":
+                    cell += f" ({ratios[i]:.2f}x)"
+                line += f"{cell:>{width}}"
+            if target:
+                line += f"  {target[0]}: " + ("-" if met is None else "met" if met else "MISSED")
+            print(line)
+            sys.stdout.flush()
+            results.append({"workload": w.name, "metric": metric, "better": better,
+                            "figures": med, "ratio_to_c": ratios,
+                            "target": target[0] if target else None, "target_met": met,
+                            "samples": {i: samples[i].get(metric, []) for i in here},
+                            "runs": args.runs})
+
+    load_after = os.getloadavg()
+    summary = {
+        "quick": args.quick, "runs": args.runs, "sizes": sizes, "build": args.build, "cpus": args.cpus,
+        "implementations": {i: {"name": label[i], "command": cmds[i]} for i in impls},
+        "notes": notes, "failures": failures,
+        "machine": {"cpus": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": load_after,
+                    "seconds": round(time.time() - started, 1)},
+        "results": results,
+    }
     with open(args.out, "w") as f:
-        json.dump({"quick": args.quick, "results": results}, f, indent=2)
-    print(f"wrote {args.out}")
+        json.dump(summary, f, indent=2)
+    print(f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after, on {os.cpu_count()} CPUs; "
+          f"{summary['machine']['seconds']} s; wrote {args.out}")
+    if failures:
+        print(f"{len(failures)} run(s) FAILED:")
+        for f_ in failures:
+            print(f"  {f_}")
+        sys.exit(1)
 
 
 if __name__ == "__main__":
