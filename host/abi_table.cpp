@@ -286,6 +286,14 @@ char* t_strdup(const char* s) {
     return copy;
 }
 
+int t_bool_get(ksp_value v, int* out) {
+    enter("bool_get", v);
+    auto* b = as<BoolObject>(v, ObjKind::Bool);
+    if (!b) return -1;
+    if (out) *out = b->value ? 1 : 0;
+    return 0;
+}
+
 // Designated initializers: C++20 requires them in declaration order, so the compiler
 // checks this list against the header.
 const ksp_host kTable = {
@@ -327,6 +335,8 @@ const ksp_host kTable = {
     .acquire_lock = t_acquire_lock,
     .interrupted = t_interrupted,
     .strdup = t_strdup,
+    // 1.1
+    .bool_get = t_bool_get,
 };
 
 }  // namespace

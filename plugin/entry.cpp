@@ -80,7 +80,9 @@ int init(const ksp_host *host, ksp_init_result *out) noexcept {
 }
 
 const ksp_plugin_decl kDecl = {
-    sizeof(ksp_plugin_decl), KSP_ABI_MAJOR, KSP_ABI_MINOR, "net", KSNET_VERSION, init,
+    // Needs only ABI 1.0: entries added later are used when KSP_HOST_HAS says the host
+    // has them, so the plugin still loads in a 1.0 host.
+    sizeof(ksp_plugin_decl), KSP_ABI_MAJOR, 0, "net", KSNET_VERSION, init,
 };
 
 }  // namespace

@@ -11,7 +11,10 @@ const ksp_enum_member kFamilies[] = {
     {"INET4", fk::INET4, "IPv4 addresses: a tuple (host, port). C-equivalent: AF_INET"},
     {"INET6", fk::INET6,
      "IPv6 addresses: a tuple (host, port, flow, scope) or (host, port). C-equivalent: AF_INET6"},
-    {"BT", fk::BT, "Bluetooth addresses. C-equivalent: AF_BLUETOOTH (not supported yet)"},
+    {"BT", fk::BT,
+     "Bluetooth addresses: a tuple (address, port), address 'XX:XX:XX:XX:XX:XX' and port the RFCOMM "
+     "channel (1..30) or L2CAP PSM (odd). Where the kernel has no Bluetooth, SocketIO() raises "
+     "OSError. C-equivalent: AF_BLUETOOTH"},
 };
 
 const ksp_enum_member kKinds[] = {
@@ -27,6 +30,13 @@ const ksp_enum_member kProtocols[] = {
     {"BT_L2CAP", pk::BT_L2CAP,
      "Bluetooth L2CAP. C-equivalent: BTPROTO_L2CAP (value 0x100 here: BTPROTO_L2CAP is 0, like AUTO)"},
     {"BT_RFCOMM", pk::BT_RFCOMM, "Bluetooth RFCOMM. C-equivalent: BTPROTO_RFCOMM"},
+    {"ICMP", pk::ICMP, "ICMP, for sk=RAW with fk=INET4 (an addition to the spec). C-equivalent: IPPROTO_ICMP"},
+    {"ICMPV6", pk::ICMPV6,
+     "ICMPv6, for sk=RAW with fk=INET6 (an addition to the spec). C-equivalent: IPPROTO_ICMPV6"},
+    {"TCP", pk::TCP, "TCP, for sk=RAW (or sk=TCP) (an addition to the spec). C-equivalent: IPPROTO_TCP"},
+    {"UDP", pk::UDP, "UDP, for sk=RAW (or sk=UDP) (an addition to the spec). C-equivalent: IPPROTO_UDP"},
+    {"RAW", pk::RAW,
+     "Raw IP: send whole IP packets with sk=RAW (an addition to the spec). C-equivalent: IPPROTO_RAW"},
 };
 
 template <size_t N>
@@ -62,9 +72,16 @@ ksnet::Kind to_kind(int64_t v) {
 }
 
 ksnet::Protocol to_protocol(int64_t v) {
-    if (v == pk::BT_L2CAP) return ksnet::Protocol::BtL2cap;
-    if (v == pk::BT_RFCOMM) return ksnet::Protocol::BtRfcomm;
-    return ksnet::Protocol::Auto;
+    switch (v) {
+    case pk::BT_L2CAP: return ksnet::Protocol::BtL2cap;
+    case pk::BT_RFCOMM: return ksnet::Protocol::BtRfcomm;
+    case pk::ICMP: return ksnet::Protocol::Icmp;
+    case pk::ICMPV6: return ksnet::Protocol::Icmpv6;
+    case pk::TCP: return ksnet::Protocol::IpTcp;
+    case pk::UDP: return ksnet::Protocol::IpUdp;
+    case pk::RAW: return ksnet::Protocol::IpRaw;
+    default: return ksnet::Protocol::Auto;
+    }
 }
 
 int64_t from_family(ksnet::Family f) {
@@ -92,6 +109,11 @@ int64_t from_protocol(ksnet::Protocol p) {
     case ksnet::Protocol::Auto: return pk::AUTO;
     case ksnet::Protocol::BtL2cap: return pk::BT_L2CAP;
     case ksnet::Protocol::BtRfcomm: return pk::BT_RFCOMM;
+    case ksnet::Protocol::Icmp: return pk::ICMP;
+    case ksnet::Protocol::Icmpv6: return pk::ICMPV6;
+    case ksnet::Protocol::IpTcp: return pk::TCP;
+    case ksnet::Protocol::IpUdp: return pk::UDP;
+    case ksnet::Protocol::IpRaw: return pk::RAW;
     }
     return pk::AUTO;
 }

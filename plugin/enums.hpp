@@ -12,7 +12,11 @@ namespace netplug {
 // the same as AUTO, and members must be told apart, so it is 0x100 | BTPROTO_L2CAP.
 namespace fk { constexpr int64_t INET4 = 2, INET6 = 10, BT = 31; }
 namespace sk { constexpr int64_t TCP = 1, UDP = 2, RAW = 3, PACKET_SEQ = 5, PACKET = 10; }
-namespace pk { constexpr int64_t AUTO = 0, BT_L2CAP = 0x100, BT_RFCOMM = 3; }
+// ICMP..RAW are additions to the spec: the IP protocol a raw socket carries (IPPROTO_*).
+namespace pk {
+constexpr int64_t AUTO = 0, BT_L2CAP = 0x100, BT_RFCOMM = 3;
+constexpr int64_t ICMP = 1, TCP = 6, UDP = 17, ICMPV6 = 58, RAW = 255;
+}  // namespace pk
 
 ksnet::Family to_family(int64_t fk_value);
 ksnet::Kind to_kind(int64_t sk_value);

@@ -3,6 +3,7 @@
 #include <limits>
 #include <memory>
 
+#include "arguments.hpp"
 #include "enums.hpp"
 #include "ksnet/socket.hpp"
 #include "module.hpp"
@@ -38,45 +39,6 @@ int64_t enum_arg(NetModule &m, const Call &c, size_t i, ksp_value enum_type, con
     int64_t out = 0;
     if (!m.host->enum_value(enum_type, v, &out)) c.type_error(what, expected, v);
     return out;
-}
-
-// (host, port) for INET4; (host, port) or (host, port, flow, scope) for INET6.
-ksnet::Endpoint to_endpoint(const Call &c, ksnet::Family family, ksp_value addr) {
-    const ksp_host *h = c.h;
-    bool inet6 = family == ksnet::Family::Inet6;
-    const char *form = inet6 ? "a tuple (host, port) or (host, port, flow, scope)" : "a tuple (host, port)";
-    if (h->kind_of(addr) != KSP_KIND_TUPLE) c.type_error("argument 'addr'", form, addr);
-    size_t n = h->seq_len(addr);
-    if (!(n == 2 || (inet6 && n == 4))) {
-        throw HostError{KSP_ERR_SIZE, std::string(c.name) + ": argument 'addr' must be " + form + " for FK." +
-                                          ksnet::family_name(family) + ", not a tuple of " +
-                                          std::to_string(n) + " items"};
-    }
-    ksnet::Endpoint ep;
-    ep.family = family;
-    std::string where = std::string(c.name) + ": argument 'addr'";
-    ep.host = std::string(c.to_str(h->seq_item(addr, 0), "the host in argument 'addr'"));
-    ksnet::check_host(ep.host, where);
-    ep.port = ksnet::check_port(c.to_int(h->seq_item(addr, 1), "the port in argument 'addr'"), where);
-    if (n == 4) {
-        int64_t flow = c.to_int(h->seq_item(addr, 2), "the flow in argument 'addr'");
-        int64_t scope = c.to_int(h->seq_item(addr, 3), "the scope in argument 'addr'");
-        if (flow < 0 || flow > 0xFFFFF) {
-            throw HostError{KSP_ERR_VAL, where + ": flow " + std::to_string(flow) +
-                                             " is out of range (expected 0..1048575)"};
-        }
-        if (scope < 0 || scope > std::numeric_limits<uint32_t>::max()) {
-            throw HostError{KSP_ERR_VAL, where + ": scope " + std::to_string(scope) +
-                                             " is out of range (expected 0..4294967295)"};
-        }
-        ep.flow = static_cast<uint32_t>(flow);
-        ep.scope = static_cast<uint32_t>(scope);
-    }
-    return ep;
-}
-
-ksp_value bytes_value(const ksp_host *h, const std::string &s) {
-    return checked(h, h->bytes_new(s.data(), s.size())).release();
 }
 
 // ---- constructor and finalizer ----
@@ -117,16 +79,17 @@ void finalize(void *, void *payload) {
     }
 
 ksp_value bind_body(NetModule &m, const Call &c, ksnet::Socket &s, ksp_value) {
-    s.bind(to_endpoint(c, s.family(), c.arg(0)));
+    s.bind(to_endpoint(c, s.family(), c.arg(0), "argument 'addr'"));
     return m.host->none();
 }
 NET_METHOD(bind, "SocketIO.bind()", 1, 1)
 
 ksp_value connect_body(NetModule &m, const Call &c, ksnet::Socket &s, ksp_value) {
-    s.connect(to_endpoint(c, s.family(), c.arg(0)));
+    ksnet::Endpoint ep = to_endpoint(c, s.family(), c.arg(0), "argument 'addr'");
+    s.connect(ep, s.deadline(timeout_arg(c, 1, "argument 'timeout'")));
     return m.host->none();
 }
-NET_METHOD(connect, "SocketIO.connect()", 1, 1)
+NET_METHOD(connect, "SocketIO.connect()", 1, 2)
 
 ksp_value listen_body(NetModule &m, const Call &c, ksnet::Socket &s, ksp_value) {
     int64_t num = c.arg(0) ? c.to_int(c.arg(0), "argument 'num'") : 16;
@@ -139,36 +102,80 @@ ksp_value listen_body(NetModule &m, const Call &c, ksnet::Socket &s, ksp_value) 
 }
 NET_METHOD(listen, "SocketIO.listen()", 0, 1)
 
-ksp_value accept_body(NetModule &m, const Call &, ksnet::Socket &s, ksp_value) {
-    auto [client, name] = s.accept();
+ksp_value accept_body(NetModule &m, const Call &c, ksnet::Socket &s, ksp_value) {
+    auto [client, name] = s.accept(s.deadline(timeout_arg(c, 0, "argument 'timeout'")));
     Ref sock(m.host, wrap(m, std::move(client)));
-    Ref str = checked(m.host, m.host->str_new(name.data(), name.size()));
+    Ref str(m.host, str_value(m.host, name));
     ksp_value items[] = {sock.get(), str.get()};
     return checked(m.host, m.host->tuple_new(2, items)).release();
 }
-NET_METHOD(accept, "SocketIO.accept()", 0, 0)
+NET_METHOD(accept, "SocketIO.accept()", 0, 1)
 
 ksp_value read_body(NetModule &m, const Call &c, ksnet::Socket &s, ksp_value) {
-    size_t max = ksnet::TcpSocket::kReadAll;
-    ksp_value sz = c.arg(0);
-    if (sz && m.host->kind_of(sz) != KSP_KIND_NONE) {
-        int64_t v = c.to_int(sz, "argument 'sz'");
-        if (v < 0) {
-            throw HostError{KSP_ERR_VAL, std::string(c.name) + ": argument 'sz' is " + std::to_string(v) +
-                                             " (expected none or a size >= 0)"};
-        }
-        max = static_cast<size_t>(v);
-    }
-    return bytes_value(m.host, s.read(max));
+    size_t max = size_arg(c, 0, "argument 'sz'", ksnet::Socket::kAll);
+    return bytes_value(m.host, s.read(max, s.deadline(timeout_arg(c, 1, "argument 'timeout'"))));
 }
-NET_METHOD(read, "SocketIO.read()", 0, 1)
+NET_METHOD(read, "SocketIO.read()", 0, 2)
 
 ksp_value write_body(NetModule &m, const Call &c, ksnet::Socket &s, ksp_value) {
     std::string_view data = c.to_data(c.arg(0), "argument 'msg'");
-    s.write(data);  // `data` lives in the caller's argument for the whole call
+    // `data` lives in the caller's argument for the whole call.
+    s.write(data, s.deadline(timeout_arg(c, 1, "argument 'timeout'")));
     return checked(m.host, m.host->int_new(static_cast<int64_t>(data.size()))).release();
 }
-NET_METHOD(write, "SocketIO.write()", 1, 1)
+NET_METHOD(write, "SocketIO.write()", 1, 2)
+
+ksp_value sendto_body(NetModule &m, const Call &c, ksnet::Socket &s, ksp_value) {
+    std::string_view data = c.to_data(c.arg(0), "argument 'msg'");
+    ksnet::Endpoint to = to_endpoint(c, s.family(), c.arg(1), "argument 'addr'");
+    s.sendto(data, to, s.deadline(timeout_arg(c, 2, "argument 'timeout'")));
+    return checked(m.host, m.host->int_new(static_cast<int64_t>(data.size()))).release();
+}
+NET_METHOD(sendto, "SocketIO.sendto()", 2, 3)
+
+ksp_value recvfrom_body(NetModule &m, const Call &c, ksnet::Socket &s, ksp_value) {
+    size_t max = size_arg(c, 0, "argument 'sz'", ksnet::Socket::kAll);
+    auto [data, from] = s.recvfrom(max, s.deadline(timeout_arg(c, 1, "argument 'timeout'")));
+    Ref bytes(m.host, bytes_value(m.host, data));
+    Ref addr(m.host, address_tuple(m.host, from));
+    ksp_value items[] = {bytes.get(), addr.get()};
+    return checked(m.host, m.host->tuple_new(2, items)).release();
+}
+NET_METHOD(recvfrom, "SocketIO.recvfrom()", 0, 2)
+
+ksp_value shutdown_body(NetModule &m, const Call &c, ksnet::Socket &s, ksp_value) {
+    s.shutdown_write(s.deadline(timeout_arg(c, 0, "argument 'timeout'")));
+    return m.host->none();
+}
+NET_METHOD(shutdown, "SocketIO.shutdown()", 0, 1)
+
+ksp_value settimeout_body(NetModule &m, const Call &c, ksnet::Socket &s, ksp_value) {
+    s.set_timeout(timeout_arg(c, 0, "argument 'timeout'"));
+    return m.host->none();
+}
+NET_METHOD(settimeout, "SocketIO.settimeout()", 1, 1)
+
+ksp_value gettimeout_body(NetModule &m, const Call &, ksnet::Socket &s, ksp_value) {
+    auto t = s.timeout();
+    if (!t) return m.host->none();
+    return m.host->float_new(std::chrono::duration<double>(*t).count());
+}
+NET_METHOD(gettimeout, "SocketIO.gettimeout()", 0, 0)
+
+ksp_value setopt_body(NetModule &m, const Call &c, ksnet::Socket &s, ksp_value) {
+    ksnet::Option o = ksnet::option_from_name(c.to_str(c.arg(0), "argument 'name'"),
+                                              std::string(c.name) + ": argument 'name'");
+    s.set_option(o, c.to_int_or_bool(c.arg(1), "argument 'value'"));
+    return m.host->none();
+}
+NET_METHOD(setopt, "SocketIO.setopt()", 2, 2)
+
+ksp_value getopt_body(NetModule &m, const Call &c, ksnet::Socket &s, ksp_value) {
+    ksnet::Option o = ksnet::option_from_name(c.to_str(c.arg(0), "argument 'name'"),
+                                              std::string(c.name) + ": argument 'name'");
+    return checked(m.host, m.host->int_new(s.get_option(o))).release();
+}
+NET_METHOD(getopt, "SocketIO.getopt()", 1, 1)
 
 ksp_value close_body(NetModule &m, const Call &, ksnet::Socket &s, ksp_value) {
     s.close();
@@ -201,7 +208,7 @@ ksp_value iter_body(NetModule &m, const Call &, ksnet::Socket &, ksp_value self)
 NET_METHOD(iter, "SocketIO.__iter()", 0, 0)
 
 ksp_value next_body(NetModule &m, const Call &, ksnet::Socket &s, ksp_value) {
-    auto line = s.read_line();
+    auto line = s.read_line(s.deadline());
     if (!line) throw HostError{KSP_ERR_STOP_ITER, "end of stream"};
     return bytes_value(m.host, *line);
 }
@@ -217,7 +224,7 @@ NET_METHOD(repr, "SocketIO.__repr()", 0, 0)
 
 // ---- attributes ----
 
-using AddressOf = std::optional<sockaddr_storage> (ksnet::Socket::*)() const;
+using AddressOf = std::optional<ksnet::NamePort> (ksnet::Socket::*)() const;
 
 template <AddressOf which, bool want_port>
 ksp_value address_part(void *ctx, ksp_value self) {
@@ -225,12 +232,10 @@ ksp_value address_part(void *ctx, ksp_value self) {
     return guarded(m.host, [&] {
         Call c{m.host, "SocketIO attribute", 0, nullptr};
         ksnet::Socket &s = socket_of(m, c, self);
-        auto addr = (s.*which)();
-        if (!addr) return m.host->none();
-        auto *sa = reinterpret_cast<const sockaddr *>(&*addr);
-        if (want_port) return m.host->int_new(ksnet::sockaddr_port(sa));
-        std::string host = ksnet::format_host(sa);
-        return m.host->str_new(host.data(), host.size());
+        auto np = (s.*which)();
+        if (!np) return m.host->none();
+        if (want_port) return m.host->int_new(np->port);
+        return m.host->str_new(np->host.data(), np->host.size());
     });
 }
 
@@ -258,33 +263,58 @@ ksp_value closed_attr(void *ctx, ksp_value self) {
 const ksp_method kMethods[] = {
     {"bind", bind, "bind(self, addr)",
      "Binds the socket to addr: (host, port) for FK.INET4; (host, port) or (host, port, flow, scope) "
-     "for FK.INET6. Host '' means every local address; port 0 picks a free port."},
-    {"connect", connect, "connect(self, addr)",
+     "for FK.INET6; (address, port) for FK.BT. Host '' means every local address; port 0 picks a "
+     "free port."},
+    {"connect", connect, "connect(self, addr, timeout=none)",
      "Connects to addr (same forms as bind). Host names are resolved without blocking other "
-     "sockets. Raises OSError naming the address and errno (e.g. ECONNREFUSED)."},
+     "sockets. For SK.UDP it fixes the peer of write() and read(). Raises OSError naming the address "
+     "and errno (e.g. ECONNREFUSED)."},
     {"listen", listen, "listen(self, num=16)",
      "Begins listening for connections; up to num may wait to be accepted before the kernel "
      "refuses more."},
-    {"accept", accept, "accept(self)",
+    {"accept", accept, "accept(self, timeout=none)",
      "Waits for a connection and returns (sock, name): a new net.SocketIO connected to the client, "
      "and the client's address as a string 'host:port'."},
-    {"read", read, "read(self, sz=none)",
-     "Returns bytes: with sz, up to sz bytes as soon as any arrive; with none, everything up to the "
-     "end of the stream. An empty result means end of stream."},
-    {"write", write, "write(self, msg)",
-     "Writes all of msg (bytes, or str as UTF-8) and returns its length in bytes. Raises OSError "
-     "(EPIPE, ECONNRESET) if the peer is gone."},
+    {"read", read, "read(self, sz=none, timeout=none)",
+     "Streams (SK.TCP): up to sz bytes as soon as any arrive; with sz none, everything up to the end "
+     "of the stream; an empty result means end of stream. Datagram kinds: the next datagram, whole; "
+     "one longer than sz raises ValError and stays queued."},
+    {"write", write, "write(self, msg, timeout=none)",
+     "Writes all of msg (bytes, or str as UTF-8) and returns its length in bytes; for datagram "
+     "kinds, as one datagram to the connected peer. Raises OSError (EPIPE, ECONNRESET) if the peer "
+     "is gone."},
+    {"sendto", sendto, "sendto(self, msg, addr, timeout=none)",
+     "Sends msg as one datagram to addr (SK.UDP, SK.RAW, ...). Returns its length. A datagram "
+     "larger than the protocol can carry raises ValError; it is never cut."},
+    {"recvfrom", recvfrom, "recvfrom(self, sz=none, timeout=none)",
+     "The next datagram and its sender: (bytes, (host, port)). A datagram longer than sz raises "
+     "ValError and stays queued, so a retry with a larger sz gets it."},
+    {"shutdown", shutdown, "shutdown(self, timeout=none)",
+     "Half-closes a stream: sends end of stream to the peer once earlier writes are out; reading "
+     "goes on until the peer's end of stream. A later write raises IOError."},
+    {"settimeout", settimeout, "settimeout(self, timeout)",
+     "Sets the default timeout, in seconds (int or float), of every blocking call on this socket; "
+     "none waits as long as it takes. A call that runs out of time raises TimeoutError. Sockets "
+     "from accept() start with the listener's timeout."},
+    {"gettimeout", gettimeout, "gettimeout(self)", "The default timeout in seconds (float), or none."},
+    {"setopt", setopt, "setopt(self, name, value)",
+     "Sets a socket option: 'nodelay' (bool), 'keepalive' (0 off, or idle seconds before probes), "
+     "'reuseaddr' (bool, before bind; off unless set), 'rcvbuf' and 'sndbuf' (bytes), "
+     "'broadcast' (bool, datagram sockets)."},
+    {"getopt", getopt, "getopt(self, name)",
+     "Reads a socket option (names as setopt) as an int, as the kernel reports it."},
     {"close", close, "close(self)",
      "Closes the socket. Closing twice is harmless; a thread blocked on the socket wakes with an "
      "IOError."},
     {"eof", eof, "eof(self)",
-     "True once the peer has finished sending and every received byte has been read."},
+     "True once the peer has finished sending and every received byte has been read (streams); "
+     "for datagram kinds, true once closed."},
     {"seek", seek, "seek(self, pos, whence=0)", "Always raises IOError: a socket cannot seek."},
     {"tell", tell, "tell(self)", "Always raises IOError: a socket cannot seek."},
     {"trunc", trunc, "trunc(self, sz=0)", "Always raises IOError: a socket cannot be truncated."},
     {"__iter", iter, "__iter(self)",
-     "Iterating a socket yields each line received, as bytes without its '\\n' or '\\r\\n'; a last "
-     "line without a newline is yielded too."},
+     "Iterating a stream socket yields each line received, as bytes without its '\\n' or "
+     "'\\r\\n'; a last line without a newline is yielded too. Datagram kinds raise IOError."},
     {"__next", next, "__next(self)", "The next line (see __iter)."},
     {"__repr", repr, "__repr(self)", "Family, kind, state and addresses of the socket."},
 };
@@ -293,13 +323,13 @@ const ksp_getter kGetters[] = {
     {"fk", enum_attr<&NetModule::fk_enum, fk_of>, "The family (a member of net.FK)."},
     {"sk", enum_attr<&NetModule::sk_enum, sk_of>, "The socket kind (a member of net.SK)."},
     {"pk", enum_attr<&NetModule::pk_enum, pk_of>, "The protocol (a member of net.PK)."},
-    {"local_name", address_part<&ksnet::Socket::local_address, false>,
+    {"local_name", address_part<&ksnet::Socket::local_name, false>,
      "The local address's host (str), or none when the socket has no address."},
-    {"local_port", address_part<&ksnet::Socket::local_address, true>,
+    {"local_port", address_part<&ksnet::Socket::local_name, true>,
      "The local port (int), or none when the socket has no address."},
-    {"peer_name", address_part<&ksnet::Socket::peer_address, false>,
+    {"peer_name", address_part<&ksnet::Socket::peer_name, false>,
      "The peer's host (str), or none when not connected."},
-    {"peer_port", address_part<&ksnet::Socket::peer_address, true>,
+    {"peer_port", address_part<&ksnet::Socket::peer_name, true>,
      "The peer's port (int), or none when not connected."},
     {"closed", closed_attr, "True once the socket is closed."},
 };
@@ -315,8 +345,8 @@ void add_socket_type(NetModule &m, ksp_value module) {
         "SocketIO(fk=net.FK.INET4, sk=net.SK.TCP, pk=net.PK.AUTO): a network socket, an endpoint for "
         "sending and receiving data. A subtype of io.BaseIO: read, write, line iteration, eof, close "
         "and printf work as for other streams; seek, tell and trunc raise IOError. Every blocking "
-        "method releases the interpreter lock while it waits, and a socket may be used from any "
-        "thread.";
+        "method takes an optional timeout (seconds) and releases the interpreter lock while it "
+        "waits; a socket may be used from any thread.";
     spec.base = h->base_io_type();
     spec.constructor = construct;
     spec.constructor_signature = "SocketIO(fk=net.FK.INET4, sk=net.SK.TCP, pk=net.PK.AUTO)";

@@ -15,7 +15,7 @@ void Call::expect_count(size_t min, size_t max) const {
     } else {
         msg += "from " + std::to_string(min) + " to " + std::to_string(max);
     }
-    msg += max == 1 ? " argument" : " arguments";
+    msg += min == max && max == 1 ? " argument" : " arguments";
     msg += " (" + std::to_string(nargs) + " given)";
     throw HostError{KSP_ERR_ARG, msg};
 }
@@ -29,6 +29,14 @@ int64_t Call::to_int(ksp_value v, const char *what) const {
     int64_t out = 0;
     if (h->int_get(v, &out) < 0) type_error(what, "an int", v);
     return out;
+}
+
+int64_t Call::to_int_or_bool(ksp_value v, const char *what) const {
+    int64_t out = 0;
+    if (h->int_get(v, &out) == 0) return out;
+    int b = 0;
+    if (KSP_HOST_HAS(h, bool_get) && h->bool_get(v, &b) == 0) return b;
+    type_error(what, "an int or a bool", v);
 }
 
 std::string_view Call::to_str(ksp_value v, const char *what) const {

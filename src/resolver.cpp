@@ -5,6 +5,8 @@
 #include <cstring>
 #include <string>
 
+#include "ksnet/error.hpp"
+
 namespace ksnet {
 
 namespace {
@@ -64,6 +66,40 @@ void resolve_on_loop(Runtime &rt, const Endpoint &ep, int socktype, bool passive
         delete r;
         cb(rc, addr, 0);
     }
+}
+
+socklen_t resolve(Runtime &rt, const Endpoint &ep, int socktype, bool passive, const Deadline &deadline,
+                  const char *op, sockaddr_storage &out) {
+    // Shared with the loop: the caller may give up (timeout) before the answer comes.
+    struct Answer {
+        std::mutex mu;
+        std::condition_variable cv;
+        bool done = false;
+        int status = 0;
+        sockaddr_storage addr{};
+        socklen_t len = 0;
+    };
+    auto answer = std::make_shared<Answer>();
+    bool posted = rt.post([&rt, ep, socktype, passive, answer] {
+        resolve_on_loop(rt, ep, socktype, passive, [answer](int status, const sockaddr_storage &a, socklen_t len) {
+            std::lock_guard lk(answer->mu);
+            answer->status = status;
+            answer->addr = a;
+            answer->len = len;
+            answer->done = true;
+            answer->cv.notify_all();
+        });
+    });
+    if (!posted) throw Error(ErrorKind::Closed, std::string(op) + ": the net module was unloaded");
+    switch (rt.wait(answer->mu, answer->cv, [&] { return answer->done; }, deadline)) {
+    case WaitResult::Ready: break;
+    case WaitResult::TimedOut: throw Error(ErrorKind::Timeout, std::string(op) + ": timed out", UV_ETIMEDOUT);
+    case WaitResult::Interrupted: throw Error(ErrorKind::Interrupted, std::string(op) + ": interrupted");
+    }
+    std::lock_guard lk(answer->mu);
+    check_uv(answer->status, op, format_endpoint(ep));
+    out = answer->addr;
+    return answer->len;
 }
 
 }  // namespace ksnet

@@ -15,4 +15,9 @@ using ResolveDone = std::function<void(int status, const sockaddr_storage &addr,
 // thread pool, so the loop never blocks on a DNS answer. `passive` is for bind().
 void resolve_on_loop(Runtime &rt, const Endpoint &ep, int socktype, bool passive, ResolveDone done);
 
+// The same for a caller off the loop: waits with the interpreter lock released. Throws
+// os_error naming `op` and the endpoint, or Error(Timeout).
+socklen_t resolve(Runtime &rt, const Endpoint &ep, int socktype, bool passive, const Deadline &deadline,
+                  const char *op, sockaddr_storage &out);
+
 }  // namespace ksnet

@@ -1,6 +1,13 @@
 #include "ksnet/socket.hpp"
 
+#include <netinet/in.h>
+
+#include "ksnet/bluetooth.hpp"
 #include "ksnet/error.hpp"
+#include "ksnet/poll_socket.hpp"
+#include "ksnet/tcp.hpp"
+#include "ksnet/udp.hpp"
+#include "resolver.hpp"
 
 namespace ksnet {
 
@@ -20,67 +27,302 @@ const char *protocol_name(Protocol p) {
     case Protocol::Auto: return "AUTO";
     case Protocol::BtL2cap: return "BT_L2CAP";
     case Protocol::BtRfcomm: return "BT_RFCOMM";
+    case Protocol::Icmp: return "ICMP";
+    case Protocol::Icmpv6: return "ICMPV6";
+    case Protocol::IpTcp: return "TCP";
+    case Protocol::IpUdp: return "UDP";
+    case Protocol::IpRaw: return "RAW";
     }
     return "?";
 }
 
 namespace {
 
-std::string combination(Family f, Kind k, Protocol p) {
+bool is_bluetooth_protocol(Protocol p) { return p == Protocol::BtL2cap || p == Protocol::BtRfcomm; }
+
+int os_type(Kind k) {
+    switch (k) {
+    case Kind::Tcp: return SOCK_STREAM;
+    case Kind::Udp: return SOCK_DGRAM;
+    case Kind::Raw: return SOCK_RAW;
+    case Kind::Packet: return SOCK_PACKET;
+    case Kind::PacketSeq: return SOCK_SEQPACKET;
+    }
+    return 0;
+}
+
+int os_protocol(Protocol p) {
+    switch (p) {
+    case Protocol::Auto: return 0;
+    case Protocol::BtL2cap: return bt::kProtoL2cap;
+    case Protocol::BtRfcomm: return bt::kProtoRfcomm;
+    case Protocol::Icmp: return IPPROTO_ICMP;
+    case Protocol::Icmpv6: return IPPROTO_ICMPV6;
+    case Protocol::IpTcp: return IPPROTO_TCP;
+    case Protocol::IpUdp: return IPPROTO_UDP;
+    case Protocol::IpRaw: return IPPROTO_RAW;
+    }
+    return 0;
+}
+
+std::string combination_text(Family f, Kind k, Protocol p) {
     return std::string("fk=") + family_name(f) + ", sk=" + kind_name(k) + ", pk=" + protocol_name(p);
 }
 
-bool is_bluetooth_protocol(Protocol p) { return p == Protocol::BtL2cap || p == Protocol::BtRfcomm; }
+// The protocol a Bluetooth socket of this kind uses, or throws for a nonsense pair.
+Protocol bluetooth_protocol(Kind k, Protocol p, const std::string &combo) {
+    auto refuse = [&](const std::string &why) -> Protocol {
+        throw Error(ErrorKind::Value, "SocketIO(" + combo + "): " + why);
+    };
+    if (p != Protocol::Auto && !is_bluetooth_protocol(p)) refuse("fk=BT needs pk=AUTO, BT_RFCOMM or BT_L2CAP");
+    if (k == Kind::Packet) refuse("SK.PACKET is not a Bluetooth socket kind");
+    if (p == Protocol::BtRfcomm && k != Kind::Tcp) refuse("BT_RFCOMM is a stream protocol: it needs sk=TCP");
+    if (p == Protocol::Auto) return k == Kind::Tcp ? Protocol::BtRfcomm : Protocol::BtL2cap;
+    return p;
+}
+
+// Checks an IP combination before any system call.
+void check_ip_combination(Family f, Kind k, Protocol p, const std::string &combo) {
+    auto refuse = [&](const std::string &why) { throw Error(ErrorKind::Value, "SocketIO(" + combo + "): " + why); };
+    if (is_bluetooth_protocol(p)) refuse("Bluetooth protocols need fk=BT");
+    if (k == Kind::Tcp && p != Protocol::Auto && p != Protocol::IpTcp) refuse("sk=TCP needs pk=AUTO or TCP");
+    if (k == Kind::Udp && p != Protocol::Auto && p != Protocol::IpUdp) refuse("sk=UDP needs pk=AUTO or UDP");
+    if (k == Kind::Raw && p == Protocol::Auto) {
+        refuse("sk=RAW needs the IP protocol to carry: pk=ICMP, ICMPV6, TCP, UDP or RAW");
+    }
+    if (p == Protocol::Icmp && f != Family::Inet4) refuse("ICMP is IPv4's: use pk=ICMPV6 with fk=INET6");
+    if (p == Protocol::Icmpv6 && f != Family::Inet6) refuse("ICMPV6 is IPv6's: use pk=ICMP with fk=INET4");
+}
 
 }  // namespace
 
 std::unique_ptr<Socket> Socket::open(std::shared_ptr<Runtime> rt, Family family, Kind kind,
                                      Protocol protocol) {
-    std::string combo = combination(family, kind, protocol);
-    if (is_bluetooth_protocol(protocol) && family != Family::Bluetooth) {
-        throw Error(ErrorKind::Value, "SocketIO(" + combo + "): Bluetooth protocols need fk=BT");
-    }
+    std::string combo = combination_text(family, kind, protocol);
+    std::unique_ptr<Socket> s(new Socket(family, kind, protocol));
+    s->rt_ = rt;
     if (family == Family::Bluetooth) {
-        throw Error(ErrorKind::Unsupported,
-                    "SocketIO(" + combo + "): Bluetooth sockets are not supported by this version of net");
+        Protocol p = bluetooth_protocol(kind, protocol, combo);
+        s->protocol_ = p;
+        s->poll_ = PollSocket::create(std::move(rt), bt::kAfBluetooth, os_type(kind), os_protocol(p));
+        return s;
     }
-    if (kind != Kind::Tcp) {
-        throw Error(ErrorKind::Unsupported, "SocketIO(" + combo + "): " + kind_name(kind) +
-                                                " sockets are not supported by this version of net "
-                                                "(supported: sk=TCP)");
+    check_ip_combination(family, kind, protocol, combo);
+    if (kind == Kind::Tcp) {
+        s->tcp_ = TcpSocket::create(std::move(rt), family);
+    } else if (kind == Kind::Udp) {
+        s->udp_ = UdpSocket::create(std::move(rt), family);
+    } else {
+        s->poll_ = PollSocket::create(std::move(rt), family_to_af(family), os_type(kind), os_protocol(protocol));
     }
-    auto tcp = TcpSocket::create(std::move(rt), family);
-    return std::unique_ptr<Socket>(new Socket(family, kind, protocol, std::move(tcp)));
+    return s;
+}
+
+Socket::~Socket() = default;
+
+bool Socket::is_stream() const { return tcp_ != nullptr; }
+
+std::string Socket::combination() const { return combination_text(family_, kind_, protocol_); }
+
+void Socket::not_for_kind(const char *op, const char *why) const {
+    throw Error(ErrorKind::State, std::string(op) + ": not for a " + kind_name(kind_) + " socket (" + why + ")");
+}
+
+// ---- addresses ----
+
+namespace {
+
+socklen_t sockaddr_for(Runtime &rt, Family family, Protocol protocol, int type, const Endpoint &ep,
+                       bool passive, const Deadline &dl, const char *op, sockaddr_storage &out) {
+    if (family == Family::Bluetooth) {
+        if (protocol == Protocol::BtRfcomm) return bt::make_rfcomm_sockaddr(ep.host, ep.port, out, passive);
+        return bt::make_l2cap_sockaddr(ep.host, ep.port, out, passive);
+    }
+    return resolve(rt, ep, type, passive, dl, op, out);
+}
+
+}  // namespace
+
+void Socket::bind(const Endpoint &ep) {
+    if (tcp_) return tcp_->bind(ep);
+    if (udp_) return udp_->bind(ep);
+    sockaddr_storage ss{};
+    socklen_t len = sockaddr_for(*rt_, family_, protocol_, os_type(kind_), ep, true, {}, "bind", ss);
+    poll_->bind(reinterpret_cast<sockaddr *>(&ss), len);
+}
+
+void Socket::connect(const Endpoint &ep, const Deadline &dl) {
+    if (tcp_) return tcp_->connect(ep, dl);
+    if (udp_) return udp_->connect(ep, dl);
+    sockaddr_storage ss{};
+    socklen_t len = sockaddr_for(*rt_, family_, protocol_, os_type(kind_), ep, false, dl, "connect", ss);
+    poll_->connect(reinterpret_cast<sockaddr *>(&ss), len, dl);
+}
+
+void Socket::listen(int backlog) {
+    if (tcp_) return tcp_->listen(backlog);
+    if (udp_) not_for_kind("listen", "UDP is connectionless: use recvfrom() and sendto()");
+    poll_->listen(backlog);
 }
 
 std::pair<std::unique_ptr<Socket>, std::string> Socket::accept(const Deadline &dl) {
-    auto [client, name] = tcp_->accept(dl);
-    std::unique_ptr<Socket> s(new Socket(family_, kind_, protocol_, std::move(client)));
+    std::unique_ptr<Socket> s(new Socket(family_, kind_, protocol_));
+    s->rt_ = rt_;
+    s->timeout_ns_.store(timeout_ns_.load());
+    if (tcp_) {
+        auto [client, name] = tcp_->accept(dl);
+        s->tcp_ = std::move(client);
+        return {std::move(s), std::move(name)};
+    }
+    if (udp_) not_for_kind("accept", "UDP is connectionless: use recvfrom() and sendto()");
+    auto [client, addr] = poll_->accept(dl);
+    s->poll_ = std::move(client);
+    std::string name = format_any_sockaddr(reinterpret_cast<sockaddr *>(&addr), sizeof addr, os_type(kind_),
+                                           os_protocol(protocol_));
     return {std::move(s), std::move(name)};
 }
 
-std::optional<sockaddr_storage> Socket::local_address() const {
+// ---- data ----
+
+std::string Socket::read(size_t max, const Deadline &dl) {
+    if (tcp_) return tcp_->read(max, dl);
+    if (udp_) return udp_->recv(max, dl);
+    return poll_->recv(max, dl);
+}
+
+std::optional<std::string> Socket::read_line(const Deadline &dl) {
+    if (!tcp_) not_for_kind("line iteration", "lines need a byte stream: use read() for whole messages");
+    return tcp_->read_line(dl);
+}
+
+void Socket::write(std::string_view data, const Deadline &dl) {
+    if (tcp_) return tcp_->write(data, dl);
+    if (udp_) return udp_->send(data, dl);
+    poll_->send(data, dl);
+}
+
+void Socket::sendto(std::string_view data, const Endpoint &to, const Deadline &dl) {
+    if (tcp_) not_for_kind("sendto", "a TCP socket has one peer: connect() and write()");
+    if (udp_) return udp_->sendto(data, to, dl);
+    sockaddr_storage ss{};
+    socklen_t len = sockaddr_for(*rt_, family_, protocol_, os_type(kind_), to, false, dl, "sendto", ss);
+    poll_->sendto(data, reinterpret_cast<sockaddr *>(&ss), len, dl);
+}
+
+std::pair<std::string, NamePort> Socket::recvfrom(size_t max, const Deadline &dl) {
+    if (tcp_) not_for_kind("recvfrom", "a TCP socket has one peer: use read()");
+    auto [data, from] = udp_ ? udp_->recvfrom(max, dl) : poll_->recvfrom(max, dl);
+    return {std::move(data), name_port(from)};
+}
+
+void Socket::shutdown_write(const Deadline &dl) {
+    if (!tcp_) not_for_kind("shutdown", "only a byte stream can be half-closed");
+    tcp_->shutdown_write(dl);
+}
+
+void Socket::set_option(Option o, int64_t value) {
+    if (tcp_) return tcp_->set_option(o, value);
+    if (udp_) return udp_->set_option(o, value);
+    poll_->set_option(o, value);
+}
+
+int64_t Socket::get_option(Option o) const {
+    if (tcp_) return tcp_->get_option(o);
+    if (udp_) return udp_->get_option(o);
+    return poll_->get_option(o);
+}
+
+// ---- state ----
+
+void Socket::close() {
+    if (tcp_) return tcp_->close();
+    if (udp_) return udp_->close();
+    poll_->close();
+}
+
+bool Socket::eof() {
+    if (tcp_) return tcp_->eof();
+    return closed();  // datagrams have no end of stream
+}
+
+bool Socket::closed() const {
+    if (tcp_) return tcp_->state() == TcpSocket::State::Closed;
+    if (udp_) return udp_->state() == UdpSocket::State::Closed;
+    return poll_->state() == PollSocket::State::Closed;
+}
+
+const char *Socket::state_name() const {
+    if (tcp_) return TcpSocket::state_name(tcp_->state());
+    if (udp_) return UdpSocket::state_name(udp_->state());
+    return PollSocket::state_name(poll_->state());
+}
+
+NamePort Socket::name_port(const sockaddr_storage &ss) const {
+    auto *sa = reinterpret_cast<const sockaddr *>(&ss);
+    if (family_ == Family::Bluetooth) {
+        bt::BtEndpoint e = bt::decode_sockaddr(sa, os_protocol(protocol_));
+        return {e.address, e.port};
+    }
+    unsigned port = kind_ == Kind::Tcp || kind_ == Kind::Udp ? sockaddr_port(sa) : 0;
+    return {format_host(sa), port};
+}
+
+namespace {
+template <class Impl>
+std::optional<sockaddr_storage> address_of(const Impl &impl, bool local) {
     try {
-        return tcp_->local_address();
+        return local ? impl.local_address() : impl.peer_address();
     } catch (const Error &) {
         return std::nullopt;
     }
 }
+}  // namespace
 
-std::optional<sockaddr_storage> Socket::peer_address() const {
-    try {
-        return tcp_->peer_address();
-    } catch (const Error &) {
-        return std::nullopt;
-    }
+std::optional<NamePort> Socket::local_name() const {
+    auto a = tcp_ ? address_of(*tcp_, true) : udp_ ? address_of(*udp_, true) : address_of(*poll_, true);
+    if (!a) return std::nullopt;
+    return name_port(*a);
+}
+
+std::optional<NamePort> Socket::peer_name() const {
+    auto a = tcp_ ? address_of(*tcp_, false) : udp_ ? address_of(*udp_, false) : address_of(*poll_, false);
+    if (!a) return std::nullopt;
+    return name_port(*a);
 }
 
 std::string Socket::describe() const {
-    std::string out = std::string("fk=") + family_name(family_) + " sk=" + kind_name(kind_) +
-                      " state=" + state_name();
-    if (auto a = local_address()) out += " local=" + format_sockaddr(reinterpret_cast<sockaddr *>(&*a));
-    if (auto a = peer_address()) out += " peer=" + format_sockaddr(reinterpret_cast<sockaddr *>(&*a));
+    std::string out = std::string("fk=") + family_name(family_) + " sk=" + kind_name(kind_);
+    if (protocol_ != Protocol::Auto) out += std::string(" pk=") + protocol_name(protocol_);
+    out += std::string(" state=") + state_name();
+    auto text = [&](const NamePort &np) {
+        bool v6 = family_ == Family::Inet6;
+        std::string host = v6 ? "[" + np.host + "]" : np.host;
+        if (kind_ == Kind::Tcp || kind_ == Kind::Udp || family_ == Family::Bluetooth) {
+            return host + ":" + std::to_string(np.port);
+        }
+        return host;
+    };
+    if (auto a = local_name()) out += " local=" + text(*a);
+    if (auto a = peer_name()) out += " peer=" + text(*a);
     return out;
+}
+
+// ---- timeouts ----
+
+void Socket::set_timeout(std::optional<Clock::duration> t) {
+    timeout_ns_.store(t ? std::chrono::duration_cast<std::chrono::nanoseconds>(*t).count() : -1);
+}
+
+std::optional<Clock::duration> Socket::timeout() const {
+    int64_t ns = timeout_ns_.load();
+    if (ns < 0) return std::nullopt;
+    return std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns));
+}
+
+Deadline Socket::deadline(std::optional<Clock::duration> override_timeout) const {
+    auto t = override_timeout ? override_timeout : timeout();
+    if (!t) return std::nullopt;
+    return Clock::now() + *t;
 }
 
 }  // namespace ksnet

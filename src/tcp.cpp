@@ -581,6 +581,7 @@ void TcpSocket::write(std::string_view data, const Deadline &deadline) {
         std::lock_guard lk(mu_);
         throw_if_unusable_locked("write");
         if (state_ != State::Connected) throw Error(ErrorKind::State, "write: socket is not connected");
+        if (write_shut_) throw Error(ErrorKind::State, "write: the write side was shut down (shutdown())");
         if (write_error_ < 0) throw os_error("write", name_for_errors(), write_error_);
         op->sock = shared_from_this();
     }
@@ -617,6 +618,68 @@ void TcpSocket::write(std::string_view data, const Deadline &deadline) {
         throw_if_unusable_locked("write");
     }
     if (status < 0) throw os_error("write", name_for_errors(), status);
+}
+
+// ---- half-close and options ----
+
+void TcpSocket::shutdown_write(const Deadline &deadline) {
+    struct ShutdownOp {
+        uv_shutdown_t req{};
+        std::shared_ptr<TcpSocket> sock;
+        bool done = false;
+        int status = 0;
+    };
+    auto op = std::make_shared<ShutdownOp>();
+    {
+        std::lock_guard lk(mu_);
+        throw_if_unusable_locked("shutdown");
+        if (state_ != State::Connected) throw Error(ErrorKind::State, "shutdown: socket is not connected");
+        if (write_shut_) return;  // twice is harmless, like close()
+        write_shut_ = true;
+        op->sock = shared_from_this();
+    }
+    bool posted = rt_->post([op] {
+        TcpSocket *self = op->sock.get();
+        auto finish = [](ShutdownOp &o, int status) {
+            std::lock_guard lk(o.sock->mu_);
+            o.status = status;
+            o.done = true;
+            o.sock->cv_.notify_all();
+        };
+        if (self->handle_closing_) return finish(*op, UV_ECANCELED);
+        op->req.data = new std::shared_ptr<ShutdownOp>(op);
+        // libuv sends the FIN only after the writes queued before it.
+        int rc = uv_shutdown(&op->req, as_stream(&self->handle_), [](uv_shutdown_t *req, int status) {
+            auto *slot = static_cast<std::shared_ptr<ShutdownOp> *>(req->data);
+            std::shared_ptr<ShutdownOp> keep = std::move(*slot);
+            delete slot;
+            std::lock_guard lk(keep->sock->mu_);
+            keep->status = status;
+            keep->done = true;
+            keep->sock->cv_.notify_all();
+        });
+        if (rc < 0) {
+            delete static_cast<std::shared_ptr<ShutdownOp> *>(op->req.data);
+            finish(*op, rc);
+        }
+    });
+    if (!posted) throw Error(ErrorKind::Closed, "shutdown: the net module was unloaded");
+    wait_or_throw([&] { return op->done || state_ == State::Closed; }, deadline, "shutdown");
+    std::lock_guard lk(mu_);
+    if (!op->done) throw_if_unusable_locked("shutdown");
+    if (op->status < 0 && op->status != UV_ECANCELED) throw os_error("shutdown", name_for_errors(), op->status);
+}
+
+void TcpSocket::set_option(Option o, int64_t value) {
+    std::lock_guard lk(mu_);  // while held, the loop cannot close fd_
+    throw_if_unusable_locked("setopt");
+    ksnet::set_option(fd_, o, value, name_for_errors());
+}
+
+int64_t TcpSocket::get_option(Option o) const {
+    std::lock_guard lk(mu_);
+    throw_if_unusable_locked("getopt");
+    return ksnet::get_option(fd_, o, name_for_errors());
 }
 
 }  // namespace ksnet

@@ -1,8 +1,15 @@
 // ksnet/socket.hpp - one socket of any family, kind and protocol: what the binding's
 // SocketIO wraps. It checks the combination before any system call and forwards each
-// operation to the implementation for that kind (TcpSocket for SK.TCP).
+// operation to the implementation for that kind:
+//   SK.TCP on INET4/INET6        -> TcpSocket  (uv_tcp_t, a byte stream)
+//   SK.UDP on INET4/INET6        -> UdpSocket  (uv_udp_t, datagrams)
+//   everything else (RAW, PACKET, PACKET_SEQ, Bluetooth) -> PollSocket (an OS socket
+//                                   watched by uv_poll_t)
+// Each socket also carries a default timeout that every blocking call uses unless the
+// call passes its own.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -10,54 +17,95 @@
 #include <utility>
 
 #include "ksnet/address.hpp"
+#include "ksnet/options.hpp"
 #include "ksnet/runtime.hpp"
-#include "ksnet/tcp.hpp"
 
 namespace ksnet {
 
+class TcpSocket;
+class UdpSocket;
+class PollSocket;
+
 enum class Kind { Tcp, Udp, Raw, Packet, PacketSeq };
-enum class Protocol { Auto, BtL2cap, BtRfcomm };
+enum class Protocol { Auto, BtL2cap, BtRfcomm, Icmp, Icmpv6, IpTcp, IpUdp, IpRaw };
 
 const char *kind_name(Kind k);          // "TCP", ...
 const char *protocol_name(Protocol p);  // "AUTO", ...
 
+// A socket address taken apart for a script: host text and port (channel or PSM for
+// Bluetooth; 0 for raw IP sockets, which have no ports).
+struct NamePort {
+    std::string host;
+    unsigned port = 0;
+};
+
 class Socket {
 public:
+    static constexpr size_t kAll = static_cast<size_t>(-1);  // read(): to end / any size
+
     // Throws Error(Value) for a combination that makes no sense and
-    // Error(Unsupported) for one this system or version cannot do.
+    // Error(Unsupported) for one this system cannot do.
     static std::unique_ptr<Socket> open(std::shared_ptr<Runtime> rt, Family family, Kind kind,
                                         Protocol protocol);
+    ~Socket();
 
     Family family() const { return family_; }
     Kind kind() const { return kind_; }
     Protocol protocol() const { return protocol_; }
+    // A byte stream (TCP, Bluetooth RFCOMM): read() to end, line iteration, shutdown.
+    bool is_stream() const;
 
-    void bind(const Endpoint &ep) { tcp_->bind(ep); }
-    void connect(const Endpoint &ep, const Deadline &dl = {}) { tcp_->connect(ep, dl); }
-    void listen(int backlog) { tcp_->listen(backlog); }
-    std::pair<std::unique_ptr<Socket>, std::string> accept(const Deadline &dl = {});
-    std::string read(size_t max, const Deadline &dl = {}) { return tcp_->read(max, dl); }
-    std::optional<std::string> read_line(const Deadline &dl = {}) { return tcp_->read_line(dl); }
-    void write(std::string_view data, const Deadline &dl = {}) { tcp_->write(data, dl); }
-    void close() { tcp_->close(); }
-    bool eof() { return tcp_->eof(); }
-    bool closed() const { return tcp_->state() == TcpSocket::State::Closed; }
-    const char *state_name() const { return TcpSocket::state_name(tcp_->state()); }
+    // Endpoints: (host, port[, flow, scope]) for IP; for Bluetooth host is the device
+    // address "XX:XX:XX:XX:XX:XX" and port the RFCOMM channel or L2CAP PSM.
+    void bind(const Endpoint &ep);
+    void connect(const Endpoint &ep, const Deadline &dl);
+    void listen(int backlog);
+    std::pair<std::unique_ptr<Socket>, std::string> accept(const Deadline &dl);
+
+    // Streams: up to `max` bytes as soon as any arrive (kAll: to end of stream).
+    // Datagram kinds: the next datagram, never cut (too long for `max` is an error).
+    std::string read(size_t max, const Deadline &dl);
+    std::optional<std::string> read_line(const Deadline &dl);  // streams only
+    void write(std::string_view data, const Deadline &dl);     // a stream: all; else one datagram
+    void sendto(std::string_view data, const Endpoint &to, const Deadline &dl);
+    std::pair<std::string, NamePort> recvfrom(size_t max, const Deadline &dl);
+    void shutdown_write(const Deadline &dl);  // streams only
+
+    void set_option(Option o, int64_t value);
+    int64_t get_option(Option o) const;
+
+    void close();
+    bool eof();
+    bool closed() const;
+    const char *state_name() const;
 
     // nullopt where there is none (never bound / not connected / closed).
-    std::optional<sockaddr_storage> local_address() const;
-    std::optional<sockaddr_storage> peer_address() const;
-    // "<fk=INET4 sk=TCP state=connected local=127.0.0.1:5000 peer=127.0.0.1:41234>" body
+    std::optional<NamePort> local_name() const;
+    std::optional<NamePort> peer_name() const;
+    // "fk=INET4 sk=TCP state=connected local=127.0.0.1:5000 peer=127.0.0.1:41234"
     std::string describe() const;
 
+    // The default timeout of blocking calls; nullopt waits as long as it takes.
+    void set_timeout(std::optional<Clock::duration> t);
+    std::optional<Clock::duration> timeout() const;
+    // The deadline for a call starting now: `override_timeout` if given, else the default.
+    Deadline deadline(std::optional<Clock::duration> override_timeout = std::nullopt) const;
+
 private:
-    Socket(Family f, Kind k, Protocol p, std::shared_ptr<TcpSocket> tcp)
-        : family_(f), kind_(k), protocol_(p), tcp_(std::move(tcp)) {}
+    Socket(Family f, Kind k, Protocol p) : family_(f), kind_(k), protocol_(p) {}
+    NamePort name_port(const sockaddr_storage &ss) const;
+    std::string combination() const;
+    [[noreturn]] void not_for_kind(const char *op, const char *why) const;
 
     Family family_;
     Kind kind_;
     Protocol protocol_;
+    std::atomic<int64_t> timeout_ns_{-1};  // -1: none
+    // Exactly one is set.
     std::shared_ptr<TcpSocket> tcp_;
+    std::shared_ptr<UdpSocket> udp_;
+    std::shared_ptr<PollSocket> poll_;
+    std::shared_ptr<Runtime> rt_;  // for resolving the addresses of poll sockets
 };
 
 }  // namespace ksnet

@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "ksnet/address.hpp"
+#include "ksnet/options.hpp"
 #include "ksnet/runtime.hpp"
 
 namespace ksnet {
@@ -49,6 +50,14 @@ public:
     // Returns once all of `data` has been handed to the kernel. `data` must stay valid
     // until then (it is not copied).
     void write(std::string_view data, const Deadline &deadline = {});
+
+    // Half-close: sends FIN once every earlier write has gone out. Reading continues
+    // until the peer's end of stream; a later write raises Error(State).
+    void shutdown_write(const Deadline &deadline = {});
+
+    // Socket options by name (ksnet/options.hpp).
+    void set_option(Option o, int64_t value);
+    int64_t get_option(Option o) const;
 
     // Harmless when already closed. Wakes every thread blocked on this socket.
     void close();
@@ -119,6 +128,7 @@ private:
     int accept_waiters_ = 0;
 
     int write_error_ = 0;
+    bool write_shut_ = false;  // shutdown_write() was called
 };
 
 }  // namespace ksnet

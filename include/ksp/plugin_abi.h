@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 #define KSP_ABI_MAJOR 1
-#define KSP_ABI_MINOR 0
+#define KSP_ABI_MINOR 1
 
 /* The one symbol a plugin exports. The loader resolves it with dlsym() and calls it
  * before anything else; its layout (`ksp_plugin_decl`'s first three fields) never
@@ -220,6 +220,11 @@ typedef struct ksp_host {
 
     /* A copy of `s` in memory the host owns (and frees), for init's error message. */
     char *(*strdup)(const char *s);
+
+    /* ---- added in ABI 1.1 (check with KSP_HOST_HAS before calling) ---- */
+
+    /* Read a bool: 0 and *out = 0 or 1, or -1 if v is not a bool (nothing raised). */
+    int (*bool_get)(ksp_value v, int *out);
 } ksp_host;
 
 /* 1 if the host table is large enough to contain `entry`. */

@@ -211,7 +211,17 @@ TEST_CASE("socket_refuses_unsupported_combinations_before_any_system_call") {
     int fds = census::open_fds();
     CHECK_THROWS_WITH(Socket::open(fx.rt, Family::Inet4, Kind::Tcp, Protocol::BtRfcomm),
                       "SocketIO(fk=INET4, sk=TCP, pk=BT_RFCOMM): Bluetooth protocols need fk=BT");
-    CHECK_THROWS_AS(Socket::open(fx.rt, Family::Inet4, Kind::Udp, Protocol::Auto), Error);
+    CHECK_THROWS_WITH(Socket::open(fx.rt, Family::Inet4, Kind::Raw, Protocol::Auto),
+                      "SocketIO(fk=INET4, sk=RAW, pk=AUTO): sk=RAW needs the IP protocol to carry: pk=ICMP, "
+                      "ICMPV6, TCP, UDP or RAW");
+    CHECK_THROWS_WITH(Socket::open(fx.rt, Family::Inet6, Kind::Raw, Protocol::Icmp),
+                      "SocketIO(fk=INET6, sk=RAW, pk=ICMP): ICMP is IPv4's: use pk=ICMPV6 with fk=INET6");
+    CHECK_THROWS_WITH(Socket::open(fx.rt, Family::Inet4, Kind::Udp, Protocol::IpTcp),
+                      "SocketIO(fk=INET4, sk=UDP, pk=TCP): sk=UDP needs pk=AUTO or UDP");
+    CHECK_THROWS_WITH(Socket::open(fx.rt, Family::Bluetooth, Kind::Udp, Protocol::BtRfcomm),
+                      "SocketIO(fk=BT, sk=UDP, pk=BT_RFCOMM): BT_RFCOMM is a stream protocol: it needs sk=TCP");
+    CHECK_THROWS_WITH(Socket::open(fx.rt, Family::Bluetooth, Kind::Packet, Protocol::Auto),
+                      "SocketIO(fk=BT, sk=PACKET, pk=AUTO): SK.PACKET is not a Bluetooth socket kind");
     CHECK(census::open_fds() == fds);
 }
 

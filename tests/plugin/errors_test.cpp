@@ -59,7 +59,25 @@ TEST_CASE("bad_arguments_name_the_argument_the_value_and_the_expected_form") {
                  {KSP_ERR_VAL, "SocketIO.read(): argument 'sz' is -5 (expected none or a size >= 0)"});
     check_raises(m("write", {h.integer(5)}),
                  {KSP_ERR_TYPE, "SocketIO.write(): argument 'msg' must be bytes or str, not int"});
-    check_raises(m("accept", {h.none()}), {KSP_ERR_ARG, "SocketIO.accept() takes 0 arguments (1 given)"});
+    check_raises(m("accept", {h.none(), h.none()}),
+                 {KSP_ERR_ARG, "SocketIO.accept() takes from 0 to 1 arguments (2 given)"});
+    check_raises(m("accept", {h.floating(-1.5)}),
+                 {KSP_ERR_VAL, "SocketIO.accept(): argument 'timeout' is -1.500000 (expected none or 0..31536000 seconds)"});
+    check_raises(m("read", {h.none(), h.str("soon")}),
+                 {KSP_ERR_TYPE, "SocketIO.read(): argument 'timeout' must be a number of seconds or none, not str"});
+    check_raises(m("settimeout", {h.integer(-1)}),
+                 {KSP_ERR_VAL, "SocketIO.settimeout(): argument 'timeout' is -1.000000 (expected none or 0..31536000 seconds)"});
+    check_raises(m("setopt", {h.str("nodelayy"), h.integer(1)}),
+                 {KSP_ERR_VAL, "SocketIO.setopt(): argument 'name' is 'nodelayy' (expected one of nodelay, keepalive, "
+                               "reuseaddr, rcvbuf, sndbuf, broadcast)"});
+    check_raises(m("setopt", {h.str("nodelay"), h.integer(2)}),
+                 {KSP_ERR_VAL, "setopt: the value of 'nodelay' is 2 (expected 0..1)"});
+    check_raises(m("setopt", {h.str("rcvbuf"), h.str("big")}),
+                 {KSP_ERR_TYPE, "SocketIO.setopt(): argument 'value' must be an int or a bool, not str"});
+    check_raises(m("sendto", {h.bytes("x"), fx.addr("127.0.0.1", 9)}),
+                 {KSP_ERR_IO, "sendto: not for a TCP socket (a TCP socket has one peer: connect() and write())"});
+    check_raises(m("recvfrom", {}), {KSP_ERR_IO, "recvfrom: not for a TCP socket (a TCP socket has one peer: use read())"});
+    check_raises(m("shutdown", {}), {KSP_ERR_IO, "shutdown: socket is not connected"});
     check_raises(m("seek", {h.integer(0)}),
                  {KSP_ERR_IO, "SocketIO.seek(): a socket is a stream and cannot seek"});
     check_raises(m("tell", {}), {KSP_ERR_IO, "SocketIO.tell(): a socket is a stream and cannot seek"});
@@ -126,20 +144,20 @@ TEST_CASE("bind_to_an_address_in_use_is_an_oserror") {
           "bind 127.0.0.1:" + std::to_string(port) + ": EADDRINUSE (address already in use)");
 }
 
-TEST_CASE("kinds_and_families_not_built_yet_say_so_and_open_no_descriptor") {
+TEST_CASE("combinations_that_make_no_sense_are_refused_before_any_system_call") {
     NetFixture fx;
-    auto &h = fx.host;
     int fds = census::open_fds();
-    check_raises([&] { h.call(fx.SocketIO, {fx.enum_member("FK", "INET4"), fx.enum_member("SK", "UDP")}); },
-                 {KSP_ERR_OS,
-                  "SocketIO(fk=INET4, sk=UDP, pk=AUTO): UDP sockets are not supported by this version of net "
-                  "(supported: sk=TCP)"});
-    check_raises([&] { h.call(fx.SocketIO, {fx.enum_member("FK", "BT")}); },
-                 {KSP_ERR_OS, "SocketIO(fk=BT, sk=TCP, pk=AUTO): Bluetooth sockets are not supported by this "
-                              "version of net"});
-    check_raises([&] {
-        h.call(fx.SocketIO, {fx.enum_member("FK", "INET4"), fx.enum_member("SK", "TCP"), fx.enum_member("PK", "BT_L2CAP")});
-    },
-                 {KSP_ERR_VAL, "SocketIO(fk=INET4, sk=TCP, pk=BT_L2CAP): Bluetooth protocols need fk=BT"});
+    auto refused = [&](const char *fk, const char *sk, const char *pk, const std::string &why) {
+        check_raises([&] { fx.socket(fk, sk, pk); },
+                     {KSP_ERR_VAL, std::string("SocketIO(fk=") + fk + ", sk=" + sk + ", pk=" + pk + "): " + why});
+    };
+    refused("INET4", "TCP", "BT_L2CAP", "Bluetooth protocols need fk=BT");
+    refused("INET6", "UDP", "BT_RFCOMM", "Bluetooth protocols need fk=BT");
+    refused("INET4", "RAW", "AUTO", "sk=RAW needs the IP protocol to carry: pk=ICMP, ICMPV6, TCP, UDP or RAW");
+    refused("INET4", "RAW", "ICMPV6", "ICMPV6 is IPv6's: use pk=ICMP with fk=INET4");
+    refused("INET4", "TCP", "UDP", "sk=TCP needs pk=AUTO or TCP");
+    refused("BT", "TCP", "ICMP", "fk=BT needs pk=AUTO, BT_RFCOMM or BT_L2CAP");
+    refused("BT", "PACKET", "AUTO", "SK.PACKET is not a Bluetooth socket kind");
+    refused("BT", "PACKET_SEQ", "BT_RFCOMM", "BT_RFCOMM is a stream protocol: it needs sk=TCP");
     CHECK(census::open_fds() == fds);
 }

@@ -43,7 +43,10 @@ TEST_CASE("describe_lists_members_signatures_and_docstrings") {
     std::string text = fx.host.describe(fx.net);
     for (const char *needle :
          {"FK", "INET6", "SK", "PACKET_SEQ", "PK", "BT_RFCOMM", "SocketIO", "bind(self, addr)",
-          "listen(self, num=16)", "accept(self)", "read(self, sz=none)", "write(self, msg)",
+          "listen(self, num=16)", "accept(self, timeout=none)", "read(self, sz=none, timeout=none)",
+          "write(self, msg, timeout=none)", "sendto(self, msg, addr, timeout=none)",
+          "recvfrom(self, sz=none, timeout=none)", "shutdown(self, timeout=none)", "settimeout(self, timeout)",
+          "gettimeout(self)", "setopt(self, name, value)", "getopt(self, name)", "ICMP", "ICMPV6",
           "local_port", "returns (sock, name)", "subtype of io.BaseIO"}) {
         CHECK_MESSAGE(text.find(needle) != std::string::npos, "describe() lacks ", needle);
     }

@@ -58,6 +58,21 @@ struct NetFixture {
     }
     int64_t port_of(const Value &s) { return host.to_int(host.getattr(s, "local_port")); }
 
+    // A connected TCP (client, server-side) pair.
+    std::pair<Value, Value> connected_pair(const char *h = "127.0.0.1", Value fk = Value()) {
+        Value l = listener(h, fk);
+        Value c = fk ? host.call(SocketIO, {fk}) : host.call(SocketIO);
+        host.call_method(c, "connect", {addr(h, port_of(l))});
+        Value pair = host.call_method(l, "accept");
+        host.call_method(l, "close");
+        return {c, host.item(pair, 0)};
+    }
+
+    // SocketIO(FK.<fk>, SK.<sk>, PK.<pk>).
+    Value socket(const char *fk, const char *sk, const char *pk = "AUTO") {
+        return host.call(SocketIO, {enum_member("FK", fk), enum_member("SK", sk), enum_member("PK", pk)});
+    }
+
     // Runs `body` with the interpreter lock released (joining a thread, sleeping).
     void without_gil(const std::function<void()> &body) {
         void *token = host.table()->release_lock();

@@ -1,0 +1,132 @@
+// ksnet/poll_socket.hpp - an OS socket of any (family, type, protocol), watched by a
+// uv_poll_t on the runtime's loop: the kinds libuv has no handle for (SK.RAW, SK.PACKET,
+// SK.PACKET_SEQ, Bluetooth).
+//
+// Every method may be called from any thread. The descriptor is non-blocking and
+// close-on-exec. A blocking method tries its system call at once; when the kernel says
+// EAGAIN it asks the loop to watch for readiness (uv_poll_start, one shot) and waits
+// with the interpreter lock released, then tries again. System calls on the descriptor
+// happen under the socket's mutex, and the loop closes the descriptor (after uv_close
+// of the poll handle) under the same mutex, so a call never races a close onto a reused
+// descriptor number. close() from any thread wakes every blocked call.
+//
+// Messages (every type but SOCK_STREAM) are never cut silently: recv/recvfrom first
+// peek with MSG_TRUNC to learn the message's size. If it is larger than `max` they throw
+// Error(Value) "recv: the message of N bytes does not fit in max M bytes" and leave the
+// message in the kernel's queue, so a retry with a larger max gets it (as UdpSocket).
+#pragma once
+
+#include <sys/socket.h>
+#include <uv.h>
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "ksnet/options.hpp"
+#include "ksnet/runtime.hpp"
+
+namespace ksnet {
+
+// "AF_INET/SOCK_RAW/ICMP", "AF_BLUETOOTH/SOCK_STREAM/RFCOMM", "AF_INET/SOCK_SEQPACKET/0".
+std::string describe_socket(int af, int type, int protocol);
+// An address of any family as messages show it: "127.0.0.1:53" (or "127.0.0.1" for raw
+// IP sockets, which have no ports), "[::1]:53", "01:23:45:67:89:AB channel 5",
+// "@name" (abstract unix), "/path", "ifindex 1".
+std::string format_any_sockaddr(const sockaddr *sa, socklen_t len, int type, int protocol);
+
+class PollSocket final : public LoopResource, public std::enable_shared_from_this<PollSocket> {
+public:
+    static constexpr size_t kAnySize = static_cast<size_t>(-1);  // recv: any message fits
+    static constexpr size_t kStreamChunk = 64 * 1024;            // SOCK_STREAM recv(kAnySize)
+
+    enum class State { Open, Bound, Connecting, Connected, Listening, Closed };
+
+    // socket(af, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol). Failure: Error(Os)
+    // "socket AF_INET/SOCK_RAW/ICMP: EPERM (operation not permitted)"; for AF_BLUETOOTH
+    // on a kernel without it, Error(Unsupported) "... Bluetooth is not available ...".
+    static std::shared_ptr<PollSocket> create(std::shared_ptr<Runtime> rt, int af, int type, int protocol);
+
+    void bind(const sockaddr *addr, socklen_t len);
+    // Non-blocking connect; completion is the descriptor turning writable, then SO_ERROR.
+    // A timeout closes the socket (a connect in flight cannot be taken back).
+    void connect(const sockaddr *addr, socklen_t len, const Deadline &deadline = {});
+    void listen(int backlog);
+    // The next connection (a new PollSocket of the same af/type/protocol) and its address.
+    std::pair<std::shared_ptr<PollSocket>, sockaddr_storage> accept(const Deadline &deadline = {});
+
+    // Connected sockets (or raw sockets with a default peer). SOCK_STREAM sends all of
+    // `data`; other types send it as one message.
+    void send(std::string_view data, const Deadline &deadline = {});
+    void sendto(std::string_view data, const sockaddr *to, socklen_t len, const Deadline &deadline = {});
+    // The next message (see above). SOCK_STREAM: up to `max` bytes as soon as any are
+    // there; an empty result means end of stream.
+    std::string recv(size_t max, const Deadline &deadline = {});
+    std::pair<std::string, sockaddr_storage> recvfrom(size_t max, const Deadline &deadline = {});
+
+    // Harmless when already closed. Wakes every thread blocked on this socket.
+    // Socket options by name (ksnet/options.hpp).
+    void set_option(Option o, int64_t value);
+    int64_t get_option(Option o) const;
+
+    void close();
+
+    State state() const;
+    static const char *state_name(State s);
+    int af() const { return af_; }
+    int type() const { return type_; }
+    int protocol() const { return protocol_; }
+    std::string description() const { return describe_socket(af_, type_, protocol_); }
+
+    // getsockname / getpeername; throw Error(State) for no peer, Error(Closed) when closed.
+    sockaddr_storage local_address() const;
+    sockaddr_storage peer_address() const;
+
+    void abort_on_loop(const char *why) override;
+    ~PollSocket() override;
+
+private:
+    PollSocket(std::shared_ptr<Runtime> rt, int af, int type, int protocol);
+    // Wraps a descriptor (non-blocking, close-on-exec) in a poll handle on the loop;
+    // closes `fd` if that fails.
+    static std::shared_ptr<PollSocket> adopt(std::shared_ptr<Runtime> rt, int fd, int af, int type, int protocol,
+                                             State state);
+
+    // Loop-thread halves.
+    void update_poll_on_loop();
+    void close_handle_on_loop();
+    static void on_poll(uv_poll_t *h, int status, int events);
+    static void on_close(uv_handle_t *h);
+
+    // Caller-thread helpers; "_locked" ones need mu_ held.
+    void throw_if_closed_locked(const char *op) const;
+    void arm_locked(int events);  // ask the loop to watch for `events` (UV_READABLE/UV_WRITABLE)
+    void wait_ready(int events, const Deadline &deadline, const char *op);
+    std::string addr_text(const sockaddr *sa, socklen_t len) const;
+    std::string name_for_errors_locked() const;
+    std::string receive(size_t max, const Deadline &deadline, const char *op, sockaddr_storage *from);
+    void transmit(std::string_view data, const sockaddr *to, socklen_t len, const Deadline &deadline,
+                  const char *op);
+
+    std::shared_ptr<Runtime> rt_;
+    const int af_, type_, protocol_;
+    uv_poll_t poll_{};
+    bool handle_closing_ = false;  // loop only
+    int armed_ = 0;                // loop only: events uv_poll is watching
+
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    int fd_ = -1;  // closed by the loop (under mu_) once the poll handle is closed
+    State state_ = State::Open;
+    std::string close_reason_;
+    int want_ = 0;    // events some waiter asked for
+    int ready_ = 0;   // events seen since they were asked for
+    int poll_error_ = 0;  // uv_poll_start failed: waiters report it
+    bool saw_error_ = false;  // the poll reported POLLERR: check SO_ERROR on EAGAIN
+    bool update_posted_ = false;
+};
+
+}  // namespace ksnet

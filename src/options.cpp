@@ -1,0 +1,103 @@
+#include "ksnet/options.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <limits>
+
+#include "ksnet/error.hpp"
+
+namespace ksnet {
+
+namespace {
+
+struct OptionInfo {
+    Option option;
+    const char *name;
+    bool boolean;
+};
+
+constexpr OptionInfo kOptions[] = {
+    {Option::NoDelay, "nodelay", true},     {Option::KeepAlive, "keepalive", false},
+    {Option::ReuseAddr, "reuseaddr", true}, {Option::RecvBuffer, "rcvbuf", false},
+    {Option::SendBuffer, "sndbuf", false},  {Option::Broadcast, "broadcast", true},
+};
+
+const OptionInfo &info(Option o) {
+    for (const auto &i : kOptions)
+        if (i.option == o) return i;
+    return kOptions[0];
+}
+
+void set_int(int fd, int level, int name, int value, const char *opt, std::string_view where) {
+    if (::setsockopt(fd, level, name, &value, sizeof value) < 0) {
+        throw os_error(std::string("setopt ") + opt, where, uv_translate_sys_error(errno));
+    }
+}
+
+int get_int(int fd, int level, int name, const char *opt, std::string_view where) {
+    int value = 0;
+    socklen_t len = sizeof value;
+    if (::getsockopt(fd, level, name, &value, &len) < 0) {
+        throw os_error(std::string("getopt ") + opt, where, uv_translate_sys_error(errno));
+    }
+    return value;
+}
+
+}  // namespace
+
+Option option_from_name(std::string_view name, std::string_view what) {
+    for (const auto &i : kOptions)
+        if (name == i.name) return i.option;
+    throw Error(ErrorKind::Value, std::string(what) + " is '" + std::string(name) +
+                                      "' (expected one of " + option_names() + ")");
+}
+
+const char *option_name(Option o) { return info(o).name; }
+
+std::string option_names() {
+    std::string out;
+    for (const auto &i : kOptions) out += (out.empty() ? "" : ", ") + std::string(i.name);
+    return out;
+}
+
+void set_option(int fd, Option o, int64_t value, std::string_view where) {
+    const OptionInfo &i = info(o);
+    int64_t max = i.boolean ? 1 : std::numeric_limits<int>::max() / 2;
+    if (value < 0 || value > max) {
+        throw Error(ErrorKind::Value, std::string("setopt: the value of '") + i.name + "' is " +
+                                          std::to_string(value) + " (expected 0.." + std::to_string(max) + ")");
+    }
+    int v = static_cast<int>(value);
+    switch (o) {
+    case Option::NoDelay: return set_int(fd, IPPROTO_TCP, TCP_NODELAY, v, i.name, where);
+    case Option::KeepAlive:
+        set_int(fd, SOL_SOCKET, SO_KEEPALIVE, v > 0, i.name, where);
+        if (v > 0) set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, v, i.name, where);
+        return;
+    case Option::ReuseAddr: return set_int(fd, SOL_SOCKET, SO_REUSEADDR, v, i.name, where);
+    case Option::RecvBuffer: return set_int(fd, SOL_SOCKET, SO_RCVBUF, v, i.name, where);
+    case Option::SendBuffer: return set_int(fd, SOL_SOCKET, SO_SNDBUF, v, i.name, where);
+    case Option::Broadcast: return set_int(fd, SOL_SOCKET, SO_BROADCAST, v, i.name, where);
+    }
+}
+
+int64_t get_option(int fd, Option o, std::string_view where) {
+    const char *n = option_name(o);
+    switch (o) {
+    case Option::NoDelay: return get_int(fd, IPPROTO_TCP, TCP_NODELAY, n, where) != 0;
+    case Option::KeepAlive:
+        if (!get_int(fd, SOL_SOCKET, SO_KEEPALIVE, n, where)) return 0;
+        return get_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, n, where);
+    case Option::ReuseAddr: return get_int(fd, SOL_SOCKET, SO_REUSEADDR, n, where) != 0;
+    case Option::RecvBuffer: return get_int(fd, SOL_SOCKET, SO_RCVBUF, n, where);
+    case Option::SendBuffer: return get_int(fd, SOL_SOCKET, SO_SNDBUF, n, where);
+    case Option::Broadcast: return get_int(fd, SOL_SOCKET, SO_BROADCAST, n, where) != 0;
+    }
+    return 0;
+}
+
+}  // namespace ksnet

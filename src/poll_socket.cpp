@@ -1,0 +1,602 @@
+#include "ksnet/poll_socket.hpp"
+
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netpacket/packet.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+
+#include "ksnet/address.hpp"
+#include "ksnet/bluetooth.hpp"
+#include "ksnet/error.hpp"
+
+namespace ksnet {
+
+namespace {
+
+constexpr size_t kPeekCap = 256 * 1024;  // the largest message peeked at in one go
+constexpr int kSockPacket = 10;          // SOCK_PACKET (obsolete, still in Linux)
+
+// os_error for an errno value, also for the few errno values libuv has no name for
+// (EHOSTDOWN, ENONET, ...), whose uv_err_name would allocate a string that is never freed.
+Error sys_error(std::string_view op, std::string_view where, int err) {
+    int code = uv_translate_sys_error(err);
+    char name[64];
+    uv_err_name_r(code, name, sizeof name);
+    if (std::strncmp(name, "Unknown", 7) != 0) return os_error(op, where, code);
+    std::string msg(op);
+    if (!where.empty()) {
+        msg += ' ';
+        msg += where;
+    }
+    const char *n = strerrorname_np(err);
+    const char *d = strerrordesc_np(err);
+    msg += ": ";
+    msg += n ? n : "errno " + std::to_string(err);
+    std::string desc = d ? d : "unknown error";
+    for (char &c : desc) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    msg += " (" + desc + ")";
+    return Error(ErrorKind::Os, msg, code);
+}
+
+bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+
+std::string af_text(int af) {
+    switch (af) {
+    case AF_UNIX: return "AF_UNIX";
+    case AF_INET: return "AF_INET";
+    case AF_INET6: return "AF_INET6";
+    case AF_PACKET: return "AF_PACKET";
+    case AF_NETLINK: return "AF_NETLINK";
+    case bt::kAfBluetooth: return "AF_BLUETOOTH";
+    }
+    return "AF_" + std::to_string(af);
+}
+
+std::string type_text(int type) {
+    switch (type) {
+    case SOCK_STREAM: return "SOCK_STREAM";
+    case SOCK_DGRAM: return "SOCK_DGRAM";
+    case SOCK_RAW: return "SOCK_RAW";
+    case SOCK_RDM: return "SOCK_RDM";
+    case SOCK_SEQPACKET: return "SOCK_SEQPACKET";
+    case kSockPacket: return "SOCK_PACKET";
+    }
+    return "SOCK_" + std::to_string(type);
+}
+
+std::string protocol_text(int af, int type, int protocol) {
+    if (af == AF_PACKET || type == kSockPacket) {  // an Ethernet protocol, network order
+        unsigned eth = ntohs(static_cast<uint16_t>(protocol));
+        if (protocol == 0) return "0";
+        if (eth == 0x0003) return "ETH_P_ALL";
+        char buf[16];
+        std::snprintf(buf, sizeof buf, "0x%04X", eth);
+        return buf;
+    }
+    if (af == AF_INET || af == AF_INET6) {
+        switch (protocol) {
+        case 0: return "0";
+        case IPPROTO_ICMP: return "ICMP";
+        case IPPROTO_IGMP: return "IGMP";
+        case IPPROTO_TCP: return "TCP";
+        case IPPROTO_UDP: return "UDP";
+        case IPPROTO_ICMPV6: return "ICMPV6";
+        case IPPROTO_SCTP: return "SCTP";
+        case IPPROTO_UDPLITE: return "UDPLITE";
+        case IPPROTO_RAW: return "RAW";
+        }
+    }
+    if (af == bt::kAfBluetooth) {
+        static const char *const names[] = {"L2CAP", "HCI", "SCO", "RFCOMM", "BNEP", "CMTP", "HIDP", "AVDTP"};
+        if (protocol >= 0 && protocol < 8) return names[protocol];
+    }
+    return std::to_string(protocol);
+}
+
+}  // namespace
+
+std::string describe_socket(int af, int type, int protocol) {
+    return af_text(af) + "/" + type_text(type) + "/" + protocol_text(af, type, protocol);
+}
+
+std::string format_any_sockaddr(const sockaddr *sa, socklen_t len, int type, int protocol) {
+    if (len < static_cast<socklen_t>(sizeof(sa_family_t))) return "(no address)";
+    if (type == kSockPacket) {
+        // struct sockaddr_pkt: a device name. Its family field holds the device's
+        // hardware type (ARPHRD_*) on receive, not AF_PACKET.
+        const char *dev = sa->sa_data;
+        return std::string(dev, strnlen(dev, sizeof sa->sa_data));
+    }
+    switch (sa->sa_family) {
+    case AF_INET:
+    case AF_INET6:
+        return type == SOCK_RAW ? format_host(sa) : format_sockaddr(sa);
+    case bt::kAfBluetooth:
+        return bt::format_bt_sockaddr(sa, protocol);
+    case AF_UNIX: {
+        auto *un = reinterpret_cast<const sockaddr_un *>(sa);
+        size_t off = offsetof(sockaddr_un, sun_path);
+        if (static_cast<size_t>(len) <= off) return "(unnamed)";
+        size_t n = static_cast<size_t>(len) - off;
+        if (un->sun_path[0] == '\0') return "@" + std::string(un->sun_path + 1, n - 1);
+        return std::string(un->sun_path, strnlen(un->sun_path, n));
+    }
+    case AF_PACKET: {
+        auto *ll = reinterpret_cast<const sockaddr_ll *>(sa);
+        char name[IF_NAMESIZE];
+        if (ll->sll_ifindex > 0 && if_indextoname(static_cast<unsigned>(ll->sll_ifindex), name)) return name;
+        return "ifindex " + std::to_string(ll->sll_ifindex);
+    }
+    }
+    return af_text(sa->sa_family) + " address";
+}
+
+// ---- creation and teardown ----
+
+PollSocket::PollSocket(std::shared_ptr<Runtime> rt, int af, int type, int protocol)
+    : rt_(std::move(rt)), af_(af), type_(type), protocol_(protocol) {
+    poll_.data = this;
+}
+
+PollSocket::~PollSocket() = default;
+
+std::shared_ptr<PollSocket> PollSocket::create(std::shared_ptr<Runtime> rt, int af, int type, int protocol) {
+    type &= ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = ::socket(af, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+    if (fd < 0) {
+        int err = errno;
+        std::string what = "socket " + describe_socket(af, type, protocol);
+        if (af == bt::kAfBluetooth && err == EAFNOSUPPORT) {
+            throw bt::bluetooth_unavailable(what, uv_translate_sys_error(err));
+        }
+        throw sys_error("socket", describe_socket(af, type, protocol), err);
+    }
+    return adopt(std::move(rt), fd, af, type, protocol, State::Open);
+}
+
+std::shared_ptr<PollSocket> PollSocket::adopt(std::shared_ptr<Runtime> rt, int fd, int af, int type, int protocol,
+                                              State state) {
+    std::shared_ptr<PollSocket> s;
+    try {
+        s.reset(new PollSocket(rt, af, type, protocol));
+    } catch (...) {
+        ::close(fd);
+        throw;
+    }
+    s->fd_ = fd;
+    s->state_ = state;
+    bool tracked = false;
+    try {
+        rt->run_sync([&] {
+            int rc = uv_poll_init_socket(rt->loop(), &s->poll_, fd);
+            if (rc < 0) throw os_error("uv_poll_init_socket", s->description(), rc);
+            rt->track(s);
+            tracked = true;
+        });
+    } catch (...) {
+        if (!tracked) {
+            ::close(fd);
+            s->fd_ = -1;
+        }
+        throw;
+    }
+    return s;
+}
+
+void PollSocket::close() {
+    {
+        std::lock_guard lk(mu_);
+        if (state_ == State::Closed) return;
+        state_ = State::Closed;
+        cv_.notify_all();
+    }
+    auto self = shared_from_this();
+    rt_->post([self] { self->close_handle_on_loop(); });  // refused after shutdown: already closed
+}
+
+void PollSocket::abort_on_loop(const char *why) {
+    {
+        std::lock_guard lk(mu_);
+        if (state_ != State::Closed) close_reason_ = why;
+        state_ = State::Closed;
+        cv_.notify_all();
+    }
+    close_handle_on_loop();
+}
+
+void PollSocket::close_handle_on_loop() {
+    if (handle_closing_) return;
+    handle_closing_ = true;
+    uv_close(reinterpret_cast<uv_handle_t *>(&poll_), &PollSocket::on_close);
+}
+
+void PollSocket::on_close(uv_handle_t *h) {
+    auto *self = static_cast<PollSocket *>(h->data);
+    {
+        // Only now, with the poll handle gone, may the descriptor go; under mu_ so that
+        // no caller is inside a system call on it.
+        std::lock_guard lk(self->mu_);
+        if (self->fd_ >= 0) ::close(self->fd_);
+        self->fd_ = -1;
+    }
+    self->rt_->untrack(self);  // may destroy self: nothing after this
+}
+
+// ---- readiness ----
+
+void PollSocket::arm_locked(int events) {
+    ready_ &= ~events;
+    want_ |= events;
+    if (update_posted_) return;
+    update_posted_ = true;
+    auto self = shared_from_this();
+    if (!rt_->post([self] { self->update_poll_on_loop(); })) update_posted_ = false;
+}
+
+void PollSocket::update_poll_on_loop() {
+    int ev;
+    {
+        std::lock_guard lk(mu_);
+        update_posted_ = false;
+        ev = state_ == State::Closed ? 0 : want_;
+    }
+    if (handle_closing_ || ev == armed_) return;
+    int rc = ev ? uv_poll_start(&poll_, ev, &PollSocket::on_poll) : uv_poll_stop(&poll_);
+    if (rc == 0) {
+        armed_ = ev;
+        return;
+    }
+    std::lock_guard lk(mu_);
+    poll_error_ = rc;
+    cv_.notify_all();
+}
+
+void PollSocket::on_poll(uv_poll_t *h, int status, int events) {
+    auto *self = static_cast<PollSocket *>(h->data);
+    int rearm;
+    {
+        std::lock_guard lk(self->mu_);
+        if (status < 0) {
+            // libuv reports POLLERR as UV_EBADF and stops the handle. The waiters' next
+            // system call (or SO_ERROR) tells what the error really is.
+            self->ready_ |= self->want_;
+            self->want_ = 0;
+            self->saw_error_ = true;
+        } else {
+            self->ready_ |= events;
+            self->want_ &= ~events;  // one shot: level-triggered polling would spin
+        }
+        rearm = self->want_;
+        self->cv_.notify_all();
+    }
+    if (status < 0) self->armed_ = 0;
+    if (self->handle_closing_ || rearm == self->armed_) return;
+    int rc = rearm ? uv_poll_start(h, rearm, &PollSocket::on_poll) : uv_poll_stop(h);
+    if (rc == 0) self->armed_ = rearm;
+}
+
+void PollSocket::wait_ready(int events, const Deadline &deadline, const char *op) {
+    switch (rt_->wait(mu_, cv_, [&] { return (ready_ & events) != 0 || state_ == State::Closed || poll_error_ < 0; },
+                      deadline)) {
+    case WaitResult::Ready: break;
+    case WaitResult::TimedOut: throw Error(ErrorKind::Timeout, std::string(op) + ": timed out", UV_ETIMEDOUT);
+    case WaitResult::Interrupted: throw Error(ErrorKind::Interrupted, std::string(op) + ": interrupted");
+    }
+    std::lock_guard lk(mu_);
+    if (poll_error_ < 0 && state_ != State::Closed) throw os_error(std::string(op) + ": uv_poll_start", "", poll_error_);
+}
+
+// ---- state and names ----
+
+PollSocket::State PollSocket::state() const {
+    std::lock_guard lk(mu_);
+    return state_;
+}
+
+const char *PollSocket::state_name(State s) {
+    switch (s) {
+    case State::Open: return "open";
+    case State::Bound: return "bound";
+    case State::Connecting: return "connecting";
+    case State::Connected: return "connected";
+    case State::Listening: return "listening";
+    case State::Closed: return "closed";
+    }
+    return "?";
+}
+
+void PollSocket::throw_if_closed_locked(const char *op) const {
+    if (state_ == State::Closed) {
+        std::string msg = std::string(op) + ": ";
+        msg += close_reason_.empty() ? "the socket is closed" : "socket closed because " + close_reason_;
+        throw Error(ErrorKind::Closed, msg);
+    }
+}
+
+std::string PollSocket::addr_text(const sockaddr *sa, socklen_t len) const {
+    return format_any_sockaddr(sa, len, type_, protocol_);
+}
+
+std::string PollSocket::name_for_errors_locked() const {
+    if (fd_ < 0) return "";
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getpeername(fd_, reinterpret_cast<sockaddr *>(&ss), &len) == 0) {
+        return addr_text(reinterpret_cast<sockaddr *>(&ss), len);
+    }
+    len = sizeof ss;
+    if (::getsockname(fd_, reinterpret_cast<sockaddr *>(&ss), &len) == 0) {
+        return addr_text(reinterpret_cast<sockaddr *>(&ss), len);
+    }
+    return "";
+}
+
+sockaddr_storage PollSocket::local_address() const {
+    std::lock_guard lk(mu_);  // while held and not closed, the loop cannot have closed fd_
+    if (state_ == State::Closed) throw Error(ErrorKind::Closed, "getsockname: the socket is closed");
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(fd_, reinterpret_cast<sockaddr *>(&ss), &len) < 0) throw sys_error("getsockname", "", errno);
+    return ss;
+}
+
+sockaddr_storage PollSocket::peer_address() const {
+    std::lock_guard lk(mu_);
+    if (state_ == State::Closed) throw Error(ErrorKind::Closed, "getpeername: the socket is closed");
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getpeername(fd_, reinterpret_cast<sockaddr *>(&ss), &len) < 0) {
+        if (errno == ENOTCONN) throw Error(ErrorKind::State, "getpeername: socket is not connected");
+        throw sys_error("getpeername", "", errno);
+    }
+    return ss;
+}
+
+// ---- bind, connect, listen, accept ----
+
+void PollSocket::bind(const sockaddr *addr, socklen_t len) {
+    std::lock_guard lk(mu_);
+    throw_if_closed_locked("bind");
+    if (::bind(fd_, addr, len) < 0) throw sys_error("bind", addr_text(addr, len), errno);
+    if (state_ == State::Open) state_ = State::Bound;
+}
+
+void PollSocket::connect(const sockaddr *addr, socklen_t len, const Deadline &deadline) {
+    std::string where = addr_text(addr, len);
+    {
+        std::lock_guard lk(mu_);
+        throw_if_closed_locked("connect");
+        if (state_ == State::Connecting || state_ == State::Listening) {
+            throw Error(ErrorKind::State, std::string("connect: socket is ") + state_name(state_));
+        }
+        if (::connect(fd_, addr, len) == 0) {
+            state_ = State::Connected;
+            return;
+        }
+        int err = errno;
+        if (err != EINPROGRESS && err != EINTR) throw sys_error("connect", where, err);
+        state_ = State::Connecting;
+        arm_locked(UV_WRITABLE);
+    }
+    for (;;) {
+        try {
+            wait_ready(UV_WRITABLE, deadline, "connect");
+        } catch (const Error &) {
+            close();  // a connect in flight cannot be taken back
+            throw;
+        }
+        std::lock_guard lk(mu_);
+        throw_if_closed_locked("connect");
+        int soerr = 0;
+        socklen_t sl = sizeof soerr;
+        if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) soerr = errno;
+        if (soerr != 0) {
+            state_ = State::Open;
+            throw sys_error("connect", where, soerr);
+        }
+        sockaddr_storage peer{};
+        socklen_t pl = sizeof peer;
+        if (::getpeername(fd_, reinterpret_cast<sockaddr *>(&peer), &pl) == 0) {
+            state_ = State::Connected;
+            return;
+        }
+        arm_locked(UV_WRITABLE);  // woken early: still connecting
+    }
+}
+
+void PollSocket::listen(int backlog) {
+    std::lock_guard lk(mu_);
+    throw_if_closed_locked("listen");
+    if (::listen(fd_, backlog) < 0) throw sys_error("listen", name_for_errors_locked(), errno);
+    state_ = State::Listening;
+}
+
+std::pair<std::shared_ptr<PollSocket>, sockaddr_storage> PollSocket::accept(const Deadline &deadline) {
+    for (;;) {
+        {
+            std::unique_lock lk(mu_);
+            throw_if_closed_locked("accept");
+            if (state_ != State::Listening) {
+                throw Error(ErrorKind::State, "accept: socket is not listening (call listen() first)");
+            }
+            sockaddr_storage ss{};
+            socklen_t len = sizeof ss;
+            int fd = ::accept4(fd_, reinterpret_cast<sockaddr *>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd >= 0) {
+                lk.unlock();  // adopt() waits for the loop, which may need mu_
+                return {adopt(rt_, fd, af_, type_, protocol_, State::Connected), ss};
+            }
+            int err = errno;
+            if (err != ECONNABORTED && err != EINTR) {
+                if (!would_block(err)) throw sys_error("accept", name_for_errors_locked(), err);
+                arm_locked(UV_READABLE);
+            } else {
+                continue;
+            }
+        }
+        wait_ready(UV_READABLE, deadline, "accept");
+    }
+}
+
+// ---- sending and receiving ----
+
+void PollSocket::transmit(std::string_view data, const sockaddr *to, socklen_t len, const Deadline &deadline,
+                          const char *op) {
+    size_t off = 0;
+    for (;;) {
+        {
+            std::lock_guard lk(mu_);
+            throw_if_closed_locked(op);
+            if (state_ == State::Listening) throw Error(ErrorKind::State, std::string(op) + ": socket is listening");
+            for (;;) {
+                ssize_t r = to ? ::sendto(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT, to, len)
+                               : ::send(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (r >= 0) {
+                    off += static_cast<size_t>(r);
+                    if (type_ != SOCK_STREAM || off >= data.size()) {
+                        if (state_ == State::Open) state_ = State::Bound;  // implicitly bound
+                        return;
+                    }
+                    continue;  // a stream takes the rest
+                }
+                int err = errno;
+                if (err == EINTR) continue;
+                if (!would_block(err) && err != ENOBUFS) {
+                    throw sys_error(op, to ? addr_text(to, len) : name_for_errors_locked(), err);
+                }
+                break;
+            }
+            arm_locked(UV_WRITABLE);
+        }
+        wait_ready(UV_WRITABLE, deadline, op);
+    }
+}
+
+void PollSocket::send(std::string_view data, const Deadline &deadline) { transmit(data, nullptr, 0, deadline, "send"); }
+
+void PollSocket::sendto(std::string_view data, const sockaddr *to, socklen_t len, const Deadline &deadline) {
+    transmit(data, to, len, deadline, "sendto");
+}
+
+std::string PollSocket::receive(size_t max, const Deadline &deadline, const char *op, sockaddr_storage *from) {
+    for (;;) {
+        {
+            std::lock_guard lk(mu_);
+            throw_if_closed_locked(op);
+            if (state_ == State::Listening) {
+                throw Error(ErrorKind::State, std::string(op) + ": socket is listening (use accept())");
+            }
+            sockaddr_storage ss{};
+            int err = 0;
+            if (type_ == SOCK_STREAM) {
+                size_t n = max == kAnySize ? kStreamChunk : max;
+                if (n == 0) return {};
+                std::string buf(n, '\0');
+                socklen_t sl = sizeof ss;
+                ssize_t r = ::recvfrom(fd_, buf.data(), n, MSG_DONTWAIT, reinterpret_cast<sockaddr *>(&ss), &sl);
+                if (r >= 0) {
+                    buf.resize(static_cast<size_t>(r));
+                    if (from) *from = ss;
+                    return buf;  // empty: end of stream
+                }
+                err = errno;
+            } else {
+                // Learn the next message's size without taking it (MSG_PEEK | MSG_TRUNC).
+                size_t cap = std::min(max, kPeekCap);
+                std::string buf(cap, '\0');
+                iovec iov{buf.data(), cap};
+                msghdr m{};
+                m.msg_iov = &iov;
+                m.msg_iovlen = 1;
+                ssize_t r = ::recvmsg(fd_, &m, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+                if (r >= 0) {
+                    size_t size = static_cast<size_t>(r);
+                    bool cut = (m.msg_flags & MSG_TRUNC) != 0;
+                    if (cut && size <= cap) {
+                        // The protocol did not say how long the message really is.
+                        if (cap == max) {
+                            throw Error(ErrorKind::Value, std::string(op) + ": the message is longer than max " +
+                                                              std::to_string(max) + " bytes");
+                        }
+                        throw Error(ErrorKind::Value, std::string(op) + ": the message is longer than " +
+                                                          std::to_string(kPeekCap) + " bytes");
+                    }
+                    if (max != kAnySize && size > max) {
+                        // Left in the kernel's queue: a retry with a larger max gets it.
+                        throw Error(ErrorKind::Value, std::string(op) + ": the message of " + std::to_string(size) +
+                                                          " bytes does not fit in max " + std::to_string(max) +
+                                                          " bytes");
+                    }
+                    buf.resize(size);
+                    iov = iovec{buf.data(), size};
+                    m = msghdr{};
+                    m.msg_name = &ss;
+                    m.msg_namelen = sizeof ss;
+                    m.msg_iov = &iov;
+                    m.msg_iovlen = 1;
+                    r = ::recvmsg(fd_, &m, MSG_TRUNC | MSG_DONTWAIT);
+                    if (r >= 0) {
+                        if (static_cast<size_t>(r) > size || (m.msg_flags & MSG_TRUNC)) {
+                            // Another holder of the descriptor took the peeked message first.
+                            throw Error(ErrorKind::Value, std::string(op) + ": the message of " + std::to_string(r) +
+                                                              " bytes changed under the read and was cut");
+                        }
+                        buf.resize(static_cast<size_t>(r));
+                        if (from) *from = ss;
+                        return buf;
+                    }
+                }
+                err = errno;
+            }
+            if (err != EINTR) {
+                if (!would_block(err)) throw sys_error(op, name_for_errors_locked(), err);
+                if (saw_error_) {
+                    // POLLERR woke us but the read has nothing: report a pending error.
+                    saw_error_ = false;
+                    int soerr = 0;
+                    socklen_t sl = sizeof soerr;
+                    if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr != 0) {
+                        throw sys_error(op, name_for_errors_locked(), soerr);
+                    }
+                }
+                arm_locked(UV_READABLE);
+            } else {
+                continue;
+            }
+        }
+        wait_ready(UV_READABLE, deadline, op);
+    }
+}
+
+std::string PollSocket::recv(size_t max, const Deadline &deadline) { return receive(max, deadline, "recv", nullptr); }
+
+std::pair<std::string, sockaddr_storage> PollSocket::recvfrom(size_t max, const Deadline &deadline) {
+    sockaddr_storage from{};
+    std::string data = receive(max, deadline, "recvfrom", &from);
+    return {std::move(data), from};
+}
+
+// ---- options ----
+
+void PollSocket::set_option(Option o, int64_t value) {
+    std::lock_guard lk(mu_);  // while open, the loop cannot close fd_
+    throw_if_closed_locked("setopt");
+    ksnet::set_option(fd_, o, value, name_for_errors_locked());
+}
+
+int64_t PollSocket::get_option(Option o) const {
+    std::lock_guard lk(mu_);
+    throw_if_closed_locked("getopt");
+    return ksnet::get_option(fd_, o, name_for_errors_locked());
+}
+
+}  // namespace ksnet

@@ -1,0 +1,237 @@
+// Every family, kind and protocol through the plugin: what works end to end on
+// loopback, and what this system refuses with the documented error. Also timeouts,
+// half-close and socket options.
+#include <unistd.h>
+
+#include <cstdint>
+#include <string>
+
+#include "net_fixture.hpp"
+
+using namespace nettest;
+
+namespace {
+
+bool contains(const std::string &text, const std::string &part) { return text.find(part) != std::string::npos; }
+
+// An ICMP echo request with identifier `id` and the checksum filled in.
+std::string icmp_echo_request(uint16_t id, const std::string &payload) {
+    std::string p = std::string("\x08\x00\x00\x00", 4) + char(id >> 8) + char(id & 0xFF) + std::string("\x00\x01", 2) +
+                    payload;
+    uint32_t sum = 0;
+    for (size_t i = 0; i + 1 < p.size(); i += 2) sum += (uint8_t(p[i]) << 8) | uint8_t(p[i + 1]);
+    if (p.size() % 2) sum += uint8_t(p.back()) << 8;
+    while (sum >> 16) sum = (sum & 0xFFFF) + (sum >> 16);
+    uint16_t check = static_cast<uint16_t>(~sum);
+    p[2] = char(check >> 8);
+    p[3] = char(check & 0xFF);
+    return p;
+}
+
+}  // namespace
+
+TEST_CASE("udp_datagrams_keep_boundaries_and_name_their_sender") {
+    NetFixture fx;
+    auto &h = fx.host;
+    Value a = fx.socket("INET4", "UDP");
+    h.call_method(a, "bind", {fx.addr("127.0.0.1", 0)});
+    Value b = fx.socket("INET4", "UDP");
+    Value to = fx.addr("127.0.0.1", fx.port_of(a));
+    CHECK(h.to_int(h.call_method(b, "sendto", {h.bytes("one"), to})) == 3);
+    h.call_method(b, "sendto", {h.str("two"), to});
+    Value got = h.call_method(a, "recvfrom");
+    CHECK(h.to_bytes(h.item(got, 0)) == "one");
+    Value sender = h.item(got, 1);
+    CHECK(h.to_str(h.item(sender, 0)) == "127.0.0.1");
+    CHECK(h.to_int(h.item(sender, 1)) == fx.port_of(b));
+    CHECK(h.to_bytes(h.call_method(a, "read")) == "two");
+    // Connected: write and read carry one datagram each.
+    h.call_method(b, "connect", {to});
+    h.call_method(b, "write", {h.bytes("three")});
+    CHECK(h.to_bytes(h.call_method(a, "read", {h.integer(100)})) == "three");
+    CHECK(h.repr(b).find("sk=UDP state=connected") != std::string::npos);
+    h.call_method(a, "close");
+    h.call_method(b, "close");
+}
+
+TEST_CASE("udp_never_cuts_a_datagram_silently") {
+    NetFixture fx;
+    auto &h = fx.host;
+    Value a = fx.socket("INET4", "UDP");
+    h.call_method(a, "bind", {fx.addr("127.0.0.1", 0)});
+    Value b = fx.socket("INET4", "UDP");
+    h.call_method(b, "connect", {fx.addr("127.0.0.1", fx.port_of(a))});
+    // Too big to send: refused, not cut.
+    ScriptError big = raised([&] { h.call_method(b, "write", {h.bytes(std::string(70000, 'x'))}); });
+    CHECK(big.kind == KSP_ERR_VAL);
+    CHECK(contains(big.what(), "70000"));
+    // Too big for the reader's size: an error, and the datagram waits for a larger read.
+    h.call_method(b, "write", {h.bytes(std::string(100, 'y'))});
+    ScriptError small = raised([&] { h.call_method(a, "read", {h.integer(10)}); });
+    CHECK(small.kind == KSP_ERR_VAL);
+    CHECK(contains(small.what(), "100 bytes"));
+    CHECK(h.to_bytes(h.call_method(a, "read", {h.integer(100)})) == std::string(100, 'y'));
+    // Line iteration needs a stream.
+    ScriptError lines = raised([&] { h.next(h.iter(a)); });
+    CHECK(lines.kind == KSP_ERR_IO);
+    CHECK(contains(lines.what(), "line iteration: not for a UDP socket"));
+    ScriptError listen = raised([&] { h.call_method(a, "listen"); });
+    CHECK(contains(listen.what(), "UDP is connectionless"));
+    h.call_method(a, "close");
+    h.call_method(b, "close");
+}
+
+TEST_CASE("udp_over_ipv6_loopback") {
+    NetFixture fx;
+    auto &h = fx.host;
+    Value a = fx.socket("INET6", "UDP");
+    h.call_method(a, "bind", {h.tuple({h.str("::1"), h.integer(0), h.integer(0), h.integer(0)})});
+    Value b = fx.socket("INET6", "UDP");
+    h.call_method(b, "sendto", {h.bytes("v6"), fx.addr("::1", fx.port_of(a))});
+    Value got = h.call_method(a, "recvfrom", {h.integer(10)});
+    CHECK(h.to_bytes(h.item(got, 0)) == "v6");
+    CHECK(h.to_str(h.item(h.item(got, 1), 0)) == "::1");
+    h.call_method(a, "close");
+    h.call_method(b, "close");
+}
+
+TEST_CASE("raw_icmp_echo_on_loopback_or_eperm_without_privilege") {
+    NetFixture fx;
+    auto &h = fx.host;
+    if (geteuid() != 0) {
+        ScriptError e = raised([&] { fx.socket("INET4", "RAW", "ICMP"); });
+        CHECK(e.kind == KSP_ERR_OS);
+        CHECK(contains(e.what(), "EPERM"));
+        return;
+    }
+    Value s = fx.socket("INET4", "RAW", "ICMP");
+    CHECK(h.repr(s).find("sk=RAW pk=ICMP") != std::string::npos);
+    const uint16_t id = static_cast<uint16_t>(getpid());
+    h.call_method(s, "sendto", {h.bytes(icmp_echo_request(id, "ksnet ping")), fx.addr("127.0.0.1", 0)});
+    // A raw socket sees the request go by as well as the reply: look for the reply.
+    bool replied = false;
+    for (int i = 0; i < 10 && !replied; ++i) {
+        Value got = h.call_method(s, "recvfrom", {h.none(), h.floating(5.0)});
+        std::string packet = h.to_bytes(h.item(got, 0));
+        size_t ihl = (uint8_t(packet[0]) & 0x0F) * 4;  // raw IPv4 sockets receive the IP header
+        REQUIRE(packet.size() >= ihl + 8);
+        std::string icmp = packet.substr(ihl);
+        uint16_t got_id = static_cast<uint16_t>((uint8_t(icmp[4]) << 8) | uint8_t(icmp[5]));
+        if (icmp[0] == 0 && got_id == id) {
+            replied = true;
+            CHECK(icmp.substr(8) == "ksnet ping");
+            CHECK(h.to_str(h.item(h.item(got, 1), 0)) == "127.0.0.1");
+        }
+    }
+    CHECK(replied);
+    h.call_method(s, "close");
+}
+
+TEST_CASE("packet_seq_over_ip_is_refused_by_the_kernel_with_its_reason") {
+    NetFixture fx;
+    int fds = census::open_fds();
+    ScriptError e = raised([&] { fx.socket("INET4", "PACKET_SEQ"); });
+    CHECK(e.kind == KSP_ERR_OS);
+    CHECK(contains(e.what(), "SOCK_SEQPACKET"));
+    CHECK(contains(e.what(), "ESOCKTNOSUPPORT"));
+    CHECK(census::open_fds() == fds);
+}
+
+TEST_CASE("packet_kind_opens_as_root_or_names_eperm") {
+    NetFixture fx;
+    auto &h = fx.host;
+    if (geteuid() != 0) {
+        ScriptError e = raised([&] { fx.socket("INET4", "PACKET"); });
+        CHECK(e.kind == KSP_ERR_OS);
+        CHECK(contains(e.what(), "EPERM"));
+        return;
+    }
+    Value s = fx.socket("INET4", "PACKET");
+    CHECK(h.repr(s).find("sk=PACKET") != std::string::npos);
+    h.call_method(s, "close");
+}
+
+TEST_CASE("bluetooth_without_kernel_support_says_so") {
+    NetFixture fx;
+    auto &h = fx.host;
+    for (const char *sk : {"TCP", "PACKET_SEQ"}) {
+        CAPTURE(sk);
+        try {
+            Value s = fx.socket("BT", sk);
+            // A kernel with Bluetooth: the socket opens; addresses are checked before use.
+            ScriptError e = raised([&] { h.call_method(s, "connect", {fx.addr("01:23:45:67:89:GG", 1)}); });
+            CHECK(e.kind == KSP_ERR_VAL);
+            h.call_method(s, "close");
+        } catch (const ScriptError &e) {
+            CHECK(e.kind == KSP_ERR_OS);
+            CHECK(contains(e.what(), "Bluetooth is not available on this system"));
+            CHECK(contains(e.what(), "EAFNOSUPPORT"));
+        }
+    }
+}
+
+TEST_CASE("timeouts_raise_timeouterror_per_call_and_by_default") {
+    NetFixture fx;
+    auto &h = fx.host;
+    Value l = fx.listener();
+    ScriptError e = raised([&] { h.call_method(l, "accept", {h.floating(0.05)}); });
+    CHECK(e.kind == KSP_ERR_TIMEOUT);
+    CHECK(std::string(e.what()) == "accept: timed out");
+    CHECK(h.is_none(h.call_method(l, "gettimeout")));
+    h.call_method(l, "close");
+
+    auto [c, s] = fx.connected_pair();
+    h.call_method(s, "settimeout", {h.floating(0.05)});
+    CHECK(h.to_float(h.call_method(s, "gettimeout")) == doctest::Approx(0.05));
+    ScriptError r = raised([&] { h.call_method(s, "read", {h.integer(1)}); });
+    CHECK(r.kind == KSP_ERR_TIMEOUT);
+    // The socket still works after a read timed out.
+    h.call_method(c, "write", {h.bytes("late")});
+    CHECK(h.to_bytes(h.call_method(s, "read", {h.integer(4), h.integer(5)})) == "late");
+    h.call_method(s, "settimeout", {h.none()});
+    CHECK(h.is_none(h.call_method(s, "gettimeout")));
+    h.call_method(c, "close");
+    h.call_method(s, "close");
+}
+
+TEST_CASE("shutdown_half_closes_and_the_peer_reads_to_end") {
+    NetFixture fx;
+    auto &h = fx.host;
+    auto [c, s] = fx.connected_pair();
+    h.call_method(c, "write", {h.bytes("last words")});
+    h.call_method(c, "shutdown");
+    h.call_method(c, "shutdown");  // twice is harmless
+    CHECK(h.to_bytes(h.call_method(s, "read")) == "last words");  // to end of stream
+    CHECK(h.to_bool(h.call_method(s, "eof")));
+    // The other direction still works.
+    h.call_method(s, "write", {h.bytes("ack")});
+    CHECK(h.to_bytes(h.call_method(c, "read", {h.integer(3)})) == "ack");
+    ScriptError e = raised([&] { h.call_method(c, "write", {h.bytes("more")}); });
+    CHECK(e.kind == KSP_ERR_IO);
+    CHECK(std::string(e.what()) == "write: the write side was shut down (shutdown())");
+    h.call_method(c, "close");
+    h.call_method(s, "close");
+}
+
+TEST_CASE("socket_options_set_and_read_back") {
+    NetFixture fx;
+    auto &h = fx.host;
+    auto [c, s] = fx.connected_pair();
+    auto opt = [&](const Value &sock, const char *name) { return h.to_int(h.call_method(sock, "getopt", {h.str(name)})); };
+    CHECK(opt(c, "reuseaddr") == 0);  // off unless asked for
+    h.call_method(c, "setopt", {h.str("nodelay"), h.boolean(true)});
+    CHECK(opt(c, "nodelay") == 1);
+    h.call_method(c, "setopt", {h.str("keepalive"), h.integer(30)});
+    CHECK(opt(c, "keepalive") == 30);
+    h.call_method(c, "setopt", {h.str("rcvbuf"), h.integer(1 << 16)});
+    CHECK(opt(c, "rcvbuf") >= (1 << 16));  // Linux doubles it for bookkeeping
+    h.call_method(c, "close");
+    ScriptError e = raised([&] { opt(c, "nodelay"); });
+    CHECK(std::string(e.what()) == "getopt: the socket is closed");
+    h.call_method(s, "close");
+
+    Value u = fx.socket("INET4", "UDP");
+    h.call_method(u, "setopt", {h.str("broadcast"), h.integer(1)});
+    CHECK(opt(u, "broadcast") == 1);
+    h.call_method(u, "close");
+}
