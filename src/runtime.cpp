@@ -1,5 +1,6 @@
 #include "ksnet/runtime.hpp"
 
+#include <poll.h>
 #include <signal.h>
 
 #include <new>
@@ -197,6 +198,41 @@ WaitResult Runtime::wait(std::mutex &mu, std::condition_variable &cv,
     }
     // Re-take the interpreter lock only after dropping `mu`: a thread holding the
     // interpreter lock may be waiting for `mu`.
+    hooks_->reacquire(token);
+    return result;
+}
+
+Runtime::FdWait Runtime::wait_fd(int fd, short events, const Deadline &deadline,
+                                 const std::function<bool()> &stop, const std::function<void()> &done) {
+    void *token = hooks_->release();
+    FdWait result;
+    for (;;) {
+        if (stop()) {
+            result = FdWait::Stopped;
+            break;
+        }
+        if (hooks_->interrupted()) {
+            result = FdWait::Interrupted;
+            break;
+        }
+        auto now = Clock::now();
+        if (deadline && now >= *deadline) {
+            result = FdWait::TimedOut;
+            break;
+        }
+        auto slice = kInterruptPoll;
+        if (deadline && *deadline - now < slice) {
+            slice = std::chrono::ceil<std::chrono::milliseconds>(*deadline - now);
+        }
+        pollfd p{fd, events, 0};
+        int n = ::poll(&p, 1, static_cast<int>(slice.count()));
+        if (n > 0) {
+            result = FdWait::Ready;  // also for POLLERR/POLLHUP: the next call reports them
+            break;
+        }
+        // n == 0: a slice passed; n < 0: EINTR. Either way look again.
+    }
+    done();
     hooks_->reacquire(token);
     return result;
 }

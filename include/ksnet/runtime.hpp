@@ -75,6 +75,16 @@ public:
     WaitResult wait(std::mutex &mu, std::condition_variable &cv, const std::function<bool()> &pred,
                     const Deadline &deadline, bool interruptible = true);
 
+    // Waits on the caller's thread until `fd` is ready for `events` (POLLIN/POLLOUT),
+    // the deadline passes, the host interrupts, or stop() turns true (checked at least
+    // every kInterruptPoll: how close() reaches a blocked caller). Releases the
+    // interpreter lock meanwhile. A signal does not end the wait or move the deadline.
+    // `done` runs after the wait and before the lock is taken again: a caller lets go
+    // of the descriptor there, since whoever holds the lock may be waiting for that.
+    enum class FdWait { Ready, TimedOut, Interrupted, Stopped };
+    FdWait wait_fd(int fd, short events, const Deadline &deadline, const std::function<bool()> &stop,
+                   const std::function<void()> &done);
+
     uv_loop_t *loop() { return &loop_; }
     bool on_loop_thread() const { return std::this_thread::get_id() == thread_.get_id(); }
     bool running() const;

@@ -1,15 +1,20 @@
 // ksnet/tcp.hpp - a blocking TCP socket backed by a uv_tcp_t on the runtime's loop.
 //
-// Every method may be called from any thread. Each blocking method hands its work to
-// the loop thread and waits for the result with the interpreter lock released.
-// Received bytes collect in a per-socket buffer filled on the loop thread; reading
-// pauses at a high-water mark (backpressure) and resumes as the buffer drains.
+// Every method may be called from any thread. The loop thread owns the handle (it
+// takes the descriptor into a uv_tcp_t, tracks it, and closes it with uv_close) and
+// resolves host names (uv_getaddrinfo). The calls themselves do not go through the
+// loop: connect, accept, read and write make non-blocking system calls on the caller's
+// thread and, when the kernel says EAGAIN, wait in poll() there, with the interpreter
+// lock released. Handing each call to the loop thread cost two thread switches per
+// call; docs/design.md has the figures.
+// Readers are served one at a time, and so are writers; a reader and a writer may run
+// at once. The descriptor is closed (uv_close) only once no caller is using it.
 #pragma once
 
 #include <uv.h>
 
+#include <atomic>
 #include <condition_variable>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -23,12 +28,10 @@
 
 namespace ksnet {
 
-struct WriteOp;
-
 class TcpSocket final : public LoopResource, public std::enable_shared_from_this<TcpSocket> {
 public:
     static constexpr size_t kReadAll = static_cast<size_t>(-1);
-    static constexpr size_t kHighWater = 1024 * 1024;  // stop reading from the kernel here
+    static constexpr size_t kRecvChunk = 64 * 1024;  // one recv() when buffering
 
     enum class State { Open, Connecting, Connected, Listening, Closed };
 
@@ -72,25 +75,35 @@ public:
     sockaddr_storage peer_address() const;
 
     void abort_on_loop(const char *why) override;
-    void pause_for_fork_on_loop() override;
     ~TcpSocket() override;
 
 private:
     TcpSocket(std::shared_ptr<Runtime> rt, Family family);
 
-    // Loop-thread halves of the operations.
-    void start_reading_on_loop();
+    // A socket for `fd`; the loop takes the descriptor into the handle (posted: nobody
+    // waits for it, and the task queue runs it before any later close).
+    static std::shared_ptr<TcpSocket> adopt(std::shared_ptr<Runtime> rt, Family family, int fd, State state);
+
+    // Loop-thread halves.
+    void open_handle_on_loop();
     void close_handle_on_loop();
-    void accept_on_loop();
-    static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-    static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
-    static void on_connection(uv_stream_t *server, int status);
     static void on_close(uv_handle_t *h);
-    static void complete_write(WriteOp &op, int status);
 
     // Caller-thread helpers; "_locked" ones need mu_ held.
     void throw_if_unusable_locked(const char *op) const;
-    void want_more_locked();
+    // Direct I/O on fd_ outside mu_: begin marks the descriptor in use (it cannot be
+    // closed under the caller), end lets close() go ahead once nobody uses it.
+    void begin_io_locked() { ++io_active_; }
+    void end_io_locked();
+    // Waits (mu_ released) until fd_ is ready; throws on timeout, interrupt or close.
+    void wait_ready(std::unique_lock<std::mutex> &lk, short events, const Deadline &deadline, const char *op);
+    // Takes one turn as the reader / writer (waiting for the current one to finish).
+    void take_turn(std::unique_lock<std::mutex> &lk, bool &busy, const Deadline &deadline, const char *op);
+    // One recv() of up to `max` bytes appended to `out`; returns bytes read (0 at end
+    // of stream), or -1 after waiting for more (the caller tries again).
+    ssize_t receive_into(std::unique_lock<std::mutex> &lk, std::string &out, size_t max,
+                         const Deadline &deadline);
+    void check_readable_locked(const char *op) const;
     std::string take_locked(size_t n);
     size_t buffered_locked() const { return rbuf_.size() - rpos_; }
     std::string name_for_errors() const;
@@ -100,6 +113,8 @@ private:
     const Family family_;
     uv_tcp_t handle_{};
     int fd_ = -1;
+    bool handle_open_ = false;     // loop only: uv_tcp_init done
+    bool fd_owned_by_uv_ = false;  // loop only: uv_tcp_open done (uv_close closes fd_)
     bool handle_closing_ = false;  // loop only
 
     mutable std::mutex mu_;
@@ -107,27 +122,20 @@ private:
     State state_ = State::Open;
     std::string close_reason_;  // why the runtime closed it, if it did
 
-    // Receiving (under mu_).
-    std::string rbuf_;
+    // Direct I/O (under mu_).
+    int io_active_ = 0;          // callers inside recv/send/poll on fd_
+    bool close_deferred_ = false;  // close() waits for io_active_ to reach 0
+    std::atomic<bool> closing_{false};  // read without mu_ by waiting callers
+    bool reader_busy_ = false;
+    bool writer_busy_ = false;
+
+    // Receiving (under mu_; only the reader whose turn it is changes them).
+    std::string rbuf_;     // bytes received by read_line() beyond the line it returned
     size_t rpos_ = 0;      // bytes of rbuf_ already taken
     size_t scan_pos_ = 0;  // where the search for the next '\n' resumes
-    bool reading_ = false;
-    bool resume_posted_ = false;
     bool eof_ = false;
     int read_error_ = 0;
-    int waiting_readers_ = 0;
 
-    // Connecting (under mu_).
-    bool connect_done_ = false;
-    int connect_status_ = 0;
-
-    // Accepting (under mu_).
-    std::deque<std::shared_ptr<TcpSocket>> accepted_;
-    bool connection_pending_ = false;
-    int accept_error_ = 0;
-    int accept_waiters_ = 0;
-
-    int write_error_ = 0;
     bool write_shut_ = false;  // shutdown_write() was called
 };
 
