@@ -28,11 +28,16 @@ std::shared_ptr<Runtime> Runtime::start(std::shared_ptr<WaitHooks> hooks) {
         throw os_error("uv_async_init", "", rc);
     }
     rt->wake_.data = rt.get();
+    uv_timer_init(&rt->loop_, &rt->drain_timer_);
+    rt->drain_timer_.data = rt.get();
+    uv_timer_start(&rt->drain_timer_, [](uv_timer_t *t) { static_cast<Runtime *>(t->data)->drain_tasks(); },
+                   kLazyDrain.count(), kLazyDrain.count());
 
     try {
         rt->spawn_loop_thread();
     } catch (...) {
         uv_close(reinterpret_cast<uv_handle_t *>(&rt->wake_), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t *>(&rt->drain_timer_), nullptr);
         uv_run(&rt->loop_, UV_RUN_DEFAULT);
         uv_loop_close(&rt->loop_);
         throw Error(ErrorKind::Os, "cannot start the net loop thread");
@@ -142,6 +147,13 @@ bool Runtime::post(std::function<void()> task) {
         tasks_.push_back(std::move(task));
         uv_async_send(&wake_);
     }
+    return true;
+}
+
+bool Runtime::post_lazy(std::function<void()> task) {
+    std::lock_guard lk(mu_);
+    if (!accepting_) return false;
+    tasks_.push_back(std::move(task));
     return true;
 }
 
@@ -289,6 +301,7 @@ int Runtime::shutdown() {
                 for (auto &[key, res] : tracked_) open.push_back(key);
                 for (LoopResource *r : open) r->abort_on_loop("the net module was unloaded");
                 uv_close(reinterpret_cast<uv_handle_t *>(&wake_), nullptr);
+                uv_close(reinterpret_cast<uv_handle_t *>(&drain_timer_), nullptr);
             });
             uv_async_send(&wake_);
         }

@@ -50,7 +50,7 @@ std::shared_ptr<TcpSocket> TcpSocket::adopt(std::shared_ptr<Runtime> rt, Family 
     std::shared_ptr<TcpSocket> s(new TcpSocket(rt, family));
     s->fd_ = fd;
     s->state_ = state;
-    if (!rt->post([s] { s->open_handle_on_loop(); })) {
+    if (!rt->post_lazy([s] { s->open_handle_on_loop(); })) {
         ::close(fd);
         throw Error(ErrorKind::Closed, "socket: the net module was unloaded");
     }
@@ -58,6 +58,11 @@ std::shared_ptr<TcpSocket> TcpSocket::adopt(std::shared_ptr<Runtime> rt, Family 
 }
 
 void TcpSocket::open_handle_on_loop() {
+    {
+        std::lock_guard lk(mu_);
+        if (handoff_ == Handoff::Cancelled) return;  // closed already, by the caller
+        handoff_ = Handoff::Taken;
+    }
     int rc = uv_tcp_init(rt_->loop(), &handle_);
     if (rc < 0) {  // no handle to close: fail the socket and close the descriptor here
         abort_on_loop("the loop could not take the socket (uv_tcp_init failed)");
@@ -83,10 +88,18 @@ void TcpSocket::close() {
             close_deferred_ = true;
             return;
         }
+        close_descriptor_locked();
+    }
+}
+
+void TcpSocket::close_descriptor_locked() {
+    if (handoff_ == Handoff::Pending) {
+        handoff_ = Handoff::Cancelled;
+        ::close(fd_);
+        return;
     }
     auto self = shared_from_this();
-    // After shutdown the runtime has already closed the handle.
-    rt_->post([self] { self->close_handle_on_loop(); });
+    rt_->post([self] { self->close_handle_on_loop(); });  // refused only at shutdown, which closes it
 }
 
 void TcpSocket::abort_on_loop(const char *why) {
@@ -110,8 +123,7 @@ void TcpSocket::abort_on_loop(const char *why) {
 void TcpSocket::end_io_locked() {
     if (--io_active_ > 0 || !close_deferred_) return;
     close_deferred_ = false;
-    auto self = shared_from_this();
-    rt_->post([self] { self->close_handle_on_loop(); });  // refused only at shutdown, which closes it
+    close_descriptor_locked();
 }
 
 void TcpSocket::close_handle_on_loop() {

@@ -65,6 +65,12 @@ public:
     // Runs `task` on the loop thread. Returns false (and drops the task) once shutdown
     // has begun.
     bool post(std::function<void()> task);
+    // Queues `task` without waking the loop: it runs with the next woken batch, or
+    // within kLazyDrain. For work nobody waits for (handing a new socket to the loop),
+    // so that a short-lived connection costs no loop wake-up. False after shutdown.
+    bool post_lazy(std::function<void()> task);
+    static constexpr auto kLazyDrain = std::chrono::milliseconds(100);
+
     // Posts and waits (without releasing the interpreter lock: only for short,
     // non-blocking work). Throws Error(Closed) after shutdown.
     void run_sync(const std::function<void()> &task);
@@ -113,6 +119,7 @@ private:
 
     uv_loop_t loop_{};
     uv_async_t wake_{};
+    uv_timer_t drain_timer_{};  // runs lazily posted tasks that no wake-up has run
     std::thread thread_;
     std::shared_ptr<WaitHooks> hooks_;
 

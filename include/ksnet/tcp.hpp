@@ -122,6 +122,12 @@ private:
     State state_ = State::Open;
     std::string close_reason_;  // why the runtime closed it, if it did
 
+    // Handing the descriptor to the loop (under mu_): a socket closed before the loop
+    // took it is closed right here, and the loop never hears of it.
+    enum class Handoff { Pending, Taken, Cancelled };
+    Handoff handoff_ = Handoff::Pending;
+    void close_descriptor_locked();  // ::close now if still Pending, else via the loop
+
     // Direct I/O (under mu_).
     int io_active_ = 0;          // callers inside recv/send/poll on fd_
     bool close_deferred_ = false;  // close() waits for io_active_ to reach 0
