@@ -47,12 +47,31 @@ int get_int(int fd, int level, int name, const char *opt, std::string_view where
     return value;
 }
 
+// The name as a message shows it: printable, with other bytes as \xNN (a NUL would end
+// the message when it crosses the C ABI), and at most 64 bytes of it.
+std::string shown(std::string_view name) {
+    std::string out;
+    for (char c : name.substr(0, 64)) {
+        auto u = static_cast<unsigned char>(c);
+        if (u >= 0x20 && u < 0x7f && c != '\\') {
+            out += c;
+        } else {
+            static const char hex[] = "0123456789abcdef";
+            out += "\\x";
+            out += hex[u >> 4];
+            out += hex[u & 0xF];
+        }
+    }
+    if (name.size() > 64) out += "...";
+    return out;
+}
+
 }  // namespace
 
 Option option_from_name(std::string_view name, std::string_view what) {
     for (const auto &i : kOptions)
         if (name == i.name) return i.option;
-    throw Error(ErrorKind::Value, std::string(what) + " is '" + std::string(name) +
+    throw Error(ErrorKind::Value, std::string(what) + " is '" + shown(name) +
                                       "' (expected one of " + option_names() + ")");
 }
 

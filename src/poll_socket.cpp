@@ -470,7 +470,7 @@ void PollSocket::transmit(std::string_view data, const sockaddr *to, socklen_t l
                 }
                 int err = errno;
                 if (err == EINTR) continue;
-                if (!would_block(err) && err != ENOBUFS) {
+                if (!would_block(err)) {
                     throw sys_error(op, to ? addr_text(to, len) : name_for_errors_locked(), err);
                 }
                 break;
@@ -498,7 +498,7 @@ std::string PollSocket::receive(size_t max, const Deadline &deadline, const char
             sockaddr_storage ss{};
             int err = 0;
             if (type_ == SOCK_STREAM) {
-                size_t n = max == kAnySize ? kStreamChunk : max;
+                size_t n = std::min(max, kStreamChunk);  // what has arrived, never a huge buffer
                 if (n == 0) return {};
                 std::string buf(n, '\0');
                 socklen_t sl = sizeof ss;

@@ -27,8 +27,11 @@ void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
             if (ai->ai_family != family_to_af(r->ep.family)) continue;
             std::memcpy(&addr, ai->ai_addr, ai->ai_addrlen);
             len = ai->ai_addrlen;
-            if (ai->ai_family == AF_INET6) {
+            if (ai->ai_family == AF_INET) {
+                reinterpret_cast<sockaddr_in *>(&addr)->sin_port = htons(r->ep.port);  // see resolve_on_loop
+            } else if (ai->ai_family == AF_INET6) {
                 auto *sin6 = reinterpret_cast<sockaddr_in6 *>(&addr);
+                sin6->sin6_port = htons(r->ep.port);
                 sin6->sin6_flowinfo = htonl(r->ep.flow);
                 if (r->ep.scope) sin6->sin6_scope_id = r->ep.scope;
             }
@@ -54,13 +57,17 @@ void resolve_on_loop(Runtime &rt, const Endpoint &ep, int socktype, bool passive
     r->req.data = r;
     r->ep = ep;
     r->done = std::move(done);
+    // glibc's getaddrinfo refuses every service for SOCK_RAW (EAI_SERVICE), so for kinds
+    // other than streams and datagrams only the host is resolved; on_resolved sets the
+    // port either way.
+    bool with_service = socktype == SOCK_STREAM || socktype == SOCK_DGRAM;
     addrinfo hints{};
     hints.ai_family = family_to_af(ep.family);
-    hints.ai_socktype = socktype;
+    hints.ai_socktype = with_service ? socktype : 0;
     hints.ai_flags = passive ? AI_PASSIVE : 0;
     std::string service = std::to_string(ep.port);
-    int rc = uv_getaddrinfo(rt.loop(), &r->req, on_resolved, r->ep.host.c_str(), service.c_str(),
-                            &hints);
+    int rc = uv_getaddrinfo(rt.loop(), &r->req, on_resolved, r->ep.host.c_str(),
+                            with_service ? service.c_str() : nullptr, &hints);
     if (rc < 0) {
         auto cb = std::move(r->done);
         delete r;

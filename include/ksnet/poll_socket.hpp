@@ -41,7 +41,7 @@ std::string format_any_sockaddr(const sockaddr *sa, socklen_t len, int type, int
 class PollSocket final : public LoopResource, public std::enable_shared_from_this<PollSocket> {
 public:
     static constexpr size_t kAnySize = static_cast<size_t>(-1);  // recv: any message fits
-    static constexpr size_t kStreamChunk = 64 * 1024;            // SOCK_STREAM recv(kAnySize)
+    static constexpr size_t kStreamChunk = 64 * 1024;            // SOCK_STREAM: most one recv returns
 
     enum class State { Open, Bound, Connecting, Connected, Listening, Closed };
 
@@ -59,7 +59,8 @@ public:
     std::pair<std::shared_ptr<PollSocket>, sockaddr_storage> accept(const Deadline &deadline = {});
 
     // Connected sockets (or raw sockets with a default peer). SOCK_STREAM sends all of
-    // `data`; other types send it as one message.
+    // `data` (on a timeout, a part may already have gone); other types send it as one
+    // message. MSG_NOSIGNAL: a dead peer is EPIPE, never SIGPIPE.
     void send(std::string_view data, const Deadline &deadline = {});
     void sendto(std::string_view data, const sockaddr *to, socklen_t len, const Deadline &deadline = {});
     // The next message (see above). SOCK_STREAM: up to `max` bytes as soon as any are

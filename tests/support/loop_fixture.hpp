@@ -22,7 +22,7 @@ struct LoopFixture {
         CHECK(rt->shutdown() == 0);
         rt.reset();
         CHECK(census::open_fds() == before.fds);
-        CHECK(census::threads() == before.thread_count);
+        CHECK(census::threads_settled(before.thread_count) == before.thread_count);
     }
 
     std::shared_ptr<TcpSocket> listener(Family f = Family::Inet4, const char *host = "127.0.0.1") {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <dirent.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <fstream>
@@ -24,6 +25,17 @@ inline int count_entries(const char *dir) {
 
 inline int open_fds() { return count_entries("/proc/self/fd") - 1; }  // less opendir's own
 inline int threads() { return count_entries("/proc/self/task"); }
+
+// The thread count once it has come down to `expected`, or after 1 s: a thread joined a
+// moment ago may linger in /proc/self/task for a little while.
+inline int threads_settled(int expected) {
+    int n = threads();
+    for (int i = 0; i < 100 && n > expected; ++i) {
+        usleep(10000);
+        n = threads();
+    }
+    return n;
+}
 
 // Lines of /proc/self/maps that mention `needle` (e.g. "ksm_net").
 inline int mappings_of(const std::string &needle) {
