@@ -106,4 +106,23 @@ std::string format_endpoint(const Endpoint &ep) {
     return host + ":" + std::to_string(ep.port);
 }
 
+sockaddr_storage local_sockaddr(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(fd, reinterpret_cast<sockaddr *>(&ss), &len) < 0) {
+        throw os_error("getsockname", "", uv_translate_sys_error(errno));
+    }
+    return ss;
+}
+
+sockaddr_storage peer_sockaddr(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getpeername(fd, reinterpret_cast<sockaddr *>(&ss), &len) < 0) {
+        if (errno == ENOTCONN) throw Error(ErrorKind::State, "getpeername: socket is not connected");
+        throw os_error("getpeername", "", uv_translate_sys_error(errno));
+    }
+    return ss;
+}
+
 }  // namespace ksnet

@@ -343,22 +343,13 @@ std::string PollSocket::name_for_errors_locked() const {
 sockaddr_storage PollSocket::local_address() const {
     std::lock_guard lk(mu_);  // while held and not closed, the loop cannot have closed fd_
     if (state_ == State::Closed) throw Error(ErrorKind::Closed, "getsockname: the socket is closed");
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    if (::getsockname(fd_, reinterpret_cast<sockaddr *>(&ss), &len) < 0) throw sys_error("getsockname", "", errno);
-    return ss;
+    return local_sockaddr(fd_);
 }
 
 sockaddr_storage PollSocket::peer_address() const {
     std::lock_guard lk(mu_);
     if (state_ == State::Closed) throw Error(ErrorKind::Closed, "getpeername: the socket is closed");
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    if (::getpeername(fd_, reinterpret_cast<sockaddr *>(&ss), &len) < 0) {
-        if (errno == ENOTCONN) throw Error(ErrorKind::State, "getpeername: socket is not connected");
-        throw sys_error("getpeername", "", errno);
-    }
-    return ss;
+    return peer_sockaddr(fd_);
 }
 
 // ---- bind, connect, listen, accept ----

@@ -163,24 +163,13 @@ const char *TcpSocket::state_name(State s) {
 sockaddr_storage TcpSocket::local_address() const {
     std::lock_guard lk(mu_);  // while held, the loop cannot have closed fd_
     if (state_ == State::Closed) throw Error(ErrorKind::Closed, "getsockname: socket is closed");
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    if (::getsockname(fd_, reinterpret_cast<sockaddr *>(&ss), &len) < 0) {
-        throw os_error("getsockname", "", uv_translate_sys_error(errno));
-    }
-    return ss;
+    return local_sockaddr(fd_);
 }
 
 sockaddr_storage TcpSocket::peer_address() const {
     std::lock_guard lk(mu_);
     if (state_ == State::Closed) throw Error(ErrorKind::Closed, "getpeername: socket is closed");
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    if (::getpeername(fd_, reinterpret_cast<sockaddr *>(&ss), &len) < 0) {
-        if (errno == ENOTCONN) throw Error(ErrorKind::State, "getpeername: socket is not connected");
-        throw os_error("getpeername", "", uv_translate_sys_error(errno));
-    }
-    return ss;
+    return peer_sockaddr(fd_);
 }
 
 std::string TcpSocket::name_for_errors() const {

@@ -145,24 +145,13 @@ sockaddr_storage UdpSocket::local_address() const {
     std::lock_guard lk(mu_);  // while held and not closed, the loop cannot have closed fd_
     if (state_ == State::Closed) throw Error(ErrorKind::Closed, "getsockname: the socket is closed");
     if (state_ == State::Open) throw Error(ErrorKind::State, "getsockname: socket is not bound");
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    if (::getsockname(fd_, reinterpret_cast<sockaddr *>(&ss), &len) < 0) {
-        throw os_error("getsockname", "", uv_translate_sys_error(errno));
-    }
-    return ss;
+    return local_sockaddr(fd_);
 }
 
 sockaddr_storage UdpSocket::peer_address() const {
     std::lock_guard lk(mu_);
     if (state_ == State::Closed) throw Error(ErrorKind::Closed, "getpeername: the socket is closed");
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    if (::getpeername(fd_, reinterpret_cast<sockaddr *>(&ss), &len) < 0) {
-        if (errno == ENOTCONN) throw Error(ErrorKind::State, "getpeername: socket is not connected");
-        throw os_error("getpeername", "", uv_translate_sys_error(errno));
-    }
-    return ss;
+    return peer_sockaddr(fd_);
 }
 
 std::string UdpSocket::name_for_errors_locked() const {

@@ -33,6 +33,11 @@ void check_host(std::string_view host, std::string_view what);  // <=255 bytes, 
 // Returns false for names that need resolving.
 bool parse_numeric(const Endpoint &ep, sockaddr_storage &out, socklen_t &len);
 
+// getsockname / getpeername of `fd`. Throw Error(State) "getpeername: socket is not
+// connected" for a socket without a peer, os_error for anything else.
+sockaddr_storage local_sockaddr(int fd);
+sockaddr_storage peer_sockaddr(int fd);
+
 // "127.0.0.1:80", "[::1]:80"; the host part alone with format_host.
 std::string format_sockaddr(const sockaddr *sa);
 std::string format_host(const sockaddr *sa);

@@ -62,6 +62,19 @@ struct ChildResult {
 // Runs `body` in a forked child with stderr captured (a death test).
 ChildResult run_in_child(const std::function<void()>& body);
 
+// The message of the ScriptError `f` raises ("" if none), and its kind in *kind.
+inline std::string error_of(const std::function<void()>& f, ksp_error_kind* kind = nullptr) {
+    try {
+        f();
+    } catch (const refhost::ScriptError& e) {
+        if (kind) *kind = e.kind;
+        return e.what();
+    }
+    return "";
+}
+
+inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
 }  // namespace support
 
 #endif

@@ -12,10 +12,7 @@ using refhost::Host;
 using refhost::Value;
 using support::LeakGuard;
 using support::TempDir;
-
-namespace {
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-}  // namespace
+using support::contains;
 
 TEST_SUITE("checking") {
 

@@ -13,20 +13,7 @@ using refhost::ScriptError;
 using refhost::Value;
 using support::LeakGuard;
 using support::TempDir;
-
-namespace {
-
-std::string error_of(const std::function<void()>& f, ksp_error_kind* kind = nullptr) {
-    try {
-        f();
-    } catch (const ScriptError& e) {
-        if (kind) *kind = e.kind;
-        return e.what();
-    }
-    return "";
-}
-
-}  // namespace
+using support::error_of;
 
 TEST_SUITE("io") {
 

@@ -13,6 +13,7 @@ using refhost::ScriptError;
 using refhost::Value;
 using support::LeakGuard;
 using support::TempDir;
+using support::contains;
 
 namespace {
 
@@ -27,7 +28,6 @@ std::string import_error(Host& h, const std::string& name) {
     return "";
 }
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // Restores KSPATH when the test ends.
 struct KspathGuard {

@@ -13,6 +13,8 @@ using refhost::ScriptError;
 using refhost::Value;
 using support::LeakGuard;
 using support::TempDir;
+using support::error_of;
+using support::contains;
 
 namespace {
 
@@ -24,17 +26,6 @@ struct Fixture {
     Fixture() : h((dir.install(support::fixture_so("fixture_ok"), "fixture_ok"), support::options_for(dir.path()))), g(h) {}
 };
 
-std::string error_of(const std::function<void()>& f, ksp_error_kind* kind = nullptr) {
-    try {
-        f();
-    } catch (const ScriptError& e) {
-        if (kind) *kind = e.kind;
-        return e.what();
-    }
-    return "";
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 }  // namespace
 
