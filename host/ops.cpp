@@ -15,20 +15,29 @@ namespace {
 // Checks the result of a native function against the ABI's rules: NULL exactly when an
 // error was raised. A violation is a plugin bug; the host makes it visible as an Error
 // rather than crashing or silently dropping it.
-ksp_value check_result(ksp_value result, const std::string& what) {
+std::string qualified(const TypeObject* t, const std::string& member) {
+    return t->qualified_name + "." + member;
+}
+
+// What a native function is called in messages: "net.SocketIO.read", or the type's
+// name for its constructor (member == nullptr). Built only when a message needs it:
+// this is on every call's path.
+std::string native_name(const TypeObject* owner, const std::string* member) {
+    return member ? qualified(owner, *member) : owner->qualified_name;
+}
+
+ksp_value check_result(ksp_value result, const TypeObject* owner, const std::string* member) {
     if (!result && !error_occurred())
-        return raise(KSP_ERR_ERROR, "native function " + what + " returned NULL without an error");
+        return raise(KSP_ERR_ERROR, "native function " + native_name(owner, member) +
+                                        " returned NULL without an error");
     if (result && error_occurred()) {
         PendingError e = take_error();
         decref(result);
-        return raise(KSP_ERR_ERROR, "native function " + what + " returned a value while an error was set (" +
-                                        error_kind_name(e.kind) + ": " + e.message + ")");
+        return raise(KSP_ERR_ERROR, "native function " + native_name(owner, member) +
+                                        " returned a value while an error was set (" + error_kind_name(e.kind) +
+                                        ": " + e.message + ")");
     }
     return result;
-}
-
-std::string qualified(const TypeObject* t, const std::string& member) {
-    return t->qualified_name + "." + member;
 }
 
 // "module 'net' was unloaded; SocketIO.read is no longer available"
@@ -37,7 +46,7 @@ std::nullptr_t raise_unloaded(const TypeObject* t, const std::string& member) {
                                     (member.empty() ? "" : "." + member) + " is no longer available");
 }
 
-ksp_value invoke_native(const TypeObject* owner, const std::string& what, ksp_cfunc fn, ksp_value self,
+ksp_value invoke_native(const TypeObject* owner, const std::string* member, ksp_cfunc fn, ksp_value self,
                         size_t nargs, const ksp_value* args) {
     // A stale error would be misread as this call's error.
     clear_error();
@@ -49,16 +58,16 @@ ksp_value invoke_native(const TypeObject* owner, const std::string& what, ksp_cf
         } catch (...) {
             // Should never happen: the ABI forbids exceptions crossing it.
             clear_error();
-            return raise(KSP_ERR_ERROR, "native function " + what + " let a C++ exception escape");
+            return raise(KSP_ERR_ERROR, "native function " + native_name(owner, member) +
+                                            " let a C++ exception escape");
         }
     }
-    return check_result(result, what);
+    return check_result(result, owner, member);
 }
 
 ksp_value invoke_getter(const TypeObject* owner, const Getter* g, ksp_value self) {
     if (owner->unloaded()) return raise_unloaded(owner, g->name);
     clear_error();
-    std::string what = qualified(owner, g->name);
     ksp_value result;
     {
         LibraryScope scope(owner->lib.get());
@@ -66,10 +75,10 @@ ksp_value invoke_getter(const TypeObject* owner, const Getter* g, ksp_value self
             result = g->fn(owner->ctx, self);
         } catch (...) {
             clear_error();
-            return raise(KSP_ERR_ERROR, "getter " + what + " let a C++ exception escape");
+            return raise(KSP_ERR_ERROR, "getter " + qualified(owner, g->name) + " let a C++ exception escape");
         }
     }
-    return check_result(result, what);
+    return check_result(result, owner, &g->name);
 }
 
 std::nullptr_t no_attr(ksp_value obj, std::string_view name) {
@@ -111,7 +120,7 @@ ksp_value call_type(TypeObject* t, size_t nargs, const ksp_value* args) {
     }
     if (!t->constructor) return raise(KSP_ERR_TYPE, "cannot construct '" + t->qualified_name + "' objects");
     if (t->unloaded()) return raise_unloaded(t, "");
-    return invoke_native(t, t->qualified_name, t->constructor, as_val(t), nargs, args);
+    return invoke_native(t, nullptr, t->constructor, as_val(t), nargs, args);
 }
 
 }  // namespace
@@ -119,7 +128,7 @@ ksp_value call_type(TypeObject* t, size_t nargs, const ksp_value* args) {
 ksp_value call_bound(const TypeObject* owner, const Method* m, ksp_value self, size_t nargs,
                      const ksp_value* args) {
     if (owner->unloaded()) return raise_unloaded(owner, m->name);
-    return invoke_native(owner, qualified(owner, m->name), m->fn, self, nargs, args);
+    return invoke_native(owner, &m->name, m->fn, self, nargs, args);
 }
 
 ksp_value getattr(ksp_value obj, std::string_view name) {

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <thread>
 
 #include "ksnet/error.hpp"
@@ -340,19 +341,21 @@ void TcpSocket::check_readable_locked(const char *op) const {
 
 ssize_t TcpSocket::receive_into(std::unique_lock<std::mutex> &lk, std::string &out, size_t max,
                                 const Deadline &deadline) {
-    size_t old = out.size();
-    out.resize(old + max);
+    // Uninitialised, unlike std::string::resize: a 64-byte message must not pay for
+    // clearing 64 KiB. Only what arrived is copied into `out`.
+    max = std::min(max, kRecvChunk);
+    auto buf = std::make_unique_for_overwrite<char[]>(max);
     begin_io_locked();
     lk.unlock();
     ssize_t n;
     do {
-        n = ::recv(fd_, out.data() + old, max, MSG_DONTWAIT);
+        n = ::recv(fd_, buf.get(), max, MSG_DONTWAIT);
     } while (n < 0 && errno == EINTR);
     int err = errno;
     lk.lock();
     end_io_locked();
-    out.resize(old + (n > 0 ? static_cast<size_t>(n) : 0));
     throw_if_unusable_locked("read");
+    if (n > 0) out.append(buf.get(), static_cast<size_t>(n));
     if (n == 0) eof_ = true;
     if (n >= 0) return n;
     if (err != EAGAIN && err != EWOULDBLOCK) {
@@ -398,7 +401,7 @@ std::string TcpSocket::read(size_t max, const Deadline &deadline) {
             if (!out.empty()) return out;  // the error waits for the next read
             throw os_error("read", name_for_errors(), read_error_);
         }
-        size_t room = max == kReadAll ? kRecvChunk : std::min(max - out.size(), kRecvChunk * 4);
+        size_t room = max == kReadAll ? kRecvChunk : max - out.size();
         receive_into(lk, out, room, deadline);
     }
 }
