@@ -299,6 +299,7 @@ int Runtime::shutdown() {
             tasks_.push_back([this] {
                 std::vector<LoopResource *> open;
                 for (auto &[key, res] : tracked_) open.push_back(key);
+                for (LoopResource *r : open) r->mark_closing();
                 for (LoopResource *r : open) r->abort_on_loop("the net module was unloaded");
                 uv_close(reinterpret_cast<uv_handle_t *>(&wake_), nullptr);
                 uv_close(reinterpret_cast<uv_handle_t *>(&drain_timer_), nullptr);

@@ -318,7 +318,10 @@ void TcpSocket::wait_ready(std::unique_lock<std::mutex> &lk, short events, const
     lk.lock();
     switch (r) {
     case Runtime::FdWait::Ready: return;
-    case Runtime::FdWait::Stopped: throw_if_unusable_locked(op); return;
+    case Runtime::FdWait::Stopped:
+        throw_if_unusable_locked(op);
+        // Not closed yet, but marked closing: the runtime is shutting down.
+        throw Error(ErrorKind::Closed, std::string(op) + ": socket closed because the net module was unloaded");
     case Runtime::FdWait::TimedOut: throw Error(ErrorKind::Timeout, std::string(op) + ": timed out", UV_ETIMEDOUT);
     case Runtime::FdWait::Interrupted: throw Error(ErrorKind::Interrupted, std::string(op) + ": interrupted");
     }

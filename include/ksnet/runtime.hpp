@@ -40,6 +40,10 @@ public:
     // On the loop thread: fail every waiter with `why` and uv_close the handle(s).
     // The resource calls Runtime::untrack(this) from its close callback.
     virtual void abort_on_loop(const char *why) = 0;
+    // At shutdown, before any abort_on_loop: tell callers blocked on the resource to
+    // give up, so that all of them leave within one poll slice rather than one after
+    // another.
+    virtual void mark_closing() {}
     // On the loop thread, just before fork(): stop reading ahead from the kernel where
     // nobody is waiting, so that after the fork only a process that asks for data takes
     // it from a shared socket.

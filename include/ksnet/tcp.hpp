@@ -75,6 +75,7 @@ public:
     sockaddr_storage peer_address() const;
 
     void abort_on_loop(const char *why) override;
+    void mark_closing() override { closing_ = true; }
     ~TcpSocket() override;
 
 private:
