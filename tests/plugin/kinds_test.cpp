@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <tuple>
 
 #include "net_fixture.hpp"
 
@@ -180,7 +181,8 @@ TEST_CASE("timeouts_raise_timeouterror_per_call_and_by_default") {
     CHECK(h.is_none(h.call_method(l, "gettimeout")));
     h.call_method(l, "close");
 
-    auto [c, s] = fx.connected_pair();
+    Value c, s;
+    std::tie(c, s) = fx.connected_pair();
     h.call_method(s, "settimeout", {h.floating(0.05)});
     CHECK(h.to_float(h.call_method(s, "gettimeout")) == doctest::Approx(0.05));
     ScriptError r = raised([&] { h.call_method(s, "read", {h.integer(1)}); });
@@ -197,7 +199,8 @@ TEST_CASE("timeouts_raise_timeouterror_per_call_and_by_default") {
 TEST_CASE("shutdown_half_closes_and_the_peer_reads_to_end") {
     NetFixture fx;
     auto &h = fx.host;
-    auto [c, s] = fx.connected_pair();
+    Value c, s;
+    std::tie(c, s) = fx.connected_pair();
     h.call_method(c, "write", {h.bytes("last words")});
     h.call_method(c, "shutdown");
     h.call_method(c, "shutdown");  // twice is harmless
@@ -216,7 +219,8 @@ TEST_CASE("shutdown_half_closes_and_the_peer_reads_to_end") {
 TEST_CASE("socket_options_set_and_read_back") {
     NetFixture fx;
     auto &h = fx.host;
-    auto [c, s] = fx.connected_pair();
+    Value c, s;
+    std::tie(c, s) = fx.connected_pair();
     auto opt = [&](const Value &sock, const char *name) { return h.to_int(h.call_method(sock, "getopt", {h.str(name)})); };
     CHECK(opt(c, "reuseaddr") == 0);  // off unless asked for
     h.call_method(c, "setopt", {h.str("nodelay"), h.boolean(true)});

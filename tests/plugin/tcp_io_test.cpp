@@ -2,6 +2,7 @@
 // and the interpreter lock released while calls block.
 #include <atomic>
 #include <chrono>
+#include <tuple>
 
 #include "net_fixture.hpp"
 
@@ -83,7 +84,8 @@ TEST_CASE("accept_returns_socket_and_client_name") {
 TEST_CASE("read_returns_bytes_up_to_size_and_everything_without_size") {
     NetFixture fx;
     auto &h = fx.host;
-    auto [c, s] = fx.connected_pair();
+    Value c, s;
+    std::tie(c, s) = fx.connected_pair();
     h.call_method(c, "write", {h.str("héllo")});  // str goes out as UTF-8
     std::string got;
     while (got.size() < 6) got += h.to_bytes(h.call_method(s, "read", {h.integer(6 - static_cast<int64_t>(got.size()))}));
@@ -99,7 +101,8 @@ TEST_CASE("read_returns_bytes_up_to_size_and_everything_without_size") {
 TEST_CASE("line_iteration_strips_newlines_and_yields_last_partial_line") {
     NetFixture fx;
     auto &h = fx.host;
-    auto [c, s] = fx.connected_pair();
+    Value c, s;
+    std::tie(c, s) = fx.connected_pair();
     h.call_method(c, "write", {h.bytes("alpha\r\nbeta\n\ngamma")});
     h.call_method(c, "close");
     std::vector<std::string> lines;
@@ -111,7 +114,8 @@ TEST_CASE("line_iteration_strips_newlines_and_yields_last_partial_line") {
 TEST_CASE("printf_from_base_io_writes_formatted_text") {
     NetFixture fx;
     auto &h = fx.host;
-    auto [c, s] = fx.connected_pair();
+    Value c, s;
+    std::tie(c, s) = fx.connected_pair();
     h.call_method(c, "printf", {h.str("%s=%d\n"), h.str("answer"), h.integer(42)});
     CHECK(h.to_bytes(h.next(h.iter(s))) == "answer=42");
 }
@@ -119,7 +123,8 @@ TEST_CASE("printf_from_base_io_writes_formatted_text") {
 TEST_CASE("a_socket_made_on_one_thread_is_used_on_another") {
     NetFixture fx;
     auto &h = fx.host;
-    auto [c, s] = fx.connected_pair();
+    Value c, s;
+    std::tie(c, s) = fx.connected_pair();
     std::string seen;
     std::thread other([&, s = s] {
         Gil g(h);
@@ -155,7 +160,8 @@ TEST_CASE("blocked_accept_releases_the_interpreter_lock") {
 TEST_CASE("close_from_another_thread_wakes_a_blocked_read_with_ioerror") {
     NetFixture fx;
     auto &h = fx.host;
-    auto [c, s] = fx.connected_pair();
+    Value c, s;
+    std::tie(c, s) = fx.connected_pair();
     std::optional<ScriptError> error;
     std::thread reader([&, s = s] {
         Gil g(h);
