@@ -16,7 +16,6 @@ namespace ksnet {
 
 namespace {
 
-uv_stream_t *as_stream(uv_tcp_t *h) { return reinterpret_cast<uv_stream_t *>(h); }
 uv_handle_t *as_handle(uv_tcp_t *h) { return reinterpret_cast<uv_handle_t *>(h); }
 
 // Loop-side results of bind, shared with the waiting caller (who may give up first).
