@@ -137,43 +137,12 @@ struct EnoughFds {
 
 }  // namespace
 
-namespace {
-
-// NetFixture without the host's checking mode, which keeps every released object (to
-// catch stale handles) and so would grow with every cycle by itself.
-struct PlainFixture {
-    census::Snapshot before;
-    Host host{refhost::HostOptions{{plugin_dir()}, false, false}};
-    std::optional<Gil> gil{std::in_place, host};
-    size_t baseline_objects = host.live_objects();
-    Value net = host.import("net");
-    Value SocketIO = host.getattr(net, "SocketIO");
-
-    ~PlainFixture() {
-        net = Value();
-        SocketIO = Value();
-        host.unload("net");
-        CHECK(host.live_objects() == baseline_objects);
-        CHECK(host.loaded_library_count() == 0);
-        gil.reset();
-        CHECK(census::open_fds() == before.fds);
-        CHECK(census::threads_settled(before.thread_count) == before.thread_count);
-    }
-    Value addr(const char *h, int64_t port) { return host.tuple({host.str(h), host.integer(port)}); }
-    int64_t port_of(const Value &s) { return host.to_int(host.getattr(s, "local_port")); }
-    void without_gil(const std::function<void()> &body) {
-        void *token = host.table()->release_lock();
-        body();
-        host.table()->acquire_lock(token);
-    }
-};
-
-}  // namespace
-
 TEST_CASE("load_1000_connections_at_once_each_exchange_100_checksummed_messages_in_order") {
     constexpr int kConns = 1000, kMessages = 100, kClientThreads = 4, kServerThreads = 4;
     EnoughFds fds(2 * kConns + 256);
-    PlainFixture fx;  // checking mode would keep all 200,000 messages (see PlainFixture)
+    // Checking mode keeps every released object (to catch stale handles), so it would
+    // keep all 200,000 messages.
+    NetFixture fx{false};
     auto &h = fx.host;
     Value l = h.call(fx.SocketIO);
     h.call_method(l, "bind", {fx.addr("127.0.0.1", 0)});
@@ -303,7 +272,7 @@ TEST_CASE("load_1000_connections_at_once_each_exchange_100_checksummed_messages_
 
 TEST_CASE("load_connect_accept_close_cycles_leave_no_growth_in_fds_or_memory") {
     const long cycles = cycles_to_run();
-    PlainFixture fx;
+    NetFixture fx{false};  // checking mode would grow with every cycle by itself
     auto &h = fx.host;
     Value l = h.call(fx.SocketIO);
     h.call_method(l, "bind", {fx.addr("127.0.0.1", 0)});

@@ -28,8 +28,12 @@ inline std::string plugin_dir() {
 }
 
 struct NetFixture {
+    // `checking`: the host's checking mode, which catches stale and doubly released
+    // handles by keeping every released object (so long load tests turn it off).
+    explicit NetFixture(bool checking = true) : host{refhost::HostOptions{{plugin_dir()}, false, checking}} {}
+
     census::Snapshot before;
-    Host host{refhost::HostOptions{{plugin_dir()}, false, true}};
+    Host host;
     std::optional<Gil> gil{std::in_place, host};
     size_t baseline_objects = host.live_objects();
     Value net = host.import("net");
