@@ -81,10 +81,7 @@ void Runtime::park_for_fork() {
     std::unique_lock lk(park_mu_);
     park_requested_ = true;
     lk.unlock();
-    bool posted = post([this] {
-        for (auto &[key, res] : tracked_) res->pause_for_fork_on_loop();
-        uv_stop(&loop_);
-    });
+    bool posted = post([this] { uv_stop(&loop_); });
     if (posted) {
         lk.lock();
         park_cv_.wait(lk, [this] { return parked_; });

@@ -44,10 +44,6 @@ public:
     // give up, so that all of them leave within one poll slice rather than one after
     // another.
     virtual void mark_closing() {}
-    // On the loop thread, just before fork(): stop reading ahead from the kernel where
-    // nobody is waiting, so that after the fork only a process that asks for data takes
-    // it from a shared socket.
-    virtual void pause_for_fork_on_loop() {}
 };
 
 enum class WaitResult { Ready, TimedOut, Interrupted };
