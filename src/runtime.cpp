@@ -30,7 +30,7 @@ std::shared_ptr<Runtime> Runtime::start(std::shared_ptr<WaitHooks> hooks) {
     rt->wake_.data = rt.get();
     uv_timer_init(&rt->loop_, &rt->drain_timer_);
     rt->drain_timer_.data = rt.get();
-    uv_timer_start(&rt->drain_timer_, [](uv_timer_t *t) { static_cast<Runtime *>(t->data)->drain_tasks(); },
+    uv_timer_start(&rt->drain_timer_, [](uv_timer_t *t) { static_cast<Runtime *>(t->data)->drain_lazy_tasks(); },
                    kLazyDrain.count(), kLazyDrain.count());
 
     try {
@@ -150,7 +150,7 @@ bool Runtime::post(std::function<void()> task) {
 bool Runtime::post_lazy(std::function<void()> task) {
     std::lock_guard lk(mu_);
     if (!accepting_) return false;
-    tasks_.push_back(std::move(task));
+    lazy_tasks_.push_back(std::move(task));
     return true;
 }
 
@@ -257,6 +257,15 @@ void Runtime::drain_tasks() {
     for (auto &task : batch) task();
 }
 
+void Runtime::drain_lazy_tasks() {
+    std::vector<std::function<void()>> batch;
+    {
+        std::lock_guard lk(mu_);
+        batch.swap(lazy_tasks_);
+    }
+    for (auto &task : batch) task();
+}
+
 void Runtime::track(std::shared_ptr<LoopResource> r) {
     LoopResource *key = r.get();
     tracked_.emplace(key, std::move(r));
@@ -294,6 +303,7 @@ int Runtime::shutdown() {
             accepting_ = false;
             // The last task: everything posted before it still runs first.
             tasks_.push_back([this] {
+                drain_lazy_tasks();  // sockets not yet handed over are closed with the rest
                 std::vector<LoopResource *> open;
                 for (auto &[key, res] : tracked_) open.push_back(key);
                 for (LoopResource *r : open) r->mark_closing();

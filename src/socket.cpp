@@ -2,6 +2,8 @@
 
 #include <netinet/in.h>
 
+#include <cstring>
+
 #include "ksnet/bluetooth.hpp"
 #include "ksnet/error.hpp"
 #include "ksnet/poll_socket.hpp"
@@ -188,6 +190,15 @@ std::string Socket::read(size_t max, const Deadline &dl) {
     if (tcp_) return tcp_->read(max, dl);
     if (udp_) return udp_->recv(max, dl);
     return poll_->recv(max, dl);
+}
+
+size_t Socket::read_into(char *into, size_t cap, const Deadline &dl) {
+    if (!is_stream()) not_for_kind("read_into", "datagrams are read whole: use read()");
+    cap = std::min(cap, kReadChunk);
+    if (tcp_) return tcp_->read_into(into, cap, dl);
+    std::string got = poll_->recv(cap, dl);  // Bluetooth streams: rare enough for a copy
+    std::memcpy(into, got.data(), got.size());
+    return got.size();
 }
 
 std::optional<std::string> Socket::read_line(const Deadline &dl) {

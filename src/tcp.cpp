@@ -341,39 +341,20 @@ void TcpSocket::check_readable_locked(const char *op) const {
     if (state_ != State::Connected) throw Error(ErrorKind::State, std::string(op) + ": socket is not connected");
 }
 
-ssize_t TcpSocket::receive_into(std::unique_lock<std::mutex> &lk, std::string &out, size_t max,
-                                const Deadline &deadline) {
+ssize_t TcpSocket::receive(std::unique_lock<std::mutex> &lk, char *into, size_t max, const Deadline &deadline) {
     max = std::min(max, kRecvChunk);
-    // A read of up to `max` bytes receives straight into `out` (clearing `max` bytes
-    // first costs less than a second copy when the data fills them). Lines arrive in
-    // small pieces into a 64 KiB request, so they go through an uninitialised buffer
-    // and only what arrived is copied.
-    bool straight = &out != &rbuf_;
-    std::unique_ptr<char[]> scratch;
-    size_t old = out.size();
-    char *into;
-    if (straight) {
-        out.resize(old + max);
-        into = out.data() + old;
-    } else {
-        scratch = std::make_unique_for_overwrite<char[]>(max);
-        into = scratch.get();
-    }
     begin_io_locked();
     lk.unlock();
-    ssize_t n;
-    do {
-        n = ::recv(fd_, into, max, MSG_DONTWAIT);
-    } while (n < 0 && errno == EINTR);
-    int err = errno;
+    auto receive_once = [&] {
+        ssize_t n;
+        do {
+            n = ::recv(fd_, into, max, MSG_DONTWAIT);
+        } while (n < 0 && errno == EINTR);
+        return std::pair{n, errno};
+    };
+    auto [n, err] = max >= Runtime::kUnlockedCopy ? rt_->without_interpreter_lock(receive_once) : receive_once();
     lk.lock();
     end_io_locked();
-    size_t got = n > 0 ? static_cast<size_t>(n) : 0;
-    if (straight) {
-        out.resize(old + got);
-    } else {
-        out.append(into, got);
-    }
     throw_if_unusable_locked("read");
     if (n == 0) eof_ = true;
     if (n >= 0) return n;
@@ -385,84 +366,102 @@ ssize_t TcpSocket::receive_into(std::unique_lock<std::mutex> &lk, std::string &o
     return -1;
 }
 
-std::string TcpSocket::take_locked(size_t n) {
-    std::string out = rbuf_.substr(rpos_, n);
-    rpos_ += n;
-    if (rpos_ == rbuf_.size()) {
-        rbuf_.clear();
-        rpos_ = 0;
-    } else if (rpos_ > rbuf_.size() / 2) {
-        rbuf_.erase(0, rpos_);
-        rpos_ = 0;
+struct TcpSocket::ReaderTurn {
+    TcpSocket &s;
+    ReaderTurn(TcpSocket &socket, std::unique_lock<std::mutex> &lk, const Deadline &deadline) : s(socket) {
+        s.check_readable_locked("read");
+        s.take_turn(lk, s.reader_busy_, deadline, "read");
     }
-    scan_pos_ = rpos_;
-    return out;
+    ~ReaderTurn() {
+        s.reader_busy_ = false;
+        s.cv_.notify_all();
+    }
+};
+
+size_t TcpSocket::read_some_locked(std::unique_lock<std::mutex> &lk, char *into, size_t cap,
+                                   const Deadline &deadline) {
+    if (size_t n = std::min(cap, rbuf_.size())) {  // what read_line() buffered comes first
+        std::memcpy(into, rbuf_.data(), n);
+        rbuf_.consume(n);
+        scanned_ = 0;
+        return n;
+    }
+    for (;;) {
+        if (eof_) return 0;
+        if (read_error_ < 0) throw os_error("read", name_for_errors(), read_error_);
+        ssize_t n = receive(lk, into, cap, deadline);
+        if (n > 0) return static_cast<size_t>(n);
+    }
+}
+
+size_t TcpSocket::read_into(char *into, size_t cap, const Deadline &deadline) {
+    if (cap == 0) return 0;
+    std::unique_lock lk(mu_);
+    ReaderTurn turn(*this, lk, deadline);
+    return read_some_locked(lk, into, cap, deadline);
 }
 
 std::string TcpSocket::read(size_t max, const Deadline &deadline) {
     if (max == 0) return {};
     std::unique_lock lk(mu_);
-    check_readable_locked("read");
-    take_turn(lk, reader_busy_, deadline, "read");
-    struct Turn {  // gives the turn back however read() ends
-        TcpSocket &s;
-        ~Turn() {
-            s.reader_busy_ = false;
-            s.cv_.notify_all();
-        }
-    } turn{*this};
-    // Bytes read_line() buffered come first.
-    std::string out = take_locked(std::min(max, buffered_locked()));
-    for (;;) {
-        if (max != kReadAll && !out.empty()) return out;
-        if (eof_) return out;
-        if (read_error_ < 0) {
-            if (!out.empty()) return out;  // the error waits for the next read
-            throw os_error("read", name_for_errors(), read_error_);
-        }
-        size_t room = max == kReadAll ? kRecvChunk : max - out.size();
-        receive_into(lk, out, room, deadline);
+    ReaderTurn turn(*this, lk, deadline);
+    std::string out;
+    if (max != kReadAll) {
+        out.resize(std::min(max, kRecvChunk));
+        out.resize(read_some_locked(lk, out.data(), out.size(), deadline));
+        return out;
     }
+    size_t filled = 0;
+    try {
+        for (;;) {
+            if (read_error_ < 0 && filled > 0) break;  // the error waits for the next read
+            out.resize(filled + kRecvChunk);
+            size_t n = read_some_locked(lk, out.data() + filled, kRecvChunk, deadline);
+            filled += n;
+            if (n == 0) break;
+        }
+    } catch (const Error &) {
+        // A timeout or an interrupt part-way: what arrived stays for the next read.
+        if (filled > 0 && state_ != State::Closed) {
+            std::memcpy(rbuf_.reserve(filled), out.data(), filled);
+            rbuf_.commit(filled);
+        }
+        throw;
+    }
+    out.resize(filled);
+    return out;
 }
 
 std::optional<std::string> TcpSocket::read_line(const Deadline &deadline) {
     std::unique_lock lk(mu_);
-    check_readable_locked("read");
-    take_turn(lk, reader_busy_, deadline, "read");
-    struct Turn {
-        TcpSocket &s;
-        ~Turn() {
-            s.reader_busy_ = false;
-            s.cv_.notify_all();
-        }
-    } turn{*this};
+    ReaderTurn turn(*this, lk, deadline);
     for (;;) {
-        size_t nl = rbuf_.find('\n', scan_pos_);
-        if (nl != std::string::npos) {
-            std::string line = take_locked(nl - rpos_ + 1);
-            line.pop_back();
-            if (!line.empty() && line.back() == '\r') line.pop_back();
+        const char *start = rbuf_.data();
+        if (auto *nl = static_cast<const char *>(std::memchr(start + scanned_, '\n', rbuf_.size() - scanned_))) {
+            size_t len = static_cast<size_t>(nl - start);
+            std::string line(start, len > 0 && start[len - 1] == '\r' ? len - 1 : len);
+            rbuf_.consume(len + 1);
+            scanned_ = 0;
             return line;
         }
-        scan_pos_ = rbuf_.size();
+        scanned_ = rbuf_.size();
         if (eof_ || read_error_ < 0) {
-            if (buffered_locked() > 0) return take_locked(buffered_locked());
+            if (!rbuf_.empty()) {
+                scanned_ = 0;
+                return rbuf_.take(rbuf_.size());
+            }
             if (eof_) return std::nullopt;
             throw os_error("read", name_for_errors(), read_error_);
         }
-        if (rpos_ > 0) {  // keep the buffer from growing at its front
-            rbuf_.erase(0, rpos_);
-            scan_pos_ -= rpos_;
-            rpos_ = 0;
-        }
-        receive_into(lk, rbuf_, kRecvChunk, deadline);
+        ssize_t n = receive(lk, rbuf_.reserve(kRecvChunk), kRecvChunk, deadline);
+        if (n > 0) rbuf_.commit(static_cast<size_t>(n));
     }
 }
 
 bool TcpSocket::eof() {
     std::lock_guard lk(mu_);
     if (state_ == State::Closed) return true;
-    if (buffered_locked() > 0) return false;
+    if (!rbuf_.empty()) return false;
     if (eof_ || read_error_ < 0) return true;
     if (state_ != State::Connected || reader_busy_) return false;
     // Nothing buffered: peek whether the peer's end of stream is next.
@@ -489,12 +488,16 @@ void TcpSocket::write(std::string_view data, const Deadline &deadline) {
     while (done < data.size()) {
         begin_io_locked();
         lk.unlock();
-        ssize_t n;
-        do {
-            // MSG_NOSIGNAL: a dead peer is EPIPE here, never SIGPIPE.
-            n = ::send(fd_, data.data() + done, data.size() - done, MSG_DONTWAIT | MSG_NOSIGNAL);
-        } while (n < 0 && errno == EINTR);
-        int err = errno;
+        size_t left = data.size() - done;
+        auto send = [&] {
+            ssize_t n;
+            do {
+                // MSG_NOSIGNAL: a dead peer is EPIPE here, never SIGPIPE.
+                n = ::send(fd_, data.data() + done, left, MSG_DONTWAIT | MSG_NOSIGNAL);
+            } while (n < 0 && errno == EINTR);
+            return std::pair{n, errno};
+        };
+        auto [n, err] = left >= Runtime::kUnlockedCopy ? rt_->without_interpreter_lock(send) : send();
         lk.lock();
         end_io_locked();
         throw_if_unusable_locked("write");

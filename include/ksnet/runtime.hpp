@@ -65,9 +65,12 @@ public:
     // Runs `task` on the loop thread. Returns false (and drops the task) once shutdown
     // has begun.
     bool post(std::function<void()> task);
-    // Queues `task` without waking the loop: it runs with the next woken batch, or
-    // within kLazyDrain. For work nobody waits for (handing a new socket to the loop),
-    // so that a short-lived connection costs no loop wake-up. False after shutdown.
+    // Queues `task` without waking the loop: it runs within kLazyDrain (or at shutdown,
+    // before the resources are closed). For work nobody waits for (handing a new socket
+    // to the loop), so that a short-lived connection costs the loop nothing. Woken
+    // batches leave these alone: if they ran them, one socket's close would hand the
+    // next new socket to the loop, whose close wakes it again, and so on (figures in
+    // docs/design.md). False after shutdown.
     bool post_lazy(std::function<void()> task);
     static constexpr auto kLazyDrain = std::chrono::milliseconds(100);
 
@@ -90,6 +93,18 @@ public:
     enum class FdWait { Ready, TimedOut, Interrupted, Stopped };
     FdWait wait_fd(int fd, short events, const Deadline &deadline, const std::function<bool()> &stop,
                    const std::function<void()> &done);
+
+    // Runs `call` (a system call that copies many bytes) with the interpreter lock
+    // released, so that another script thread's copy runs alongside it. Only worth it
+    // for big copies: a released lock another thread takes costs two thread switches.
+    static constexpr size_t kUnlockedCopy = 16 * 1024;
+    template <class Call>
+    auto without_interpreter_lock(Call &&call) {
+        void *token = hooks_->release();
+        auto result = call();
+        hooks_->reacquire(token);
+        return result;
+    }
 
     uv_loop_t *loop() { return &loop_; }
     bool on_loop_thread() const { return std::this_thread::get_id() == thread_.get_id(); }
@@ -114,6 +129,7 @@ private:
     explicit Runtime(std::shared_ptr<WaitHooks> hooks);
     static void on_wake(uv_async_t *h);
     void drain_tasks();
+    void drain_lazy_tasks();
     void loop_main();
     void spawn_loop_thread();
 
@@ -125,6 +141,7 @@ private:
 
     mutable std::mutex mu_;
     std::vector<std::function<void()>> tasks_;
+    std::vector<std::function<void()>> lazy_tasks_;
     bool accepting_ = true;
     bool joined_ = false;
     int close_result_ = 0;

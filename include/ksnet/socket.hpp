@@ -65,6 +65,11 @@ public:
     // Streams: up to `max` bytes as soon as any arrive (kAll: to end of stream).
     // Datagram kinds: the next datagram, never cut (too long for `max` is an error).
     std::string read(size_t max, const Deadline &dl);
+    // Streams only: the same as read(cap) into `into`, for a caller that owns the
+    // memory (a bytes object no script can see yet); returns the bytes written, 0 at
+    // end of stream. At most kReadChunk at a time.
+    static constexpr size_t kReadChunk = 64 * 1024;
+    size_t read_into(char *into, size_t cap, const Deadline &dl);
     std::optional<std::string> read_line(const Deadline &dl);  // streams only
     void write(std::string_view data, const Deadline &dl);     // a stream: all; else one datagram
     void sendto(std::string_view data, const Endpoint &to, const Deadline &dl);

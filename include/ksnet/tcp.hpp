@@ -24,6 +24,7 @@
 
 #include "ksnet/address.hpp"
 #include "ksnet/options.hpp"
+#include "ksnet/receive_buffer.hpp"
 #include "ksnet/runtime.hpp"
 
 namespace ksnet {
@@ -47,6 +48,10 @@ public:
     // Up to `max` bytes, as soon as any are there; kReadAll reads to end of stream.
     // An empty result means end of stream.
     std::string read(size_t max, const Deadline &deadline = {});
+    // The same into `into` (up to `cap` bytes, at most kRecvChunk at a time): returns
+    // how many bytes it wrote, 0 at end of stream. The bytes are written with no lock
+    // held, so `into` must belong to the caller alone.
+    size_t read_into(char *into, size_t cap, const Deadline &deadline = {});
     // The next line without its "\n" or "\r\n"; a last line without a newline counts.
     // nullopt at end of stream.
     std::optional<std::string> read_line(const Deadline &deadline = {});
@@ -100,13 +105,15 @@ private:
     void wait_ready(std::unique_lock<std::mutex> &lk, short events, const Deadline &deadline, const char *op);
     // Takes one turn as the reader / writer (waiting for the current one to finish).
     void take_turn(std::unique_lock<std::mutex> &lk, bool &busy, const Deadline &deadline, const char *op);
-    // One recv() of up to `max` bytes appended to `out`; returns bytes read (0 at end
-    // of stream), or -1 after waiting for more (the caller tries again).
-    ssize_t receive_into(std::unique_lock<std::mutex> &lk, std::string &out, size_t max,
-                         const Deadline &deadline);
+    // One recv() of up to `max` bytes into `into`: the bytes received, 0 at end of stream
+    // or after an error (eof_ or read_error_ tells which), or -1 after waiting for more
+    // (the caller tries again).
+    ssize_t receive(std::unique_lock<std::mutex> &lk, char *into, size_t max, const Deadline &deadline);
+    // With the reader's turn: buffered bytes first, else one recv(); 0 at end of stream.
+    size_t read_some_locked(std::unique_lock<std::mutex> &lk, char *into, size_t cap, const Deadline &deadline);
+    // Holds the reader's turn for one call and gives it back however the call ends.
+    struct ReaderTurn;
     void check_readable_locked(const char *op) const;
-    std::string take_locked(size_t n);
-    size_t buffered_locked() const { return rbuf_.size() - rpos_; }
     std::string name_for_errors() const;
     void wait_or_throw(const std::function<bool()> &pred, const Deadline &deadline, const char *op);
 
@@ -137,9 +144,8 @@ private:
     bool writer_busy_ = false;
 
     // Receiving (under mu_; only the reader whose turn it is changes them).
-    std::string rbuf_;     // bytes received by read_line() beyond the line it returned
-    size_t rpos_ = 0;      // bytes of rbuf_ already taken
-    size_t scan_pos_ = 0;  // where the search for the next '\n' resumes
+    ReceiveBuffer rbuf_;    // bytes received by read_line() beyond the line it returned
+    size_t scanned_ = 0;    // leading bytes of rbuf_ known to hold no '\n'
     bool eof_ = false;
     int read_error_ = 0;
 

@@ -162,6 +162,34 @@ TEST_CASE("tcp_read_timeout_raises_timeout_and_keeps_the_socket_usable") {
     CHECK(s->read(4) == "late");
 }
 
+TEST_CASE("tcp_read_to_end_that_times_out_keeps_what_arrived_for_the_next_read") {
+    LoopFixture fx;
+    auto [c, s] = fx.pair();
+    c->write("kept");
+    CHECK_THROWS_AS(s->read(TcpSocket::kReadAll, Clock::now() + 50ms), Error);
+    c->write(" too");
+    c->close();
+    CHECK(s->read(TcpSocket::kReadAll) == "kept too");
+}
+
+TEST_CASE("tcp_read_into_takes_line_buffered_bytes_first_then_the_stream") {
+    LoopFixture fx;
+    auto [c, s] = fx.pair();
+    c->write("one\ntwo three");
+    CHECK(s->read_line() == "one");
+    char buf[100];
+    CHECK(s->read_into(buf, 4) == 4);  // from what read_line() read ahead
+    CHECK(std::string(buf, 4) == "two ");
+    size_t n = s->read_into(buf, sizeof buf);
+    CHECK(std::string(buf, n) == "three");
+    c->write("more");
+    n = s->read_into(buf, sizeof buf);
+    CHECK(std::string(buf, n) == "more");
+    c->close();
+    CHECK(s->read_into(buf, sizeof buf) == 0);
+    CHECK(s->eof());
+}
+
 TEST_CASE("tcp_write_to_reset_peer_reports_epipe_or_econnreset") {
     LoopFixture fx;
     auto [c, s] = fx.pair();
@@ -194,7 +222,9 @@ TEST_CASE("tcp_shutdown_with_open_sockets_closes_them_and_wakes_blocked_calls") 
             error = e.what();
         }
     });
-    std::this_thread::sleep_for(50ms);
+    // The loop takes a new socket lazily, within kLazyDrain.
+    auto until = Clock::now() + 4 * Runtime::kLazyDrain;
+    while (rt->tracked_count() != 1 && Clock::now() < until) std::this_thread::sleep_for(5ms);
     CHECK(rt->tracked_count() == 1);
     CHECK(rt->shutdown() == 0);
     blocked.join();
