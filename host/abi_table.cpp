@@ -7,6 +7,7 @@
 //     thread holds the interpreter lock, and abort with a clear message otherwise.
 #include "abi_table.hpp"
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -26,8 +27,8 @@ namespace {
 
 using detail::current_state;
 
+// Checking mode only.
 void require_lock(const char* what) {
-    if (!checking_enabled()) return;
     detail::HostState* st = current_state();
     if (!st) fatal(std::string(what) + " called while no host exists");
     if (!detail::gil_held_by_me(st))
@@ -51,7 +52,9 @@ R guarded(const char* what, R failed, F&& body) noexcept {
     return failed;
 }
 
-void enter(const char* what, ksp_value v = nullptr, ksp_value w = nullptr) {
+// Every entry starts here: one flag test outside checking mode.
+inline void enter(const char* what, ksp_value v = nullptr, ksp_value w = nullptr) {
+    if (!checking_enabled()) return;
     require_lock(what);
     check_handle(v, what);
     check_handle(w, what);
@@ -186,8 +189,8 @@ int t_bytes_get(ksp_value v, const void** data, size_t* len) {
     enter("bytes_get", v);
     auto* b = as<BytesObject>(v, ObjKind::Bytes);
     if (!b) return -1;
-    if (data) *data = b->value.data();
-    if (len) *len = b->value.size();
+    if (data) *data = b->view().data();
+    if (len) *len = b->size();
     return 0;
 }
 SeqObject* as_seq(ksp_value v) {
@@ -294,6 +297,51 @@ int t_bool_get(ksp_value v, int* out) {
     return 0;
 }
 
+// ---- 1.2: filling a bytes in place ----
+ksp_value t_bytes_alloc(size_t len, void** data) {
+    enter("bytes_alloc");
+    if (!data) return raise(KSP_ERR_VAL, "bytes_alloc: argument data is NULL (it receives the bytes to fill)");
+    *data = nullptr;
+    // Larger than any allocation can be; malloc would fail, but say why.
+    if (len > static_cast<size_t>(PTRDIFF_MAX))
+        return raise(KSP_ERR_VAL, "bytes_alloc: argument len is " + std::to_string(len) + ", too large for a bytes");
+    return guarded<ksp_value>("bytes_alloc", nullptr, [&] {
+        BytesObject* b = BytesObject::uninitialised(len);
+        *data = b->data();
+        return as_val(b);
+    });
+}
+
+// Raises and returns -1, for the entries that report failure that way.
+int fail(ksp_error_kind kind, const std::string& message) {
+    raise(kind, message);
+    return -1;
+}
+
+// Cutting a value is safe only while nothing else can see it: its maker holds the only
+// reference and it came from bytes_alloc (scripts treat a bytes as immutable, and one
+// from bytes_new may already be shared).
+int t_bytes_shrink(ksp_value v, size_t len) {
+    enter("bytes_shrink", v);
+    if (!v) return null_arg("bytes_shrink"), -1;
+    auto* b = as<BytesObject>(v, ObjKind::Bytes);
+    if (!b)
+        return fail(KSP_ERR_TYPE,
+                    std::string("bytes_shrink: argument v is a ") + type_name_cstr(as_obj(v)) + ", not a bytes");
+    if (!b->fillable())
+        return fail(KSP_ERR_VAL, "bytes_shrink: argument v is a bytes that bytes_alloc did not make "
+                                 "(only a new bytes from bytes_alloc may be shrunk)");
+    int64_t refs = b->refs.load(std::memory_order_relaxed);
+    if (refs != 1)
+        return fail(KSP_ERR_VAL, "bytes_shrink: argument v is shared (" + std::to_string(refs) +
+                                     " references); shrink it before handing it to anything else");
+    if (len > b->size())
+        return fail(KSP_ERR_VAL, "bytes_shrink: argument len is " + std::to_string(len) +
+                                     ", longer than the bytes (" + std::to_string(b->size()) + ")");
+    b->shrink_to(len);
+    return 0;
+}
+
 // Designated initializers: C++20 requires them in declaration order, so the compiler
 // checks this list against the header.
 const ksp_host kTable = {
@@ -337,6 +385,9 @@ const ksp_host kTable = {
     .strdup = t_strdup,
     // 1.1
     .bool_get = t_bool_get,
+    // 1.2
+    .bytes_alloc = t_bytes_alloc,
+    .bytes_shrink = t_bytes_shrink,
 };
 
 }  // namespace

@@ -6,8 +6,7 @@ namespace refhost {
 namespace {
 // The host is never unloaded, so a thread_local with a destructor is fine here (unlike
 // in a plugin, where it would pin the library in memory).
-thread_local bool t_set = false;
-thread_local PendingError t_error;
+thread_local PendingError t_error;  // meaningful while detail::t_error_set
 }  // namespace
 
 ScriptError::ScriptError(ksp_error_kind k, const std::string& message)
@@ -35,22 +34,21 @@ const char* error_kind_name(ksp_error_kind kind) {
 }
 
 std::nullptr_t raise(ksp_error_kind kind, std::string message) {
-    t_set = true;
+    detail::t_error_set = true;
     t_error.kind = kind;
     t_error.message = std::move(message);
     return nullptr;
 }
 
-bool error_occurred() { return t_set; }
-bool error_is(ksp_error_kind kind) { return t_set && t_error.kind == kind; }
+bool error_is(ksp_error_kind kind) { return detail::t_error_set && t_error.kind == kind; }
 
-void clear_error() {
-    t_set = false;
+void detail::forget_error() {
+    t_error_set = false;
     t_error.message.clear();
 }
 
 PendingError take_error() {
-    if (!t_set) return PendingError{KSP_ERR_ERROR, "unknown error (no error was set)"};
+    if (!detail::t_error_set) return PendingError{KSP_ERR_ERROR, "unknown error (no error was set)"};
     PendingError e = std::move(t_error);
     clear_error();
     return e;

@@ -17,12 +17,21 @@ struct PendingError {
     std::string message;
 };
 
+namespace detail {
+// Whether this thread has a current error. Inline (constinit: no TLS init wrapper)
+// because every native call checks and clears it; the error itself is in errors.cpp.
+inline constinit thread_local bool t_error_set = false;
+void forget_error();  // clears the current error's text and the flag
+}  // namespace detail
+
 // Sets this thread's current error (replacing any) and returns NULL, so that functions
 // can `return raise(...)`.
 std::nullptr_t raise(ksp_error_kind kind, std::string message);
-bool error_occurred();
+inline bool error_occurred() { return detail::t_error_set; }
 bool error_is(ksp_error_kind kind);
-void clear_error();
+inline void clear_error() {
+    if (detail::t_error_set) detail::forget_error();
+}
 // Takes and clears the current error. Without one, returns a generic Error.
 PendingError take_error();
 // Takes the current error and throws it as a ScriptError.

@@ -1,5 +1,7 @@
 // host_values.cpp - refhost::Host: calling, making and reading values.
 // Each method is the C-convention operation (ops.hpp, types/) plus a throw on failure.
+#include <vector>
+
 #include "errors.hpp"
 #include "ops.hpp"
 #include "refhost.hpp"
@@ -12,12 +14,31 @@ namespace refhost {
 
 namespace {
 
-std::vector<ksp_value> raw(const Value* begin, const Value* end) {
-    std::vector<ksp_value> out;
-    out.reserve(static_cast<size_t>(end - begin));
-    for (const Value* v = begin; v != end; ++v) out.push_back(v->get());
-    return out;
-}
+// The handles of a call's arguments (borrowed from the Values). On the stack for the
+// usual few: this is on every call's path.
+class RawArgs {
+public:
+    RawArgs(const Value* begin, const Value* end) : size_(static_cast<size_t>(end - begin)) {
+        ksp_value* out = small_;
+        if (size_ > kSmall) {
+            large_.resize(size_);
+            out = large_.data();
+        }
+        for (size_t i = 0; i < size_; i++) out[i] = begin[i].get();
+        data_ = out;
+    }
+    RawArgs(const RawArgs&) = delete;
+    RawArgs& operator=(const RawArgs&) = delete;
+    const ksp_value* data() const { return data_; }
+    size_t size() const { return size_; }
+
+private:
+    static constexpr size_t kSmall = 8;
+    ksp_value small_[kSmall];
+    std::vector<ksp_value> large_;
+    const ksp_value* data_;
+    size_t size_;
+};
 
 // A usable handle, or a TypeError instead of a crash on an empty Value.
 ksp_value need(const Value& v, const char* what) {
@@ -39,22 +60,22 @@ T* need_kind(const Value& v, ObjKind k, const char* expected) {
 }  // namespace
 
 Value Host::call(const Value& callable, std::initializer_list<Value> args) {
-    auto a = raw(args.begin(), args.end());
+    RawArgs a(args.begin(), args.end());
     return Value::steal(checked(refhost::call(need(callable, "call"), a.size(), a.data())));
 }
 
 Value Host::call(const Value& callable, const std::vector<Value>& args) {
-    auto a = raw(args.data(), args.data() + args.size());
+    RawArgs a(args.data(), args.data() + args.size());
     return Value::steal(checked(refhost::call(need(callable, "call"), a.size(), a.data())));
 }
 
 Value Host::call_method(const Value& obj, const std::string& name, std::initializer_list<Value> args) {
-    auto a = raw(args.begin(), args.end());
+    RawArgs a(args.begin(), args.end());
     return Value::steal(checked(refhost::call_method(need(obj, "call_method"), name, a.size(), a.data())));
 }
 
 Value Host::call_method(const Value& obj, const std::string& name, const std::vector<Value>& args) {
-    auto a = raw(args.data(), args.data() + args.size());
+    RawArgs a(args.data(), args.data() + args.size());
     return Value::steal(checked(refhost::call_method(need(obj, "call_method"), name, a.size(), a.data())));
 }
 
@@ -81,17 +102,17 @@ Value Host::str(std::string_view utf8) { return Value::steal(checked(make_str(ut
 Value Host::bytes(std::string_view data) { return Value::steal(make_bytes(data)); }
 
 Value Host::tuple(std::initializer_list<Value> items) {
-    auto a = raw(items.begin(), items.end());
+    RawArgs a(items.begin(), items.end());
     return Value::steal(checked(make_seq(ObjKind::Tuple, a.size(), a.data())));
 }
 
 Value Host::tuple(const std::vector<Value>& items) {
-    auto a = raw(items.data(), items.data() + items.size());
+    RawArgs a(items.data(), items.data() + items.size());
     return Value::steal(checked(make_seq(ObjKind::Tuple, a.size(), a.data())));
 }
 
 Value Host::list(const std::vector<Value>& items) {
-    auto a = raw(items.data(), items.data() + items.size());
+    RawArgs a(items.data(), items.data() + items.size());
     return Value::steal(checked(make_seq(ObjKind::List, a.size(), a.data())));
 }
 
@@ -105,7 +126,7 @@ int64_t Host::to_int(const Value& v) {
     return need_kind<IntObject>(v, ObjKind::Int, "int")->value;
 }
 std::string Host::to_str(const Value& v) { return need_kind<StrObject>(v, ObjKind::Str, "str")->value; }
-std::string Host::to_bytes(const Value& v) { return need_kind<BytesObject>(v, ObjKind::Bytes, "bytes")->value; }
+std::string Host::to_bytes(const Value& v) { return std::string(need_kind<BytesObject>(v, ObjKind::Bytes, "bytes")->view()); }
 bool Host::to_bool(const Value& v) { return need_kind<BoolObject>(v, ObjKind::Bool, "bool")->value; }
 
 double Host::to_float(const Value& v) {
@@ -120,7 +141,7 @@ size_t Host::len(const Value& v) {
     switch (o->kind) {
     case ObjKind::Tuple:
     case ObjKind::List: return static_cast<SeqObject*>(o)->items.size();
-    case ObjKind::Bytes: return static_cast<BytesObject*>(o)->value.size();
+    case ObjKind::Bytes: return static_cast<BytesObject*>(o)->size();
     case ObjKind::Str: return utf8_length(static_cast<StrObject*>(o)->value);
     default: wrong_kind("a tuple, list, str or bytes", v);
     }

@@ -7,7 +7,6 @@ namespace refhost {
 
 namespace {
 std::atomic<size_t> g_open{0};
-thread_local Library* t_current = nullptr;  // trivially destructible: no TLS destructor
 }  // namespace
 
 size_t open_library_count() { return g_open.load(); }
@@ -25,10 +24,5 @@ void Library::close() {
 void Library::instance_gone() {
     if (live_instances.fetch_sub(1) == 1 && torn_down.load()) close();
 }
-
-Library* current_library() { return t_current; }
-
-LibraryScope::LibraryScope(Library* lib) : saved_(t_current) { t_current = lib; }
-LibraryScope::~LibraryScope() { t_current = saved_; }
 
 }  // namespace refhost

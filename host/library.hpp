@@ -43,14 +43,20 @@ size_t open_library_count();
 // Called by the loader after a successful dlopen.
 void note_library_opened();
 
+namespace detail {
+// Inline (constinit: no TLS init wrapper) because every native call sets it.
+inline constinit thread_local Library* t_current_library = nullptr;
+}  // namespace detail
+
 // The library whose code the host is currently running on this thread (its init or one
 // of its functions), so that types it creates are attributed to it. NULL otherwise.
-Library* current_library();
+inline Library* current_library() { return detail::t_current_library; }
 
+// Makes `lib` the current library for its lifetime.
 class LibraryScope {
 public:
-    explicit LibraryScope(Library* lib);
-    ~LibraryScope();
+    explicit LibraryScope(Library* lib) : saved_(detail::t_current_library) { detail::t_current_library = lib; }
+    ~LibraryScope() { detail::t_current_library = saved_; }
     LibraryScope(const LibraryScope&) = delete;
     LibraryScope& operator=(const LibraryScope&) = delete;
 

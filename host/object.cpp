@@ -11,7 +11,6 @@ namespace refhost {
 namespace {
 
 std::atomic<size_t> g_live{0};
-std::atomic<bool> g_checking{false};
 
 // Released objects in checking mode, with the type name they had, for messages.
 std::mutex g_quarantine_mutex;
@@ -26,9 +25,11 @@ std::string quarantined_name(Object* o) {
     return "?";
 }
 
-void destroy(Object* o) {
+}  // namespace
+
+void detail::destroy(Object* o) {
     g_live.fetch_sub(1, std::memory_order_relaxed);
-    if (!g_checking.load(std::memory_order_relaxed)) {
+    if (!checking_enabled()) {
         o->clear();
         delete o;
         return;
@@ -41,8 +42,6 @@ void destroy(Object* o) {
     g_quarantine->emplace(o, std::move(name));
 }
 
-}  // namespace
-
 Object::Object(ObjKind k) : kind(k) { g_live.fetch_add(1, std::memory_order_relaxed); }
 Object::~Object() = default;
 
@@ -52,8 +51,7 @@ void fatal(const std::string& message) {
     std::abort();
 }
 
-void check_handle(ksp_value v, const char* what) {
-    if (!v || !g_checking.load(std::memory_order_relaxed)) return;
+void detail::check_live_handle(ksp_value v, const char* what) {
     Object* o = as_obj(v);
     if (o->magic == Object::kLiveMagic) return;
     if (o->magic == Object::kFreedMagic)
@@ -62,22 +60,9 @@ void check_handle(ksp_value v, const char* what) {
     fatal(std::string(what) + " on something that is not a host object (bad handle)");
 }
 
-void incref(Object* o) {
-    if (!o) return;
-    check_handle(as_val(o), "incref");
-    o->refs.fetch_add(1, std::memory_order_relaxed);
-}
-
-void decref(Object* o) {
-    if (!o) return;
-    check_handle(as_val(o), "decref");
-    if (o->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy(o);
-}
-
 size_t live_object_count() { return g_live.load(std::memory_order_relaxed); }
 
-void set_checking(bool on) { g_checking.store(on); }
-bool checking_enabled() { return g_checking.load(std::memory_order_relaxed); }
+void set_checking(bool on) { detail::g_checking.store(on); }
 
 void drain_quarantine() {
     std::unordered_map<Object*, std::string>* q;

@@ -48,20 +48,39 @@ public:
 inline Object* as_obj(ksp_value v) { return reinterpret_cast<Object*>(v); }
 inline ksp_value as_val(Object* o) { return reinterpret_cast<ksp_value>(o); }
 
-void incref(Object* o);
-void decref(Object* o);
+namespace detail {
+// Inline, as are the functions below that read it: they run several times per call.
+inline std::atomic<bool> g_checking{false};
+// The checks of check_handle once it knows checking mode is on.
+void check_live_handle(ksp_value v, const char* what);
+// Frees (or quarantines) an object whose count reached zero.
+void destroy(Object* o);
+}  // namespace detail
+
+// Checking mode is process-wide because objects may outlive the Host that made them.
+void set_checking(bool on);
+inline bool checking_enabled() { return detail::g_checking.load(std::memory_order_relaxed); }
+// In checking mode: aborts with a clear message if `v` is not a live object. `what`
+// names the operation, e.g. "int_get".
+inline void check_handle(ksp_value v, const char* what) {
+    if (v && checking_enabled()) detail::check_live_handle(v, what);
+}
+
+inline void incref(Object* o) {
+    if (!o) return;
+    check_handle(as_val(o), "incref");
+    o->refs.fetch_add(1, std::memory_order_relaxed);
+}
+inline void decref(Object* o) {
+    if (!o) return;
+    check_handle(as_val(o), "decref");
+    if (o->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) detail::destroy(o);
+}
 inline void incref(ksp_value v) { incref(as_obj(v)); }
 inline void decref(ksp_value v) { decref(as_obj(v)); }
 
 // Live objects in the process (created and not yet released).
 size_t live_object_count();
-
-// Checking mode is process-wide because objects may outlive the Host that made them.
-void set_checking(bool on);
-bool checking_enabled();
-// In checking mode: aborts with a clear message if `v` is not a live object. `what`
-// names the operation, e.g. "int_get".
-void check_handle(ksp_value v, const char* what);
 // Frees every quarantined object (at host shutdown).
 void drain_quarantine();
 

@@ -87,15 +87,10 @@ std::nullptr_t no_attr(ksp_value obj, std::string_view name) {
 }
 
 ksp_value instance_attr(InstanceObject* inst, std::string_view name) {
-    // Getters, then methods, along the base chain.
-    for (const TypeObject* t = inst->type; t; t = t->base) {
-        for (const Getter& g : t->getters)
-            if (g.name == name) return invoke_getter(t, &g, as_val(inst));
-        for (const Method& m : t->methods)
-            if (m.name == name)
-                return as_val(new MethodObject(const_cast<TypeObject*>(t), &m, inst));
-    }
-    return no_attr(as_val(inst), name);
+    const MemberSlot* slot = inst->type->find_member_slot(name);
+    if (!slot) return no_attr(as_val(inst), name);
+    if (slot->attribute_is_getter) return invoke_getter(slot->getter_owner, slot->getter, as_val(inst));
+    return as_val(new MethodObject(const_cast<TypeObject*>(slot->method_owner), slot->method, inst));
 }
 
 ksp_value type_attr(TypeObject* type, std::string_view name) {
@@ -166,13 +161,11 @@ ksp_value call(ksp_value callable, size_t nargs, const ksp_value* args) {
 }
 
 ksp_value call_method(ksp_value obj, std::string_view name, size_t nargs, const ksp_value* args) {
-    // Fast path for the common case, an instance's own method: no method object.
+    // Fast path for the common case, an instance's method: no method object. The
+    // attribute would be that method bound to obj, so calling it directly is the same.
     if (auto* inst = as<InstanceObject>(obj, ObjKind::Instance)) {
-        const TypeObject* owner = nullptr;
-        if (!inst->type->find_getter(name, nullptr)) {
-            if (const Method* m = inst->type->find_method(name, &owner))
-                return call_bound(owner, m, obj, nargs, args);
-        }
+        const MemberSlot* slot = inst->type->find_member_slot(name);
+        if (slot && !slot->attribute_is_getter) return call_bound(slot->method_owner, slot->method, obj, nargs, args);
     }
     ksp_value f = getattr(obj, name);
     if (!f) return nullptr;

@@ -44,8 +44,8 @@ bool common_escape(std::string& out, unsigned char c, char quote) {
 }
 
 // As Python: single quotes unless the text has a ' and no ".
-char pick_quote(const std::string& s) {
-    return (s.find('\'') != std::string::npos && s.find('"') == std::string::npos) ? '"' : '\'';
+char pick_quote(std::string_view s) {
+    return (s.find('\'') != std::string_view::npos && s.find('"') == std::string_view::npos) ? '"' : '\'';
 }
 
 // An instance shows its __repr if its type has one.
@@ -93,7 +93,7 @@ std::string quote_str(const std::string& s) {
     return out;
 }
 
-std::string quote_bytes(const std::string& b) {
+std::string quote_bytes(std::string_view b) {
     char q = pick_quote(b);
     std::string out = "b";
     out += q;
@@ -126,7 +126,7 @@ bool repr_into(ksp_value v, std::string& out) {
     case ObjKind::Int: out += std::to_string(static_cast<IntObject*>(o)->value); return true;
     case ObjKind::Float: out += format_float(static_cast<FloatObject*>(o)->value); return true;
     case ObjKind::Str: out += quote_str(static_cast<StrObject*>(o)->value); return true;
-    case ObjKind::Bytes: out += quote_bytes(static_cast<BytesObject*>(o)->value); return true;
+    case ObjKind::Bytes: out += quote_bytes(static_cast<BytesObject*>(o)->view()); return true;
     case ObjKind::Tuple:
     case ObjKind::List: return seq_repr(static_cast<SeqObject*>(o), out);
     case ObjKind::Module: out += "<module '" + static_cast<ModuleObject*>(o)->name + "'>"; return true;

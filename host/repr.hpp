@@ -4,6 +4,7 @@
 #define REFHOST_REPR_HPP
 
 #include <string>
+#include <string_view>
 
 #include "object.hpp"
 
@@ -16,7 +17,7 @@ bool str_into(ksp_value v, std::string& out);
 ksp_value repr_value(ksp_value v);  // a new str, or NULL after raising
 
 std::string quote_str(const std::string& utf8);
-std::string quote_bytes(const std::string& data);
+std::string quote_bytes(std::string_view data);
 std::string format_float(double d);
 
 }  // namespace refhost

@@ -77,6 +77,19 @@ ksp_value bytes_value(const ksp_host *h, const std::string &s) {
     return checked(h, h->bytes_new(s.data(), s.size())).release();
 }
 
+ksp_value bytes_filled_by(const ksp_host *h, size_t cap, const std::function<size_t(char *, size_t)> &fill) {
+    if (!KSP_HOST_HAS(h, bytes_shrink)) {
+        std::string buffer(cap, '\0');
+        buffer.resize(fill(buffer.data(), cap));
+        return bytes_value(h, buffer);
+    }
+    void *data = nullptr;
+    Ref bytes = checked(h, h->bytes_alloc(cap, &data));
+    size_t n = fill(static_cast<char *>(data), cap);
+    if (h->bytes_shrink(bytes.get(), n) < 0) throw AlreadyRaised{};
+    return bytes.release();
+}
+
 ksp_value str_value(const ksp_host *h, const std::string &s) {
     return checked(h, h->str_new(s.data(), s.size())).release();
 }

@@ -2,6 +2,7 @@
 // results (addresses as tuples). Each names the argument and the expected form.
 #pragma once
 
+#include <functional>
 #include <optional>
 
 #include "ksnet/socket.hpp"
@@ -23,6 +24,10 @@ std::optional<ksnet::Clock::duration> timeout_arg(const Call &c, size_t i, const
 ksp_value address_tuple(const ksp_host *h, const ksnet::NamePort &np);
 
 ksp_value bytes_value(const ksp_host *h, const std::string &s);
+// A bytes of at most `cap` bytes written by fill(data, cap), which returns how many it
+// wrote. A host of ABI 1.2 lets fill() write into the bytes itself (bytes_alloc); an
+// older one gets a copy.
+ksp_value bytes_filled_by(const ksp_host *h, size_t cap, const std::function<size_t(char *, size_t)> &fill);
 ksp_value str_value(const ksp_host *h, const std::string &s);
 
 }  // namespace netplug

@@ -488,7 +488,7 @@ void TcpSocket::write(std::string_view data, const Deadline &deadline) {
     while (done < data.size()) {
         begin_io_locked();
         lk.unlock();
-        size_t left = data.size() - done;
+        const size_t left = data.size() - done;
         auto send = [&] {
             ssize_t n;
             do {
@@ -497,7 +497,7 @@ void TcpSocket::write(std::string_view data, const Deadline &deadline) {
             } while (n < 0 && errno == EINTR);
             return std::pair{n, errno};
         };
-        auto [n, err] = left >= Runtime::kUnlockedCopy ? rt_->without_interpreter_lock(send) : send();
+        auto [n, err] = rt_->without_interpreter_lock(send);  // see kUnlockedCopy
         lk.lock();
         end_io_locked();
         throw_if_unusable_locked("write");

@@ -78,6 +78,7 @@ TypeObject* make_base_io_type(TypeObject* root) {
                                 "and writes the result with self.write().",
                                 base_io_printf});
     t->methods.push_back(Method{"__iter", "__iter(self)", "A stream is its own iterator.", base_io_iter});
+    t->index_members();
     return t;
 }
 

@@ -1,6 +1,11 @@
 // builtins.cpp - constructors of the built-in values and UTF-8 validation.
 #include "types/builtins.hpp"
 
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+
 #include "errors.hpp"
 #include "state.hpp"
 
@@ -45,7 +50,63 @@ ksp_value make_str(std::string_view utf8) {
     return as_val(new StrObject(std::string(utf8)));
 }
 
-ksp_value make_bytes(std::string_view data) { return as_val(new BytesObject(std::string(data))); }
+namespace {
+
+struct FreeBlock {
+    void operator()(char* p) const { std::free(p); }
+};
+using Block = std::unique_ptr<char, FreeBlock>;
+
+// The storage for `len` bytes when they do not fit inline (NULL when they do), not
+// zeroed. Made before the object: a constructor that threw would leave the live-object
+// count, which Object's constructor already raised, too high.
+Block block_for(size_t len) {
+    if (len <= BytesObject::kInlineCapacity) return nullptr;
+    Block b(static_cast<char*>(std::malloc(len)));
+    if (!b) throw std::bad_alloc();
+    return b;
+}
+
+}  // namespace
+
+BytesObject::BytesObject(size_t len, char* block)
+    : Object(ObjKind::Bytes), data_(block ? block : inline_), size_(len) {}
+
+BytesObject* BytesObject::uninitialised(size_t len) {
+    Block block = block_for(len);
+    auto* b = new BytesObject(len, block.get());
+    block.release();  // b owns it now
+    b->fillable_ = true;
+    return b;
+}
+
+BytesObject* BytesObject::copy_of(std::string_view data) {
+    BytesObject* b = uninitialised(data.size());
+    b->fillable_ = false;
+    if (!data.empty()) std::memcpy(b->data_, data.data(), data.size());
+    return b;
+}
+
+BytesObject::~BytesObject() {
+    if (!is_inline()) std::free(data_);
+}
+
+void BytesObject::shrink_to(size_t len) {
+    if (len >= size_) return;
+    if (!is_inline()) {
+        if (len <= kInlineCapacity) {
+            // Short now: give the block back and keep the bytes inline.
+            std::memcpy(inline_, data_, len);
+            std::free(data_);
+            data_ = inline_;
+        } else if (void* smaller = std::realloc(data_, len)) {
+            data_ = static_cast<char*>(smaller);
+        }
+    }
+    size_ = len;
+}
+
+ksp_value make_bytes(std::string_view data) { return as_val(BytesObject::copy_of(data)); }
 
 ksp_value make_seq(ObjKind kind, size_t n, const ksp_value* items) {
     std::vector<Object*> owned;

@@ -40,10 +40,40 @@ struct StrObject final : Object {
     const std::string value;
 };
 
+// Immutable once shared. Its bytes can be made uninitialised and cut short (ABI 1.2's
+// bytes_alloc and bytes_shrink, so a network read fills them without a memset or a
+// second copy): they live in a malloc'd block, or inline when short, so that a short
+// value (a line, a small message) costs one allocation.
 struct BytesObject final : Object {
-    explicit BytesObject(std::string b) : Object(ObjKind::Bytes), value(std::move(b)) {}
+    static constexpr size_t kInlineCapacity = 16;
+
+    // A new bytes (one reference) holding a copy of `data`. Throws std::bad_alloc.
+    static BytesObject* copy_of(std::string_view data);
+    // A new bytes of `len` bytes whose contents are undefined, to be filled through
+    // data(). Throws std::bad_alloc.
+    static BytesObject* uninitialised(size_t len);
+    ~BytesObject() override;
     std::string type_name() const override { return "bytes"; }
-    const std::string value;
+
+    std::string_view view() const { return {data_, size_}; }
+    size_t size() const { return size_; }
+    // Writable only while the value is being filled (see shrink_to).
+    char* data() { return data_; }
+    // True for a value made by uninitialised(): the only kind that may be shrunk.
+    bool fillable() const { return fillable_; }
+    // Keeps the first `len` bytes; len <= size(). Never fails: a block that cannot be
+    // shrunk in place is kept as it is.
+    void shrink_to(size_t len);
+
+private:
+    // `block`: malloc'd storage for `len` bytes (owned from now on), or NULL when they fit inline.
+    BytesObject(size_t len, char* block);
+    bool is_inline() const { return data_ == inline_; }
+
+    char* data_;
+    size_t size_;
+    bool fillable_ = false;
+    char inline_[kInlineCapacity];
 };
 
 // A tuple or a list; each item is an owned reference.

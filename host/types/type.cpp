@@ -27,6 +27,7 @@ void attribute_to_current_library(TypeObject* t) {
 }  // namespace
 
 void TypeObject::clear() {
+    member_slots_.clear();  // its keys view the bases' names
     decref(base);
     base = nullptr;
 }
@@ -37,24 +38,39 @@ bool TypeObject::is_subtype_of(const TypeObject* other) const {
     return false;
 }
 
+// Lookup order: from this type to the root, the first match wins; within one type, an
+// attribute lookup tries getters before methods.
+void TypeObject::index_members() {
+    member_slots_.clear();
+    for (const TypeObject* t = this; t; t = t->base) {
+        for (const Getter& g : t->getters) {
+            MemberSlot& slot = member_slots_.slot_for(g.name);
+            if (slot.getter) continue;
+            slot.getter = &g;
+            slot.getter_owner = t;
+            if (!slot.method) slot.attribute_is_getter = true;
+        }
+        for (const Method& m : t->methods) {
+            MemberSlot& slot = member_slots_.slot_for(m.name);
+            if (slot.method) continue;
+            slot.method = &m;
+            slot.method_owner = t;
+        }
+    }
+}
+
 const Method* TypeObject::find_method(std::string_view name, const TypeObject** owner) const {
-    for (const TypeObject* t = this; t; t = t->base)
-        for (const Method& m : t->methods)
-            if (m.name == name) {
-                if (owner) *owner = t;
-                return &m;
-            }
-    return nullptr;
+    const MemberSlot* slot = find_member_slot(name);
+    if (!slot || !slot->method) return nullptr;
+    if (owner) *owner = slot->method_owner;
+    return slot->method;
 }
 
 const Getter* TypeObject::find_getter(std::string_view name, const TypeObject** owner) const {
-    for (const TypeObject* t = this; t; t = t->base)
-        for (const Getter& g : t->getters)
-            if (g.name == name) {
-                if (owner) *owner = t;
-                return &g;
-            }
-    return nullptr;
+    const MemberSlot* slot = find_member_slot(name);
+    if (!slot || !slot->getter) return nullptr;
+    if (owner) *owner = slot->getter_owner;
+    return slot->getter;
 }
 
 const EnumEntry* TypeObject::find_member(std::string_view name) const {
@@ -162,6 +178,7 @@ ksp_value make_type(const ksp_type_spec* spec) {
         }
         t->getters.push_back(Getter{g.name, copy_or_empty(g.doc), g.fn});
     }
+    t->index_members();
     return as_val(t);
 }
 
@@ -185,6 +202,7 @@ ksp_value make_enum(const char* name, const char* doc, const ksp_enum_member* me
         }
         t->members.push_back(EnumEntry{members[i].name, members[i].value, copy_or_empty(members[i].doc)});
     }
+    t->index_members();
     return as_val(t);
 }
 
@@ -231,6 +249,7 @@ TypeObject* make_root_type() {
     auto* t = new TypeObject();
     t->short_name = t->qualified_name = "object";
     t->doc = "The root of every type.";
+    t->index_members();
     return t;
 }
 

@@ -5,10 +5,12 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "library.hpp"
 #include "object.hpp"
+#include "types/member_table.hpp"
 
 namespace refhost {
 
@@ -39,7 +41,7 @@ struct TypeObject final : Object {
     TypeObject* base = nullptr;  // owned reference; NULL only for the root type `object`
     ksp_cfunc constructor = nullptr;
     std::string constructor_signature;
-    std::vector<Method> methods;  // never changed after creation: Method* stay valid
+    std::vector<Method> methods;  // never changed after index_members(): Method* stay valid
     std::vector<Getter> getters;
     ksp_finalizer_fn finalize = nullptr;
     void* ctx = nullptr;
@@ -49,6 +51,12 @@ struct TypeObject final : Object {
     std::shared_ptr<Library> lib;
 
     bool is_subtype_of(const TypeObject* other) const;
+    // Builds the name index once the type and its bases are complete (every maker of a
+    // type calls it last): lookups are on every method call's path, and a type never
+    // changes after it is made.
+    void index_members();
+    // The index entry for `name`; NULL if no type along the chain has it.
+    const MemberSlot* find_member_slot(std::string_view name) const { return member_slots_.find(name); }
     // Looks along the base chain; `owner` receives the type that defines it.
     const Method* find_method(std::string_view name, const TypeObject** owner) const;
     const Getter* find_getter(std::string_view name, const TypeObject** owner) const;
@@ -56,6 +64,11 @@ struct TypeObject final : Object {
     const EnumEntry* find_member(int64_t value) const;
     // True if the code behind this type's functions has been torn down.
     bool unloaded() const { return lib && lib->torn_down.load(); }
+
+private:
+    // Keys view the names in `methods`/`getters` of this type and its bases (kept alive
+    // by the reference to `base`).
+    MemberTable member_slots_;
 };
 
 // An instance of a plugin (or host) type, carrying the plugin's payload.

@@ -94,9 +94,12 @@ public:
     FdWait wait_fd(int fd, short events, const Deadline &deadline, const std::function<bool()> &stop,
                    const std::function<void()> &done);
 
-    // Runs `call` (a system call that copies many bytes) with the interpreter lock
-    // released, so that another script thread's copy runs alongside it. Only worth it
-    // for big copies: a released lock another thread takes costs two thread switches.
+    // Runs `call` (a non-blocking system call) with the interpreter lock released. TCP
+    // sends always do: a send wakes the peer's thread, which must find the lock free
+    // (or it wakes only to wait for it: 3.5 thread switches per round trip instead of 2
+    // when both share a CPU). Receives do for kUnlockedCopy bytes or more, so that a
+    // big copy runs alongside other script threads; below that, a lock another thread
+    // takes costs more than the copy.
     static constexpr size_t kUnlockedCopy = 16 * 1024;
     template <class Call>
     auto without_interpreter_lock(Call &&call) {

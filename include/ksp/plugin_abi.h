@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 #define KSP_ABI_MAJOR 1
-#define KSP_ABI_MINOR 1
+#define KSP_ABI_MINOR 2
 
 /* The one symbol a plugin exports. The loader resolves it with dlsym() and calls it
  * before anything else; its layout (`ksp_plugin_decl`'s first three fields) never
@@ -225,6 +225,19 @@ typedef struct ksp_host {
 
     /* Read a bool: 0 and *out = 0 or 1, or -1 if v is not a bool (nothing raised). */
     int (*bool_get)(ksp_value v, int *out);
+
+    /* ---- added in ABI 1.2 (check with KSP_HOST_HAS before calling) ---- */
+
+    /* Filling a bytes in place, so that received data is copied once (by the kernel),
+     * not a second time into a bytes_new (after CPython's PyBytes_FromStringAndSize(NULL,
+     * n) and _PyBytes_Resize). bytes_alloc returns a new bytes of `len` bytes whose
+     * contents are undefined and sets *data to them; the plugin writes them (it may do so
+     * with the lock released: no script can reach the value yet), then may cut the value
+     * to its first `len` bytes with bytes_shrink, before handing it to anything else.
+     * bytes_alloc returns NULL after raising; bytes_shrink returns 0, or -1 after raising
+     * (not a bytes from bytes_alloc, shared already, or `len` longer than the value). */
+    ksp_value (*bytes_alloc)(size_t len, void **data);
+    int (*bytes_shrink)(ksp_value v, size_t len);
 } ksp_host;
 
 /* 1 if the host table is large enough to contain `entry`. */

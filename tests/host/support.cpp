@@ -16,6 +16,7 @@
 
 #include <doctest/doctest.h>
 
+#include "errors.hpp"
 #include "library.hpp"
 #include "object.hpp"
 
@@ -103,6 +104,13 @@ LeakGuard::~LeakGuard() {
     CHECK(refhost::live_object_count() == 0);
     CHECK(refhost::open_library_count() == 0);
     CHECK(maps_count("/refhost-") == 0);
+}
+
+std::string take_raised(ksp_error_kind* kind) {
+    if (!refhost::error_occurred()) return "";
+    refhost::PendingError e = refhost::take_error();
+    if (kind) *kind = e.kind;
+    return e.message;
 }
 
 ChildResult run_in_child(const std::function<void()>& body) {

@@ -73,6 +73,10 @@ inline std::string error_of(const std::function<void()>& f, ksp_error_kind* kind
     return "";
 }
 
+// Takes the error a table entry raised on this thread: its message ("" if none was
+// raised) and its kind in *kind.
+std::string take_raised(ksp_error_kind* kind = nullptr);
+
 inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 }  // namespace support
