@@ -7,6 +7,8 @@
 //     thread holds the interpreter lock, and abort with a clear message otherwise.
 #include "abi_table.hpp"
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -390,8 +392,35 @@ const ksp_host kTable = {
     .bytes_shrink = t_bytes_shrink,
 };
 
+// What a host of ABI 1.`minor` reports as its size: where the entries it lacks begin.
+constexpr size_t size_of_table(uint16_t minor) {
+    static_assert(KSP_ABI_MINOR == 2, "a new minor: name its first entry here");
+    switch (minor) {
+    case 0: return offsetof(ksp_host, bool_get);
+    case 1: return offsetof(ksp_host, bytes_alloc);
+    default: return sizeof(ksp_host);
+    }
+}
+
+// kTable cut to what a host of that minor has; the entries past its size are NULL.
+ksp_host table_of_minor(uint16_t minor) {
+    ksp_host t{};
+    std::memcpy(&t, &kTable, size_of_table(minor));
+    t.size = size_of_table(minor);
+    t.abi_minor = minor;
+    return t;
+}
+
 }  // namespace
 
-const ksp_host* abi_table() { return &kTable; }
+const ksp_host* abi_table(uint16_t minor) {
+    static const auto tables = [] {
+        std::array<ksp_host, KSP_ABI_MINOR + 1> all{};
+        for (uint16_t m = 0; m <= KSP_ABI_MINOR; m++) all[m] = table_of_minor(m);
+        return all;
+    }();
+    if (minor > KSP_ABI_MINOR) fatal("abi_table: no ABI 1." + std::to_string(minor) + " in this host");
+    return &tables[minor];
+}
 
 }  // namespace refhost

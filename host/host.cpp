@@ -5,6 +5,8 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <stdexcept>
+#include <string>
 
 #include "abi_table.hpp"
 #include "describe.hpp"
@@ -22,6 +24,10 @@ using detail::HostState;
 using detail::LoadedModule;
 
 Host::Host(HostOptions options) : state_(std::make_unique<HostState>()) {
+    if (options.abi_minor > KSP_ABI_MINOR)
+        throw std::invalid_argument("refhost: HostOptions::abi_minor is " + std::to_string(options.abi_minor) +
+                                    ", but this host implements ABI " + std::to_string(KSP_ABI_MAJOR) + "." +
+                                    std::to_string(KSP_ABI_MINOR) + " at most");
     // The ABI's functions take no host argument: they find it through one pointer.
     if (detail::current_state()) throw std::logic_error("refhost: only one Host may exist at a time");
     HostState& st = *state_;
@@ -119,7 +125,7 @@ size_t Host::live_objects() const { return live_object_count(); }
 size_t Host::loaded_library_count() const { return open_library_count(); }
 std::string Host::copy_dir() const { return state_->copy_dir; }
 void Host::request_interrupt(bool on) { state_->interrupt.store(on); }
-const ksp_host* Host::table() const { return abi_table(); }
+const ksp_host* Host::table() const { return abi_table(state_->options.abi_minor); }
 bool Host::checking() const { return state_->options.checking; }
 
 }  // namespace refhost

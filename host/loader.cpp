@@ -131,8 +131,9 @@ void run_teardown(Library& lib) {
     clear_error();  // teardown cannot report errors; do not let one leak into the caller
 }
 
-// Calls init and checks what it handed back. False after raising ImportError.
-bool run_init(const ksp_plugin_decl* decl, Library& lib, LoadedModule& out, const std::string& prefix) {
+// Calls init with `table` and checks what it handed back. False after raising ImportError.
+bool run_init(const ksp_plugin_decl* decl, const ksp_host* table, Library& lib, LoadedModule& out,
+              const std::string& prefix) {
     ksp_init_result res{};
     res.size = sizeof res;
     int rc = -1;
@@ -141,7 +142,7 @@ bool run_init(const ksp_plugin_decl* decl, Library& lib, LoadedModule& out, cons
     {
         LibraryScope scope(&lib);
         try {
-            rc = decl->init(abi_table(), &res);
+            rc = decl->init(table, &res);
         } catch (...) {
             threw = true;
         }
@@ -264,13 +265,15 @@ bool load_plugin(HostState& st, const std::string& name, LoadedModule& out) {
         return fail(KSP_PLUGIN_ENTRY_SYMBOL " let a C++ exception escape");
     }
     if (!decl) return fail(KSP_PLUGIN_ENTRY_SYMBOL " returned NULL");
-    // Only the first three fields are readable before the major is known to match.
+    // Only the first three fields are readable before the major is known to match. The
+    // minor is the one this host presents (HostOptions::abi_minor), not its newest.
+    const uint16_t host_minor = st.options.abi_minor;
     if (decl->abi_major != KSP_ABI_MAJOR)
         return fail("plugin ABI " + version_text(decl->abi_major, decl->abi_minor) + ", host ABI " +
-                    version_text(KSP_ABI_MAJOR, KSP_ABI_MINOR) + " (the major versions must match)");
-    if (decl->abi_minor > KSP_ABI_MINOR)
+                    version_text(KSP_ABI_MAJOR, host_minor) + " (the major versions must match)");
+    if (decl->abi_minor > host_minor)
         return fail("plugin needs ABI " + version_text(decl->abi_major, decl->abi_minor) + ", host provides " +
-                    version_text(KSP_ABI_MAJOR, KSP_ABI_MINOR));
+                    version_text(KSP_ABI_MAJOR, host_minor));
     if (decl->size < offsetof(ksp_plugin_decl, init) + sizeof(decl->init))
         return fail("the plugin declaration is too small (" + std::to_string(decl->size) + " bytes)");
     if (!decl->name || name != decl->name)
@@ -280,7 +283,7 @@ bool load_plugin(HostState& st, const std::string& name, LoadedModule& out) {
     lib->version = decl->version ? decl->version : "?";
 
     out.lib = lib;
-    if (!run_init(decl, *lib, out, prefix)) {
+    if (!run_init(decl, abi_table(host_minor), *lib, out, prefix)) {
         out.lib.reset();
         retire(*lib);
         return false;

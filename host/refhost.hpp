@@ -31,6 +31,9 @@ struct HostOptions {
     std::vector<std::string> plugin_dirs;  // searched first, in order
     bool use_kspath = true;                // then each entry of $KSPATH (colon-separated)
     bool checking = false;                 // debug mode: catches double release, stale handles
+    // The ABI minor presented to plugins: an older one (0, 1, ...) hands out the table a
+    // host of that version would, so tests can run plugins' fallbacks. At most KSP_ABI_MINOR.
+    uint16_t abi_minor = KSP_ABI_MINOR;
 };
 
 // A script-level error: what() is the message, `kind` the host's exception kind.
@@ -70,6 +73,7 @@ struct HostState;
 
 class Host {
 public:
+    // Throws std::invalid_argument if options.abi_minor is above KSP_ABI_MINOR.
     explicit Host(HostOptions options);
     ~Host();
     Host(const Host&) = delete;
@@ -124,7 +128,7 @@ public:
     size_t loaded_library_count() const;   // plugin copies currently mapped
     std::string copy_dir() const;          // private dir holding the (unlinked) plugin copies
     void request_interrupt(bool on);       // what ksp_host.interrupted() reports
-    const ksp_host* table() const;         // the ABI table handed to plugins
+    const ksp_host* table() const;         // the ABI table handed to plugins (as presented)
     bool checking() const;
 
 private:

@@ -78,7 +78,7 @@ ksp_value bytes_value(const ksp_host *h, const std::string &s) {
 }
 
 ksp_value bytes_filled_by(const ksp_host *h, size_t cap, const std::function<size_t(char *, size_t)> &fill) {
-    if (!KSP_HOST_HAS(h, bytes_shrink)) {
+    if (!KSP_HOST_HAS(h, bytes_alloc) || !KSP_HOST_HAS(h, bytes_shrink)) {
         std::string buffer(cap, '\0');
         buffer.resize(fill(buffer.data(), cap));
         return bytes_value(h, buffer);

@@ -34,8 +34,9 @@ int64_t Call::to_int(ksp_value v, const char *what) const {
 int64_t Call::to_int_or_bool(ksp_value v, const char *what) const {
     int64_t out = 0;
     if (h->int_get(v, &out) == 0) return out;
+    if (!KSP_HOST_HAS(h, bool_get)) type_error(what, "an int (this host cannot read bools: ABI 1.0)", v);
     int b = 0;
-    if (KSP_HOST_HAS(h, bool_get) && h->bool_get(v, &b) == 0) return b;
+    if (h->bool_get(v, &b) == 0) return b;
     type_error(what, "an int or a bool", v);
 }
 

@@ -3,6 +3,8 @@
 #include <poll.h>
 #include <signal.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <new>
 
 #include "fork.hpp"
@@ -12,8 +14,6 @@ namespace ksnet {
 
 namespace {
 constexpr size_t kSlabSize = 64 * 1024;
-// How often a waiter wakes to ask the host whether the script was interrupted.
-constexpr auto kInterruptPoll = std::chrono::milliseconds(50);
 }  // namespace
 
 Runtime::Runtime(std::shared_ptr<WaitHooks> hooks)
@@ -200,7 +200,7 @@ WaitResult Runtime::wait(std::mutex &mu, std::condition_variable &cv,
                 result = WaitResult::TimedOut;
                 break;
             }
-            auto until = now + kInterruptPoll;
+            auto until = now + kWaitSlice;
             if (deadline && *deadline < until) until = *deadline;
             cv.wait_until(lk, until);
         }
@@ -211,39 +211,61 @@ WaitResult Runtime::wait(std::mutex &mu, std::condition_variable &cv,
     return result;
 }
 
+std::optional<Runtime::FdWait> Runtime::wait_over(const Deadline &deadline, const std::function<bool()> &stop) {
+    if (stop()) return FdWait::Stopped;
+    if (hooks_->interrupted()) return FdWait::Interrupted;
+    if (deadline && Clock::now() >= *deadline) return FdWait::TimedOut;
+    return std::nullopt;
+}
+
 Runtime::FdWait Runtime::wait_fd(int fd, short events, const Deadline &deadline,
                                  const std::function<bool()> &stop, const std::function<void()> &done) {
     void *token = hooks_->release();
     FdWait result;
     for (;;) {
-        if (stop()) {
-            result = FdWait::Stopped;
+        if (auto over = wait_over(deadline, stop)) {
+            result = *over;
             break;
         }
-        if (hooks_->interrupted()) {
-            result = FdWait::Interrupted;
-            break;
-        }
-        auto now = Clock::now();
-        if (deadline && now >= *deadline) {
-            result = FdWait::TimedOut;
-            break;
-        }
-        auto slice = kInterruptPoll;
-        if (deadline && *deadline - now < slice) {
-            slice = std::chrono::ceil<std::chrono::milliseconds>(*deadline - now);
+        auto slice = kWaitSlice;
+        if (auto left = deadline ? *deadline - Clock::now() : slice; left < slice) {
+            slice = std::max(std::chrono::ceil<std::chrono::milliseconds>(left), std::chrono::milliseconds(0));
         }
         pollfd p{fd, events, 0};
-        int n = ::poll(&p, 1, static_cast<int>(slice.count()));
-        if (n > 0) {
+        if (::poll(&p, 1, static_cast<int>(slice.count())) > 0) {
             result = FdWait::Ready;  // also for POLLERR/POLLHUP: the next call reports them
             break;
         }
-        // n == 0: a slice passed; n < 0: EINTR. Either way look again.
+        // 0: a slice passed; -1: EINTR. Either way look again.
     }
     done();
     hooks_->reacquire(token);
     return result;
+}
+
+Runtime::FdWait Runtime::call_blocking(int fd, short events, const std::function<ssize_t()> &call, ssize_t &result,
+                                       int &error, const Deadline &deadline, const std::function<bool()> &stop,
+                                       const std::function<void()> &done) {
+    void *token = hooks_->release();
+    FdWait outcome = FdWait::Ready;
+    for (;;) {
+        auto started = Clock::now();
+        result = call();
+        error = result < 0 ? errno : 0;
+        if (result >= 0 || (error != EAGAIN && error != EWOULDBLOCK && error != EINTR)) break;
+        if (auto over = wait_over(deadline, stop)) {
+            outcome = *over;
+            break;
+        }
+        // Back at once, not after a slice: the descriptor is non-blocking just now.
+        if (error != EINTR && Clock::now() - started < kWaitSlice / 2) {
+            pollfd p{fd, events, 0};
+            ::poll(&p, 1, static_cast<int>(kWaitSlice.count()));
+        }
+    }
+    done();
+    hooks_->reacquire(token);
+    return outcome;
 }
 
 void Runtime::on_wake(uv_async_t *h) { static_cast<Runtime *>(h->data)->drain_tasks(); }

@@ -1,13 +1,16 @@
 #include "ksnet/tcp.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <memory>
 #include <thread>
+#include <tuple>
 
 #include "ksnet/error.hpp"
 #include "resolver.hpp"
@@ -17,6 +20,21 @@ namespace ksnet {
 namespace {
 
 uv_handle_t *as_handle(uv_tcp_t *h) { return reinterpret_cast<uv_handle_t *>(h); }
+
+// Calls without a deadline block in the kernel, so the descriptor is in blocking mode
+// with send and receive timeouts of one wait slice: the call comes back that often to
+// look at close() and host interrupts. Accepted sockets inherit both from the listener.
+void set_wait_slices(int fd) {
+    using namespace std::chrono;
+    timeval slice{0, static_cast<suseconds_t>(duration_cast<microseconds>(Runtime::kWaitSlice).count())};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &slice, sizeof slice);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &slice, sizeof slice);
+}
+
+void set_blocking(int fd, bool on) {
+    int flags = ::fcntl(fd, F_GETFL);
+    if (flags >= 0) ::fcntl(fd, F_SETFL, on ? flags & ~O_NONBLOCK : flags | O_NONBLOCK);
+}
 
 // Loop-side results of bind, shared with the waiting caller (who may give up first).
 struct BindOp {
@@ -41,8 +59,9 @@ std::shared_ptr<TcpSocket> TcpSocket::create(std::shared_ptr<Runtime> rt, Family
     }
     // Made here rather than by libuv so that bind() reports its own errors at once and
     // SO_REUSEADDR stays off unless asked for (uv_tcp_bind always sets it).
-    int fd = ::socket(family_to_af(family), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = ::socket(family_to_af(family), SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) throw os_error("socket", family_name(family), uv_translate_sys_error(errno));
+    set_wait_slices(fd);
     return adopt(std::move(rt), family, fd, State::Open);
 }
 
@@ -75,6 +94,8 @@ void TcpSocket::open_handle_on_loop() {
         return;
     }
     fd_owned_by_uv_ = true;
+    // uv_tcp_open made it non-blocking; the loop never reads or writes it itself.
+    set_blocking(fd_, true);
 }
 
 void TcpSocket::close() {
@@ -86,6 +107,7 @@ void TcpSocket::close() {
         cv_.notify_all();
         if (io_active_ > 0) {  // a caller is in recv/send/poll: the last one out closes
             close_deferred_ = true;
+            wake_callers_locked();
             return;
         }
         close_descriptor_locked();
@@ -100,6 +122,19 @@ void TcpSocket::close_descriptor_locked() {
     }
     auto self = shared_from_this();
     rt_->post([self] { self->close_handle_on_loop(); });  // refused only at shutdown, which closes it
+}
+
+void TcpSocket::wake_callers_locked() {
+    // A caller blocked in the kernel returns at once (end of stream, EPIPE, EINVAL for
+    // accept) instead of at the end of its wait slice; the peer sees the end of the
+    // stream now rather than at the close() that follows.
+    ::shutdown(fd_, SHUT_RDWR);
+}
+
+void TcpSocket::mark_closing() {
+    std::lock_guard lk(mu_);
+    closing_ = true;
+    if (io_active_ > 0) wake_callers_locked();
 }
 
 void TcpSocket::abort_on_loop(const char *why) {
@@ -193,6 +228,16 @@ void TcpSocket::throw_if_unusable_locked(const char *op) const {
     }
 }
 
+void TcpSocket::throw_closed_locked(const char *op) const {
+    throw_if_unusable_locked(op);
+    // Not closed yet, but marked closing: the runtime is shutting down.
+    throw Error(ErrorKind::Closed, std::string(op) + ": socket closed because the net module was unloaded");
+}
+
+void TcpSocket::throw_if_closing_locked(const char *op) const {
+    if (state_ == State::Closed || closing_) throw_closed_locked(op);
+}
+
 void TcpSocket::wait_or_throw(const std::function<bool()> &pred, const Deadline &deadline,
                               const char *op) {
     switch (rt_->wait(mu_, cv_, pred, deadline)) {
@@ -237,9 +282,16 @@ void TcpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
         socklen_t len = resolve(*rt_, ep, SOCK_STREAM, false, deadline, "connect", addr);
         lk.lock();
         throw_if_unusable_locked("connect");
-        int rc = ::connect(fd_, reinterpret_cast<const sockaddr *>(&addr), len);
-        int err = rc < 0 ? errno : 0;
-        if (err == EINPROGRESS || err == EINTR) {  // completes in the background
+        auto connect_call = [&] { return static_cast<ssize_t>(::connect(fd_, reinterpret_cast<const sockaddr *>(&addr), len)); };
+        int err = 0;
+        if (deadline) {  // a blocking connect would wait a whole slice past a near deadline
+            set_blocking(fd_, false);
+            err = connect_call() < 0 ? errno : 0;
+            set_blocking(fd_, true);
+        } else {
+            call_blocking_locked(lk, POLLOUT, "connect", deadline, connect_call, err);
+        }
+        if (err == EINPROGRESS || err == EALREADY || err == EINTR) {  // completes in the background
             wait_ready(lk, POLLOUT, deadline, "connect");
             socklen_t elen = sizeof err;
             if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) err = errno;
@@ -280,21 +332,19 @@ std::pair<std::shared_ptr<TcpSocket>, std::string> TcpSocket::accept(const Deadl
             throw Error(ErrorKind::State, "accept: socket is not listening (call listen() first)");
         }
         socklen_t len = sizeof peer;
-        begin_io_locked();
-        lk.unlock();
-        fd = ::accept4(fd_, reinterpret_cast<sockaddr *>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        int err = errno;
-        lk.lock();
-        end_io_locked();
+        // A blocking accept4 waits whole slices: with a deadline, wait in poll() first.
+        if (deadline) wait_ready(lk, POLLIN, deadline, "accept");
+        int err = 0;
+        fd = static_cast<int>(call_blocking_locked(lk, POLLIN, "accept", deadline, [&] {
+            return static_cast<ssize_t>(::accept4(fd_, reinterpret_cast<sockaddr *>(&peer), &len, SOCK_CLOEXEC));
+        }, err));
         if (fd >= 0) {
-            if (state_ == State::Closed) ::close(fd);
-            throw_if_unusable_locked("accept");
+            if (state_ == State::Closed || closing_) ::close(fd);
+            throw_if_closing_locked("accept");
             break;
         }
         throw_if_unusable_locked("accept");
-        if (err == EAGAIN || err == EWOULDBLOCK) {
-            wait_ready(lk, POLLIN, deadline, "accept");
-        } else if (err != EINTR && err != ECONNABORTED && err != EPROTO) {
+        if (err != ECONNABORTED && err != EPROTO) {
             // EMFILE and friends: the caller hears of it; the connection waits in the backlog.
             throw os_error("accept", name_for_errors(), uv_translate_sys_error(err));
         }
@@ -317,13 +367,32 @@ void TcpSocket::wait_ready(std::unique_lock<std::mutex> &lk, short events, const
     lk.lock();
     switch (r) {
     case Runtime::FdWait::Ready: return;
-    case Runtime::FdWait::Stopped:
-        throw_if_unusable_locked(op);
-        // Not closed yet, but marked closing: the runtime is shutting down.
-        throw Error(ErrorKind::Closed, std::string(op) + ": socket closed because the net module was unloaded");
+    case Runtime::FdWait::Stopped: throw_closed_locked(op);
     case Runtime::FdWait::TimedOut: throw Error(ErrorKind::Timeout, std::string(op) + ": timed out", UV_ETIMEDOUT);
     case Runtime::FdWait::Interrupted: throw Error(ErrorKind::Interrupted, std::string(op) + ": interrupted");
     }
+}
+
+ssize_t TcpSocket::call_blocking_locked(std::unique_lock<std::mutex> &lk, short events, const char *op,
+                                       const Deadline &deadline, const std::function<ssize_t()> &call, int &err) {
+    begin_io_locked();
+    lk.unlock();
+    ssize_t result = -1;
+    auto r = rt_->call_blocking(fd_, events, call, result, err, deadline, [this] { return closing_.load(); }, [this] {
+        std::lock_guard g(mu_);
+        end_io_locked();
+    });
+    lk.lock();
+    switch (r) {
+    case Runtime::FdWait::Ready:
+        // An error while closing is the shutdown() that woke the call, not the peer.
+        if (result < 0) throw_if_closing_locked(op);
+        return result;
+    case Runtime::FdWait::Stopped: throw_closed_locked(op);
+    case Runtime::FdWait::TimedOut: throw Error(ErrorKind::Timeout, std::string(op) + ": timed out", UV_ETIMEDOUT);
+    case Runtime::FdWait::Interrupted: throw Error(ErrorKind::Interrupted, std::string(op) + ": interrupted");
+    }
+    return result;
 }
 
 void TcpSocket::take_turn(std::unique_lock<std::mutex> &lk, bool &busy, const Deadline &deadline, const char *op) {
@@ -343,20 +412,29 @@ void TcpSocket::check_readable_locked(const char *op) const {
 
 ssize_t TcpSocket::receive(std::unique_lock<std::mutex> &lk, char *into, size_t max, const Deadline &deadline) {
     max = std::min(max, kRecvChunk);
-    begin_io_locked();
-    lk.unlock();
-    auto receive_once = [&] {
-        ssize_t n;
-        do {
-            n = ::recv(fd_, into, max, MSG_DONTWAIT);
-        } while (n < 0 && errno == EINTR);
-        return std::pair{n, errno};
-    };
-    auto [n, err] = max >= Runtime::kUnlockedCopy ? rt_->without_interpreter_lock(receive_once) : receive_once();
-    lk.lock();
-    end_io_locked();
+    ssize_t n;
+    int err = 0;
+    if (!deadline) {  // the common case: one blocking recv()
+        n = call_blocking_locked(lk, POLLIN, "read", deadline, [&] { return ::recv(fd_, into, max, 0); }, err);
+    } else {  // a precise deadline: a non-blocking recv(), then poll()
+        begin_io_locked();
+        lk.unlock();
+        auto receive_once = [&] {
+            ssize_t got;
+            do {
+                got = ::recv(fd_, into, max, MSG_DONTWAIT);
+            } while (got < 0 && errno == EINTR);
+            return std::pair{got, errno};
+        };
+        std::tie(n, err) = max >= Runtime::kUnlockedCopy ? rt_->without_interpreter_lock(receive_once) : receive_once();
+        lk.lock();
+        end_io_locked();
+    }
     throw_if_unusable_locked("read");
-    if (n == 0) eof_ = true;
+    if (n == 0) {
+        throw_if_closing_locked("read");  // the shutdown() of an unload, not the peer's end
+        eof_ = true;
+    }
     if (n >= 0) return n;
     if (err != EAGAIN && err != EWOULDBLOCK) {
         read_error_ = uv_translate_sys_error(err);
@@ -411,25 +489,15 @@ std::string TcpSocket::read(size_t max, const Deadline &deadline) {
         out.resize(read_some_locked(lk, out.data(), out.size(), deadline));
         return out;
     }
-    size_t filled = 0;
-    try {
-        for (;;) {
-            if (read_error_ < 0 && filled > 0) break;  // the error waits for the next read
-            out.resize(filled + kRecvChunk);
-            size_t n = read_some_locked(lk, out.data() + filled, kRecvChunk, deadline);
-            filled += n;
-            if (n == 0) break;
-        }
-    } catch (const Error &) {
-        // A timeout or an interrupt part-way: what arrived stays for the next read.
-        if (filled > 0 && state_ != State::Closed) {
-            std::memcpy(rbuf_.reserve(filled), out.data(), filled);
-            rbuf_.commit(filled);
-        }
-        throw;
+    // To the end of the stream: gathered in rbuf_, which needs no zero-filling and keeps
+    // what arrived for the next read if this one times out.
+    while (!eof_ && read_error_ == 0) {
+        ssize_t n = receive(lk, rbuf_.reserve(kRecvChunk), kRecvChunk, deadline);
+        if (n > 0) rbuf_.commit(static_cast<size_t>(n));
     }
-    out.resize(filled);
-    return out;
+    if (rbuf_.empty() && read_error_ < 0) throw os_error("read", name_for_errors(), read_error_);
+    scanned_ = 0;
+    return rbuf_.take(rbuf_.size());  // an error after some data waits for the next read
 }
 
 std::optional<std::string> TcpSocket::read_line(const Deadline &deadline) {
@@ -437,7 +505,10 @@ std::optional<std::string> TcpSocket::read_line(const Deadline &deadline) {
     ReaderTurn turn(*this, lk, deadline);
     for (;;) {
         const char *start = rbuf_.data();
-        if (auto *nl = static_cast<const char *>(std::memchr(start + scanned_, '\n', rbuf_.size() - scanned_))) {
+        const char *nl = rbuf_.size() > scanned_
+                             ? static_cast<const char *>(std::memchr(start + scanned_, '\n', rbuf_.size() - scanned_))
+                             : nullptr;
+        if (nl) {
             size_t len = static_cast<size_t>(nl - start);
             std::string line(start, len > 0 && start[len - 1] == '\r' ? len - 1 : len);
             rbuf_.consume(len + 1);
@@ -484,41 +555,46 @@ void TcpSocket::write(std::string_view data, const Deadline &deadline) {
             s.cv_.notify_all();
         }
     } turn{*this};
-    size_t done = 0;
-    while (done < data.size()) {
+    try {
+        for (size_t done = 0; done < data.size();) done += send_some_locked(lk, data.substr(done), deadline);
+    } catch (const Error &e) {
+        // Part of `data` may be gone: the stream cannot go on in order. Close it so the
+        // peer and the caller both see it broke.
+        if (e.kind() == ErrorKind::Timeout || e.kind() == ErrorKind::Interrupted) {
+            lk.unlock();
+            close();
+            lk.lock();
+        }
+        throw;
+    }
+}
+
+size_t TcpSocket::send_some_locked(std::unique_lock<std::mutex> &lk, std::string_view data, const Deadline &deadline) {
+    // MSG_NOSIGNAL: a dead peer is EPIPE here, never SIGPIPE.
+    ssize_t n;
+    int err = 0;
+    if (!deadline) {  // the common case: one blocking send()
+        n = call_blocking_locked(lk, POLLOUT, "write", deadline, [&] {
+            return ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+        }, err);
+    } else {  // a precise deadline: a non-blocking send(), then poll()
         begin_io_locked();
         lk.unlock();
-        const size_t left = data.size() - done;
-        auto send = [&] {
-            ssize_t n;
+        std::tie(n, err) = rt_->without_interpreter_lock([&] {  // see kUnlockedCopy
+            ssize_t sent;
             do {
-                // MSG_NOSIGNAL: a dead peer is EPIPE here, never SIGPIPE.
-                n = ::send(fd_, data.data() + done, left, MSG_DONTWAIT | MSG_NOSIGNAL);
-            } while (n < 0 && errno == EINTR);
-            return std::pair{n, errno};
-        };
-        auto [n, err] = rt_->without_interpreter_lock(send);  // see kUnlockedCopy
+                sent = ::send(fd_, data.data(), data.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+            } while (sent < 0 && errno == EINTR);
+            return std::pair{sent, errno};
+        });
         lk.lock();
         end_io_locked();
-        throw_if_unusable_locked("write");
-        if (n > 0) {
-            done += static_cast<size_t>(n);
-            continue;
-        }
-        if (err != EAGAIN && err != EWOULDBLOCK) throw os_error("write", name_for_errors(), uv_translate_sys_error(err));
-        try {
-            wait_ready(lk, POLLOUT, deadline, "write");
-        } catch (const Error &e) {
-            // Part of `data` may be gone: the stream cannot go on in order. Close it so
-            // the peer and the caller both see it broke.
-            if (e.kind() == ErrorKind::Timeout || e.kind() == ErrorKind::Interrupted) {
-                lk.unlock();
-                close();
-                lk.lock();
-            }
-            throw;
-        }
     }
+    throw_if_unusable_locked("write");
+    if (n > 0) return static_cast<size_t>(n);
+    if (err != EAGAIN && err != EWOULDBLOCK) throw os_error("write", name_for_errors(), uv_translate_sys_error(err));
+    wait_ready(lk, POLLOUT, deadline, "write");
+    return 0;
 }
 
 // ---- half-close and options ----

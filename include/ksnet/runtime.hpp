@@ -86,7 +86,7 @@ public:
 
     // Waits on the caller's thread until `fd` is ready for `events` (POLLIN/POLLOUT),
     // the deadline passes, the host interrupts, or stop() turns true (checked at least
-    // every kInterruptPoll: how close() reaches a blocked caller). Releases the
+    // every kWaitSlice: how close() reaches a blocked caller). Releases the
     // interpreter lock meanwhile. A signal does not end the wait or move the deadline.
     // `done` runs after the wait and before the lock is taken again: a caller lets go
     // of the descriptor there, since whoever holds the lock may be waiting for that.
@@ -94,11 +94,28 @@ public:
     FdWait wait_fd(int fd, short events, const Deadline &deadline, const std::function<bool()> &stop,
                    const std::function<void()> &done);
 
+    // How long a waiting caller may go without looking at stop() and the host's
+    // interrupt flag.
+    static constexpr auto kWaitSlice = std::chrono::milliseconds(50);
+
+    // Makes `call`, a system call on the blocking descriptor `fd` that gives up after
+    // one kWaitSlice (the socket's SO_RCVTIMEO/SO_SNDTIMEO), with the interpreter lock
+    // released, until it returns anything but EAGAIN/EINTR (Ready: `result` and `error`
+    // hold what it returned), the deadline has passed (checked between slices),
+    // stop() turns true or the host interrupts. One system call when the kernel has
+    // what it needs, as in a C program; a descriptor that is non-blocking for the
+    // moment (libuv sets O_NONBLOCK when the loop takes it) is waited for with
+    // poll(`events`). `done` as for wait_fd.
+    FdWait call_blocking(int fd, short events, const std::function<ssize_t()> &call, ssize_t &result, int &error,
+                         const Deadline &deadline, const std::function<bool()> &stop,
+                         const std::function<void()> &done);
+
     // Runs `call` (a non-blocking system call) with the interpreter lock released. TCP
-    // sends always do: a send wakes the peer's thread, which must find the lock free
+    // calls with a deadline use it (those without one block, and always release it):
+    // sends always, since a send wakes the peer's thread, which must find the lock free
     // (or it wakes only to wait for it: 3.5 thread switches per round trip instead of 2
-    // when both share a CPU). Receives do for kUnlockedCopy bytes or more, so that a
-    // big copy runs alongside other script threads; below that, a lock another thread
+    // when both share a CPU); receives for kUnlockedCopy bytes or more, so that a big
+    // copy runs alongside other script threads, while below that a lock another thread
     // takes costs more than the copy.
     static constexpr size_t kUnlockedCopy = 16 * 1024;
     template <class Call>
@@ -133,6 +150,8 @@ private:
     static void on_wake(uv_async_t *h);
     void drain_tasks();
     void drain_lazy_tasks();
+    // Why a wait ends now (stop(), a host interrupt, the deadline), if it does.
+    std::optional<FdWait> wait_over(const Deadline &deadline, const std::function<bool()> &stop);
     void loop_main();
     void spawn_loop_thread();
 

@@ -3,10 +3,12 @@
 // Every method may be called from any thread. The loop thread owns the handle (it
 // takes the descriptor into a uv_tcp_t, tracks it, and closes it with uv_close) and
 // resolves host names (uv_getaddrinfo). The calls themselves do not go through the
-// loop: connect, accept, read and write make non-blocking system calls on the caller's
-// thread and, when the kernel says EAGAIN, wait in poll() there, with the interpreter
-// lock released. Handing each call to the loop thread cost two thread switches per
-// call; docs/design.md has the figures.
+// loop: connect, accept, read and write are system calls on the caller's thread, with
+// the interpreter lock released. Without a deadline they are blocking calls, one system
+// call each as in a C program, on a descriptor whose SO_RCVTIMEO/SO_SNDTIMEO bring
+// them back every wait slice to look at close() and host interrupts; with a deadline
+// they are non-blocking, followed by poll() until the deadline. docs/design.md has the
+// measurements behind each step.
 // Readers are served one at a time, and so are writers; a reader and a writer may run
 // at once. The descriptor is closed (uv_close) only once no caller is using it.
 #pragma once
@@ -80,7 +82,7 @@ public:
     sockaddr_storage peer_address() const;
 
     void abort_on_loop(const char *why) override;
-    void mark_closing() override { closing_ = true; }
+    void mark_closing() override;
     ~TcpSocket() override;
 
 private:
@@ -97,12 +99,22 @@ private:
 
     // Caller-thread helpers; "_locked" ones need mu_ held.
     void throw_if_unusable_locked(const char *op) const;
+    // The same, and also once the runtime has marked the socket closing (unload).
+    void throw_if_closing_locked(const char *op) const;
+    [[noreturn]] void throw_closed_locked(const char *op) const;
     // Direct I/O on fd_ outside mu_: begin marks the descriptor in use (it cannot be
     // closed under the caller), end lets close() go ahead once nobody uses it.
     void begin_io_locked() { ++io_active_; }
     void end_io_locked();
     // Waits (mu_ released) until fd_ is ready; throws on timeout, interrupt or close.
     void wait_ready(std::unique_lock<std::mutex> &lk, short events, const Deadline &deadline, const char *op);
+    // A system call on fd_ that blocks (in slices: Runtime::call_blocking), made with mu_
+    // released and the descriptor counted in use; returns what it returned, with errno
+    // in `err`. Throws on close, unload, interrupt or the deadline.
+    ssize_t call_blocking_locked(std::unique_lock<std::mutex> &lk, short events, const char *op,
+                                 const Deadline &deadline, const std::function<ssize_t()> &call, int &err);
+    // Makes callers blocked in the kernel on fd_ return now (close() from another thread).
+    void wake_callers_locked();
     // Takes one turn as the reader / writer (waiting for the current one to finish).
     void take_turn(std::unique_lock<std::mutex> &lk, bool &busy, const Deadline &deadline, const char *op);
     // One recv() of up to `max` bytes into `into`: the bytes received, 0 at end of stream
@@ -113,6 +125,8 @@ private:
     size_t read_some_locked(std::unique_lock<std::mutex> &lk, char *into, size_t cap, const Deadline &deadline);
     // Holds the reader's turn for one call and gives it back however the call ends.
     struct ReaderTurn;
+    // One send() of (a first part of) `data`: the bytes sent, or 0 after waiting for room.
+    size_t send_some_locked(std::unique_lock<std::mutex> &lk, std::string_view data, const Deadline &deadline);
     void check_readable_locked(const char *op) const;
     std::string name_for_errors() const;
     void wait_or_throw(const std::function<bool()> &pred, const Deadline &deadline, const char *op);

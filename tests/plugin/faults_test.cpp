@@ -362,6 +362,8 @@ TEST_CASE("rebind_over_time_wait_needs_reuseaddr_on_the_old_and_the_new_socket")
     // the accepted socket's flag, which it inherited from the listener. When the client
     // closes first, the TIME_WAIT entries sit on the client's port and the server's port
     // can be bound again at once, with or without the option.
+    // Before the plugin starts its thread: the whole test runs in the new namespace.
+    if (!rawsock::own_network_namespace()) MESSAGE("no network namespace of its own: shares the TIME_WAIT table");
     NetFixture fx;
     auto &h = fx.host;
     // Listens on a free port with `reuse`, has one connection closed by `server_first`,
@@ -667,6 +669,44 @@ TEST_CASE("signal_to_a_thread_blocked_in_accept_neither_ends_the_call_nor_moves_
     h.call_method(l, "close");
 }
 
+TEST_CASE("signals_to_threads_blocked_in_the_kernel_without_a_timeout_do_not_end_the_calls") {
+    // Without a deadline read and accept are blocking system calls; a signal ends such
+    // a call with EINTR (its socket has a timeout, so it is never restarted) and the
+    // call must go on.
+    NetFixture fx;
+    auto &h = fx.host;
+    Usr1Handler handler;
+    auto c_s = fx.connected_pair();
+    std::thread sender([&] {
+        std::this_thread::sleep_for(450ms);
+        Gil g(h);
+        h.call_method(c_s.first, "write", {h.bytes("after signals")});
+    });
+    Outcome got = call_under_signals(
+        fx, [&] { CHECK(h.to_bytes(h.call_method(c_s.second, "read", {h.integer(100)})) == "after signals"); }, 3);
+    join_without_gil(fx, sender);
+    CHECK(got.returned);
+    CHECK_MESSAGE(!got.error.has_value(), got.message());
+    CHECK(g_usr1_count.load() >= 3);
+
+    Value l = fx.listener();
+    uint16_t port = static_cast<uint16_t>(fx.port_of(l));
+    int client = -1;
+    std::thread connector([&] {
+        std::this_thread::sleep_for(350ms);
+        client = rawsock::connect_to(port);
+    });
+    g_usr1_count = 0;
+    Outcome accepted = call_under_signals(
+        fx, [&] { h.call_method(h.item(h.call_method(l, "accept"), 0), "close"); }, 3);
+    join_without_gil(fx, connector);
+    CHECK(accepted.returned);
+    CHECK_MESSAGE(!accepted.error.has_value(), accepted.message());
+    CHECK(g_usr1_count.load() >= 3);
+    ::close(client);
+    for (Value *v : {&c_s.first, &c_s.second, &l}) h.call_method(*v, "close");
+}
+
 TEST_CASE("signal_to_a_thread_blocked_in_a_large_write_neither_ends_the_call_nor_loses_data") {
     NetFixture fx;
     auto &h = fx.host;
@@ -758,6 +798,22 @@ TEST_CASE("close_from_another_thread_wakes_a_blocked_64mib_write_to_a_peer_that_
     Value big = h.bytes(std::string(64u << 20, 'W'));
     close_while_blocked(fx, c, [&] { h.call_method(c, "write", {big, h.floating(10.0)}); }, "write");
     h.call_method(s, "close");
+}
+
+TEST_CASE("close_from_another_thread_wakes_calls_blocked_in_the_kernel_without_a_timeout") {
+    // Without a deadline these are blocking system calls, not poll() waits.
+    NetFixture fx;
+    auto &h = fx.host;
+    auto c_s = fx.connected_pair();
+    close_while_blocked(fx, c_s.second, [&] { h.call_method(c_s.second, "read", {h.integer(10)}); }, "read");
+    auto c2_s2 = fx.connected_pair();
+    close_while_blocked(fx, c2_s2.second, [&] { h.next(h.iter(c2_s2.second)); }, "line iteration");
+    Value l = fx.listener();
+    close_while_blocked(fx, l, [&] { h.call_method(l, "accept"); }, "accept");
+    auto c3_s3 = fx.connected_pair();
+    Value big = h.bytes(std::string(64u << 20, 'W'));
+    close_while_blocked(fx, c3_s3.first, [&] { h.call_method(c3_s3.first, "write", {big}); }, "write");
+    for (Value *v : {&c_s.first, &c2_s2.first, &c3_s3.second}) h.call_method(*v, "close");
 }
 
 TEST_CASE("close_from_another_thread_wakes_blocked_udp_and_raw_receivers_with_ioerror") {

@@ -295,7 +295,9 @@ TEST_CASE("load_connect_accept_close_cycles_leave_no_growth_in_fds_or_memory") {
     fx.without_gil([] { std::this_thread::sleep_for(250ms); });
     const int fds0 = census::open_fds();  // the listener's and the runtime's
     auto settle = [&] {
-        // Closing is asynchronous: give the loop a moment to close the descriptors.
+        // Closing is asynchronous: give the loop a moment to close the descriptors, and
+        // to run the queue of hand-overs (which holds each new socket for up to 100 ms).
+        fx.without_gil([] { std::this_thread::sleep_for(250ms); });
         for (int i = 0; i < 100 && census::open_fds() != fds0; ++i) {
             fx.without_gil([] { std::this_thread::sleep_for(10ms); });
         }

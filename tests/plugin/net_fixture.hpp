@@ -30,7 +30,9 @@ inline std::string plugin_dir() {
 struct NetFixture {
     // `checking`: the host's checking mode, which catches stale and doubly released
     // handles by keeping every released object (so long load tests turn it off).
-    explicit NetFixture(bool checking = true) : host{refhost::HostOptions{{plugin_dir()}, false, checking}} {}
+    // `abi_minor`: the ABI the host presents, to run the plugin as an older host would.
+    explicit NetFixture(bool checking = true, uint16_t abi_minor = KSP_ABI_MINOR)
+        : host{refhost::HostOptions{{plugin_dir()}, false, checking, abi_minor}} {}
 
     census::Snapshot before;
     Host host;

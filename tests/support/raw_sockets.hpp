@@ -5,9 +5,12 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -127,6 +130,24 @@ inline std::string tcp_states_of_local_port(uint16_t port) {
         if (std::stoul(local.substr(colon + 1), nullptr, 16) == port) states += st + " ";
     }
     return states;
+}
+
+// Moves the calling thread (and every thread it starts later) into a new network
+// namespace of its own, with its loopback up. For tests that count kernel state shared
+// by the whole machine, such as TIME_WAIT entries: other tests running at the same time
+// fill the table (net.ipv4.tcp_max_tw_buckets), and past that limit the kernel keeps no
+// TIME_WAIT at all. False (and nothing changed) without the privilege.
+inline bool own_network_namespace() {
+    if (::unshare(CLONE_NEWNET) != 0) return false;
+    int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) die("socket");
+    ifreq lo{};
+    std::strncpy(lo.ifr_name, "lo", IFNAMSIZ - 1);
+    if (::ioctl(fd, SIOCGIFFLAGS, &lo) != 0) die("SIOCGIFFLAGS lo");
+    lo.ifr_flags = static_cast<short>(lo.ifr_flags | IFF_UP);
+    if (::ioctl(fd, SIOCSIFFLAGS, &lo) != 0) die("SIOCSIFFLAGS lo");
+    ::close(fd);
+    return true;
 }
 
 // Sets SIGPIPE to SIG_DFL and unblocks it in the calling thread; restores both.
