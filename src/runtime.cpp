@@ -30,8 +30,13 @@ std::shared_ptr<Runtime> Runtime::start(std::shared_ptr<WaitHooks> hooks) {
     rt->wake_.data = rt.get();
     uv_timer_init(&rt->loop_, &rt->drain_timer_);
     rt->drain_timer_.data = rt.get();
-    uv_timer_start(&rt->drain_timer_, [](uv_timer_t *t) { static_cast<Runtime *>(t->data)->drain_lazy_tasks(); },
-                   kLazyDrain.count(), kLazyDrain.count());
+    uv_timer_start(
+        &rt->drain_timer_,
+        [](uv_timer_t *t) {
+            auto *self = static_cast<Runtime *>(t->data);
+            self->drain(self->lazy_tasks_);
+        },
+        kLazyDrain.count(), kLazyDrain.count());
 
     try {
         rt->spawn_loop_thread();
@@ -268,22 +273,16 @@ Runtime::FdWait Runtime::call_blocking(int fd, short events, const std::function
     return outcome;
 }
 
-void Runtime::on_wake(uv_async_t *h) { static_cast<Runtime *>(h->data)->drain_tasks(); }
-
-void Runtime::drain_tasks() {
-    std::vector<std::function<void()>> batch;
-    {
-        std::lock_guard lk(mu_);
-        batch.swap(tasks_);
-    }
-    for (auto &task : batch) task();
+void Runtime::on_wake(uv_async_t *h) {
+    auto *self = static_cast<Runtime *>(h->data);
+    self->drain(self->tasks_);
 }
 
-void Runtime::drain_lazy_tasks() {
+void Runtime::drain(std::vector<std::function<void()>> &queue) {
     std::vector<std::function<void()>> batch;
     {
         std::lock_guard lk(mu_);
-        batch.swap(lazy_tasks_);
+        batch.swap(queue);
     }
     for (auto &task : batch) task();
 }
@@ -325,7 +324,7 @@ int Runtime::shutdown() {
             accepting_ = false;
             // The last task: everything posted before it still runs first.
             tasks_.push_back([this] {
-                drain_lazy_tasks();  // sockets not yet handed over are closed with the rest
+                drain(lazy_tasks_);  // sockets not yet handed over are closed with the rest
                 std::vector<LoopResource *> open;
                 for (auto &[key, res] : tracked_) open.push_back(key);
                 for (LoopResource *r : open) r->mark_closing();

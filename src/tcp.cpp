@@ -36,12 +36,6 @@ void set_blocking(int fd, bool on) {
     if (flags >= 0) ::fcntl(fd, F_SETFL, on ? flags & ~O_NONBLOCK : flags | O_NONBLOCK);
 }
 
-// Loop-side results of bind, shared with the waiting caller (who may give up first).
-struct BindOp {
-    bool done = false;
-    int status = 0;
-};
-
 }  // namespace
 
 // ---- creation and teardown ----

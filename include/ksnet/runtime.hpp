@@ -148,8 +148,8 @@ public:
 private:
     explicit Runtime(std::shared_ptr<WaitHooks> hooks);
     static void on_wake(uv_async_t *h);
-    void drain_tasks();
-    void drain_lazy_tasks();
+    // Runs the tasks queued so far (tasks_ or lazy_tasks_).
+    void drain(std::vector<std::function<void()>> &queue);
     // Why a wait ends now (stop(), a host interrupt, the deadline), if it does.
     std::optional<FdWait> wait_over(const Deadline &deadline, const std::function<bool()> &stop);
     void loop_main();
