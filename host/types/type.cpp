@@ -66,13 +66,6 @@ const Method* TypeObject::find_method(std::string_view name, const TypeObject** 
     return slot->method;
 }
 
-const Getter* TypeObject::find_getter(std::string_view name, const TypeObject** owner) const {
-    const MemberSlot* slot = find_member_slot(name);
-    if (!slot || !slot->getter) return nullptr;
-    if (owner) *owner = slot->getter_owner;
-    return slot->getter;
-}
-
 const EnumEntry* TypeObject::find_member(std::string_view name) const {
     for (const EnumEntry& e : members)
         if (e.name == name) return &e;

@@ -59,7 +59,6 @@ struct TypeObject final : Object {
     const MemberSlot* find_member_slot(std::string_view name) const { return member_slots_.find(name); }
     // Looks along the base chain; `owner` receives the type that defines it.
     const Method* find_method(std::string_view name, const TypeObject** owner) const;
-    const Getter* find_getter(std::string_view name, const TypeObject** owner) const;
     const EnumEntry* find_member(std::string_view name) const;
     const EnumEntry* find_member(int64_t value) const;
     // True if the code behind this type's functions has been torn down.
