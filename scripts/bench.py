@@ -8,7 +8,9 @@ first, then run
 
 Each figure is the median of --runs runs; the table shows it with its ratio to the C
 baseline, and the same goes to a JSON file. The figures are only as steady as the machine:
-run it on an idle one.
+run it on an idle one. After the table, a full run also prints each column's spread: the
+quartiles of its ratio to the C run of the same round, which a noisy moment that slows
+the whole round leaves alone.
 
 Workloads (the same parameters for every implementation):
   pingpong_64, pingpong_16384  one connection, a message echoed back and forth: round trip (us)
@@ -192,6 +194,20 @@ def run_once(w, impl, prefix, sizes, expect_sizes, timeout):
     return out
 
 
+def round_ratio_quartiles(rounds, metric):
+    """{impl: [q1, median, q3]} of value / C's value within the same run, for runs where
+    both counted: machine noise that hits a whole run cancels out of these."""
+    out = {}
+    impls = {i for r in rounds for i in r if i != "c"}
+    for impl in sorted(impls):
+        ratios = [r[impl][metric] / r["c"][metric] for r in rounds
+                  if impl in r and "c" in r and metric in r[impl] and r["c"].get(metric)]
+        if len(ratios) >= 3:
+            q = statistics.quantiles(ratios, n=4)
+            out[impl] = [q[0], statistics.median(ratios), q[2]]
+    return out
+
+
 def fmt(v):
     if v is None:
         return "-"
@@ -275,11 +291,13 @@ def main():
     print("-" * len(head))
     sys.stdout.flush()
 
-    results, failures = [], []
+    results, failures, spreads = [], [], []
     for w in workloads:
         here = [i for i in impls if i in w.impls]
         samples = {i: {m: [] for m, _ in w.metrics} for i in here}
+        rounds = []  # per run, {impl: {metric: value}}: for the within-round ratios
         for _ in range(args.runs):
+            rounds.append({})
             for impl in here:  # interleaved, so that a noisy moment hits every column
                 try:
                     got = run_once(w, impl, cmds[impl], sizes, sizes, timeout)
@@ -287,6 +305,7 @@ def main():
                     failures.append(str(e))
                     print(f"FAILED: {e}", file=sys.stderr)
                     continue
+                rounds[-1][impl] = got
                 for m, v in got.items():
                     samples[impl][m].append(v)
         rows = [(m, better, {i: statistics.median(samples[i][m]) for i in here if samples[i][m]})
@@ -319,11 +338,21 @@ def main():
                 line += f"  {target[0]}: " + ("-" if met is None else "met" if met else "MISSED")
             print(line)
             sys.stdout.flush()
+            within = round_ratio_quartiles(rounds, metric) if w.ratio else {}
+            if within:
+                spreads.append((w.name, metric, within))
             results.append({"workload": w.name, "metric": metric, "better": better,
-                            "figures": med, "ratio_to_c": ratios,
+                            "figures": med, "ratio_to_c": ratios, "round_ratio_quartiles": within,
                             "target": target[0] if target else None, "target_met": met,
                             "samples": {i: samples[i].get(metric, []) for i in here},
                             "runs": args.runs})
+
+    if spreads and not args.quick:
+        print("\nspread: each run's ratio to the C run just before it "
+              "(lower quartile / median / upper quartile)")
+        for name, metric, within in spreads:
+            print(f"{name:<15} {metric:<31}" + "".join(
+                f"{label[i]}: {q[0]:.2f} / {q[1]:.2f} / {q[2]:.2f}   " for i, q in within.items()))
 
     load_after = os.getloadavg()
     summary = {
