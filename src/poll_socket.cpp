@@ -143,7 +143,7 @@ std::string format_any_sockaddr(const sockaddr *sa, socklen_t len, int type, int
 // ---- creation and teardown ----
 
 PollSocket::PollSocket(std::shared_ptr<Runtime> rt, int af, int type, int protocol)
-    : rt_(std::move(rt)), af_(af), type_(type), protocol_(protocol) {
+    : LoopSocket(std::move(rt)), af_(af), type_(type), protocol_(protocol) {
     poll_.data = this;
 }
 
@@ -192,43 +192,12 @@ std::shared_ptr<PollSocket> PollSocket::adopt(std::shared_ptr<Runtime> rt, int f
     return s;
 }
 
-void PollSocket::close() {
-    {
-        std::lock_guard lk(mu_);
-        if (state_ == State::Closed) return;
-        state_ = State::Closed;
-        cv_.notify_all();
-    }
-    auto self = shared_from_this();
-    rt_->post([self] { self->close_handle_on_loop(); });  // refused after shutdown: already closed
-}
-
-void PollSocket::abort_on_loop(const char *why) {
-    {
-        std::lock_guard lk(mu_);
-        if (state_ != State::Closed) close_reason_ = why;
-        state_ = State::Closed;
-        cv_.notify_all();
-    }
-    close_handle_on_loop();
-}
-
-void PollSocket::close_handle_on_loop() {
-    if (handle_closing_) return;
-    handle_closing_ = true;
-    uv_close(reinterpret_cast<uv_handle_t *>(&poll_), &PollSocket::on_close);
-}
-
-void PollSocket::on_close(uv_handle_t *h) {
-    auto *self = static_cast<PollSocket *>(h->data);
-    {
-        // Only now, with the poll handle gone, may the descriptor go; under mu_ so that
-        // no caller is inside a system call on it.
-        std::lock_guard lk(self->mu_);
-        if (self->fd_ >= 0) ::close(self->fd_);
-        self->fd_ = -1;
-    }
-    self->rt_->untrack(self);  // may destroy self: nothing after this
+void PollSocket::on_handle_closed() {
+    // Only now, with the poll handle gone, may the descriptor go; under mu_ so that no
+    // caller is inside a system call on it.
+    std::lock_guard lk(mu_);
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
 }
 
 // ---- readiness ----
@@ -312,14 +281,6 @@ const char *PollSocket::state_name(State s) {
     case State::Closed: return "closed";
     }
     return "?";
-}
-
-void PollSocket::throw_if_closed_locked(const char *op) const {
-    if (state_ == State::Closed) {
-        std::string msg = std::string(op) + ": ";
-        msg += close_reason_.empty() ? "the socket is closed" : "socket closed because " + close_reason_;
-        throw Error(ErrorKind::Closed, msg);
-    }
 }
 
 std::string PollSocket::addr_text(const sockaddr *sa, socklen_t len) const {
@@ -574,20 +535,6 @@ std::pair<std::string, sockaddr_storage> PollSocket::recvfrom(size_t max, const 
     sockaddr_storage from{};
     std::string data = receive(max, deadline, "recvfrom", &from);
     return {std::move(data), from};
-}
-
-// ---- options ----
-
-void PollSocket::set_option(Option o, int64_t value) {
-    std::lock_guard lk(mu_);  // while open, the loop cannot close fd_
-    throw_if_closed_locked("setopt");
-    ksnet::set_option(fd_, o, value, name_for_errors_locked());
-}
-
-int64_t PollSocket::get_option(Option o) const {
-    std::lock_guard lk(mu_);
-    throw_if_closed_locked("getopt");
-    return ksnet::get_option(fd_, o, name_for_errors_locked());
 }
 
 }  // namespace ksnet

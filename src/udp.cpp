@@ -26,8 +26,6 @@ struct UdpSendOp {
 
 namespace {
 
-uv_handle_t *as_handle(uv_udp_t *h) { return reinterpret_cast<uv_handle_t *>(h); }
-
 // Loop-side result of bind/connect, shared with the waiting caller.
 struct UdpOp {
     bool done = false;
@@ -42,7 +40,7 @@ socklen_t sockaddr_len(const sockaddr *sa) {
 
 // ---- creation and teardown ----
 
-UdpSocket::UdpSocket(std::shared_ptr<Runtime> rt, Family family) : rt_(std::move(rt)), family_(family) {
+UdpSocket::UdpSocket(std::shared_ptr<Runtime> rt, Family family) : LoopSocket(std::move(rt)), family_(family) {
     handle_.data = this;
 }
 
@@ -79,39 +77,6 @@ std::shared_ptr<UdpSocket> UdpSocket::create(std::shared_ptr<Runtime> rt, Family
         throw;
     }
     return s;
-}
-
-void UdpSocket::close() {
-    {
-        std::lock_guard lk(mu_);
-        if (state_ == State::Closed) return;
-        state_ = State::Closed;
-        cv_.notify_all();
-    }
-    auto self = shared_from_this();
-    rt_->post([self] { self->close_handle_on_loop(); });  // refused after shutdown: already closed
-}
-
-void UdpSocket::abort_on_loop(const char *why) {
-    {
-        std::lock_guard lk(mu_);
-        if (state_ != State::Closed) close_reason_ = why;
-        state_ = State::Closed;
-        cv_.notify_all();
-    }
-    close_handle_on_loop();
-}
-
-void UdpSocket::close_handle_on_loop() {
-    if (handle_closing_) return;
-    handle_closing_ = true;
-    // Cancels queued sends (their callbacks run with UV_ECANCELED before on_close).
-    uv_close(as_handle(&handle_), &UdpSocket::on_close);
-}
-
-void UdpSocket::on_close(uv_handle_t *h) {
-    auto *self = static_cast<UdpSocket *>(h->data);
-    self->rt_->untrack(self);  // may destroy self: nothing after this
 }
 
 // ---- state and names ----
@@ -166,14 +131,6 @@ std::string UdpSocket::name_for_errors_locked() const {
         return format_sockaddr(reinterpret_cast<sockaddr *>(&ss));
     }
     return "";
-}
-
-void UdpSocket::throw_if_closed_locked(const char *op) const {
-    if (state_ == State::Closed) {
-        std::string msg = std::string(op) + ": ";
-        msg += close_reason_.empty() ? "the socket is closed" : "socket closed because " + close_reason_;
-        throw Error(ErrorKind::Closed, msg);
-    }
 }
 
 void UdpSocket::check_family(const Endpoint &ep, const char *op) const {
@@ -480,20 +437,6 @@ void UdpSocket::sendto(std::string_view data, const Endpoint &to, const Deadline
 
 void UdpSocket::sendto(std::string_view data, const sockaddr_storage &to, const Deadline &deadline) {
     send_common(data, nullptr, &to, deadline, "sendto");
-}
-
-// ---- options ----
-
-void UdpSocket::set_option(Option o, int64_t value) {
-    std::lock_guard lk(mu_);  // while open, the loop cannot close fd_
-    throw_if_closed_locked("setopt");
-    ksnet::set_option(fd_, o, value, name_for_errors_locked());
-}
-
-int64_t UdpSocket::get_option(Option o) const {
-    std::lock_guard lk(mu_);
-    throw_if_closed_locked("getopt");
-    return ksnet::get_option(fd_, o, name_for_errors_locked());
 }
 
 }  // namespace ksnet

@@ -19,15 +19,12 @@
 #include <sys/socket.h>
 #include <uv.h>
 
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
 
-#include "ksnet/options.hpp"
-#include "ksnet/runtime.hpp"
+#include "ksnet/loop_socket.hpp"
 
 namespace ksnet {
 
@@ -38,7 +35,7 @@ std::string describe_socket(int af, int type, int protocol);
 // "@name" (abstract unix), "/path", "ifindex 1".
 std::string format_any_sockaddr(const sockaddr *sa, socklen_t len, int type, int protocol);
 
-class PollSocket final : public LoopResource, public std::enable_shared_from_this<PollSocket> {
+class PollSocket final : public LoopSocket<PollSocket> {
 public:
     static constexpr size_t kAnySize = static_cast<size_t>(-1);  // recv: any message fits
     static constexpr size_t kStreamChunk = 64 * 1024;            // SOCK_STREAM: most one recv returns
@@ -68,13 +65,7 @@ public:
     std::string recv(size_t max, const Deadline &deadline = {});
     std::pair<std::string, sockaddr_storage> recvfrom(size_t max, const Deadline &deadline = {});
 
-    // Harmless when already closed. Wakes every thread blocked on this socket.
-    // Socket options by name (ksnet/options.hpp).
-    void set_option(Option o, int64_t value);
-    int64_t get_option(Option o) const;
-
-    void close();
-
+    // close(), set_option() and get_option(): see LoopSocket.
     State state() const;
     static const char *state_name(State s);
     int af() const { return af_; }
@@ -86,10 +77,11 @@ public:
     sockaddr_storage local_address() const;
     sockaddr_storage peer_address() const;
 
-    void abort_on_loop(const char *why) override;
     ~PollSocket() override;
 
 private:
+    friend class LoopSocket<PollSocket>;
+
     PollSocket(std::shared_ptr<Runtime> rt, int af, int type, int protocol);
     // Wraps a descriptor (non-blocking, close-on-exec) in a poll handle on the loop;
     // closes `fd` if that fails.
@@ -97,13 +89,12 @@ private:
                                              State state);
 
     // Loop-thread halves.
+    uv_handle_t *handle() { return reinterpret_cast<uv_handle_t *>(&poll_); }
+    void on_handle_closed();  // closes fd_ (under mu_)
     void update_poll_on_loop();
-    void close_handle_on_loop();
     static void on_poll(uv_poll_t *h, int status, int events);
-    static void on_close(uv_handle_t *h);
 
     // Caller-thread helpers; "_locked" ones need mu_ held.
-    void throw_if_closed_locked(const char *op) const;
     void arm_locked(int events);  // ask the loop to watch for `events` (UV_READABLE/UV_WRITABLE)
     void wait_ready(int events, const Deadline &deadline, const char *op);
     std::string addr_text(const sockaddr *sa, socklen_t len) const;
@@ -112,17 +103,12 @@ private:
     void transmit(std::string_view data, const sockaddr *to, socklen_t len, const Deadline &deadline,
                   const char *op);
 
-    std::shared_ptr<Runtime> rt_;
     const int af_, type_, protocol_;
     uv_poll_t poll_{};
-    bool handle_closing_ = false;  // loop only
-    int armed_ = 0;                // loop only: events uv_poll is watching
+    int armed_ = 0;  // loop only: events uv_poll is watching
 
-    mutable std::mutex mu_;
-    std::condition_variable cv_;
-    int fd_ = -1;  // closed by the loop (under mu_) once the poll handle is closed
+    // Under mu_.
     State state_ = State::Open;
-    std::string close_reason_;
     int want_ = 0;    // events some waiter asked for
     int ready_ = 0;   // events seen since they were asked for
     int poll_error_ = 0;  // uv_poll_start failed: waiters report it

@@ -25,24 +25,21 @@
 
 #include <uv.h>
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
 
 #include "ksnet/address.hpp"
-#include "ksnet/options.hpp"
-#include "ksnet/runtime.hpp"
+#include "ksnet/loop_socket.hpp"
 
 namespace ksnet {
 
 struct UdpSendOp;
 
-class UdpSocket final : public LoopResource, public std::enable_shared_from_this<UdpSocket> {
+class UdpSocket final : public LoopSocket<UdpSocket> {
 public:
     static constexpr size_t kAnySize = static_cast<size_t>(-1);  // recv: any datagram fits
     static constexpr size_t kMaxPayload4 = 65507;                // 65535 - 20 (IP) - 8 (UDP)
@@ -75,13 +72,7 @@ public:
     // The next datagram and its sender.
     std::pair<std::string, sockaddr_storage> recvfrom(size_t max, const Deadline &deadline = {});
 
-    // Harmless when already closed. Wakes every thread blocked on this socket.
-    // Socket options by name (ksnet/options.hpp).
-    void set_option(Option o, int64_t value);
-    int64_t get_option(Option o) const;
-
-    void close();
-
+    // close(), set_option() and get_option(): see LoopSocket.
     State state() const;
     static const char *state_name(State s);
     Family family() const { return family_; }
@@ -94,10 +85,11 @@ public:
     sockaddr_storage local_address() const;
     sockaddr_storage peer_address() const;
 
-    void abort_on_loop(const char *why) override;
     ~UdpSocket() override;
 
 private:
+    friend class LoopSocket<UdpSocket>;
+
     struct Entry {
         std::string data;
         sockaddr_storage from{};
@@ -108,17 +100,15 @@ private:
     UdpSocket(std::shared_ptr<Runtime> rt, Family family);
 
     // Loop-thread halves.
+    uv_handle_t *handle() { return reinterpret_cast<uv_handle_t *>(&handle_); }
     void start_receiving_on_loop();
-    void close_handle_on_loop();
     void send_on_loop(const std::shared_ptr<UdpSendOp> &op, const sockaddr *addr);
     static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
     static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const sockaddr *addr,
                         unsigned flags);
-    static void on_close(uv_handle_t *h);
     static void complete_send(UdpSendOp &op, int status);
 
     // Caller-thread helpers; "_locked" ones need mu_ held.
-    void throw_if_closed_locked(const char *op) const;
     void check_family(const Endpoint &ep, const char *op) const;
     void check_size(size_t n, const char *op) const;
     std::string name_for_errors_locked() const;
@@ -127,20 +117,14 @@ private:
                      const Deadline &deadline, const char *opname);
     Entry take(size_t max, const Deadline &deadline, const char *op);
 
-    std::shared_ptr<Runtime> rt_;
     const Family family_;
     uv_udp_t handle_{};
-    int fd_ = -1;
-    bool handle_closing_ = false;  // loop only
-    bool receiving_ = false;       // loop only
+    bool receiving_ = false;           // loop only
     std::unique_ptr<char[]> own_buf_;  // loop only, if the runtime's slab is too small
 
-    mutable std::mutex mu_;
-    std::condition_variable cv_;
+    // Under mu_.
     State state_ = State::Open;
-    std::string close_reason_;
-
-    std::deque<Entry> queue_;  // under mu_
+    std::deque<Entry> queue_;
     size_t queued_bytes_ = 0;
     uint64_t dropped_ = 0;
 };
