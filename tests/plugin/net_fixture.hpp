@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "process_census.hpp"
 #include "refhost.hpp"
@@ -72,6 +73,14 @@ struct NetFixture {
         Value pair = host.call_method(l, "accept");
         host.call_method(l, "close");
         return {c, host.item(pair, 0)};
+    }
+
+    // Every line a script's `for line in sock` sees, until end of stream.
+    std::vector<std::string> lines_of(const Value &sock) {
+        std::vector<std::string> lines;
+        Value it = host.iter(sock);
+        while (Value line = host.next(it)) lines.push_back(host.to_bytes(line));
+        return lines;
     }
 
     // SocketIO(FK.<fk>, SK.<sk>, PK.<pk>).

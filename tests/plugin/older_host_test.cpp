@@ -83,10 +83,7 @@ TEST_CASE("plugin_in_a_1_0_host_reads_and_writes_through_the_copying_path") {
     std::tie(c, s) = fx.connected_pair();
     h.call_method(c, "write", {h.bytes("alpha\r\nbeta\n\ngamma")});
     h.call_method(c, "close");
-    std::vector<std::string> lines;
-    Value it = h.iter(s);
-    while (Value line = h.next(it)) lines.push_back(h.to_bytes(line));
-    CHECK(lines == std::vector<std::string>{"alpha", "beta", "", "gamma"});
+    CHECK(fx.lines_of(s) == std::vector<std::string>{"alpha", "beta", "", "gamma"});
     h.call_method(s, "close");
 }
 

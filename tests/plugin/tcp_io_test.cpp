@@ -105,10 +105,7 @@ TEST_CASE("line_iteration_strips_newlines_and_yields_last_partial_line") {
     std::tie(c, s) = fx.connected_pair();
     h.call_method(c, "write", {h.bytes("alpha\r\nbeta\n\ngamma")});
     h.call_method(c, "close");
-    std::vector<std::string> lines;
-    Value it = h.iter(s);
-    while (Value line = h.next(it)) lines.push_back(h.to_bytes(line));
-    CHECK(lines == std::vector<std::string>{"alpha", "beta", "", "gamma"});
+    CHECK(fx.lines_of(s) == std::vector<std::string>{"alpha", "beta", "", "gamma"});
 }
 
 TEST_CASE("printf_from_base_io_writes_formatted_text") {
