@@ -43,6 +43,11 @@ Flags:
   --check-the-checks instead of measuring, runs every workload once with one unit less than
                      the expected count sent (a message, a chunk, a line, a connection...) and
                      succeeds only if the count check caught every one of them
+  --pool JSON...     instead of measuring, prints the table of earlier runs (their JSON files)
+                     as if they were one run: medians of all their runs together; the spread
+                     still pairs each run with the C run of its own round (--out default:
+                     BUILD/bench-pooled.json, or ./ without a build). On a noisy machine one run's medians wander;
+                     pooling every run made is the steadier figure.
 """
 import argparse
 import json
@@ -56,6 +61,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 IMPLS = [("c", "C baseline"), ("plugin", "net plugin"), ("python", "CPython"), ("node", "Node")]
+WIDTH = 20  # of each implementation's column in the table
 
 FULL = {"pp_count": 20000, "pp_count_large": 5000, "bulk_total": 1 << 30, "bulk_chunk": 65536,
         "lines": 2_000_000, "accepts": 20000, "fanin_conns": 1000, "fanin_rounds": 100,
@@ -208,6 +214,53 @@ def round_ratio_quartiles(rounds, metric):
     return out
 
 
+def tabulate(w, samples, rounds, impls, quick, runs, results, spreads):
+    """Prints workload w's rows of the table from its samples ({impl: {metric: [values]}})
+    and rounds ([{impl: {metric: value}}], one per round); appends its JSON entries to
+    results and its within-round spreads to spreads."""
+    here = [i for i in impls if i in samples]
+    rows = [(m, better, {i: statistics.median(samples[i][m]) for i in here if samples[i].get(m)})
+            for m, better in w.metrics]
+    if w.name == "idle":
+        heap = rows[0][2]
+        if "c" in heap and "plugin" in heap:
+            rows.append(("plugin_net_heap_bytes_per_conn", "lower", {"plugin": heap["plugin"] - heap["c"]}))
+            pairs = zip(samples["plugin"]["heap_bytes_per_conn"], samples["c"]["heap_bytes_per_conn"])
+            samples["plugin"]["plugin_net_heap_bytes_per_conn"] = [p - c for p, c in pairs]
+    for metric, better, med in rows:
+        if not med:
+            continue
+        c = med.get("c")
+        ratios = {i: v / c for i, v in med.items() if w.ratio and c}
+        target = TARGETS.get((w.name, metric))
+        met = None
+        if target and not quick:  # quick figures mean nothing
+            try:
+                met = bool(target[1](med))
+            except KeyError:  # a column it needs was skipped or failed
+                met = None
+        line = f"{w.name:<15} {metric:<31}"
+        for i in impls:
+            cell = fmt(med.get(i))
+            if i in ratios and i != "c":
+                cell += f" ({ratios[i]:.2f}x)"
+            line += f"{cell:>{WIDTH}}"
+        if target:
+            line += f"  {target[0]}: " + ("-" if met is None else "met" if met else "MISSED")
+        print(line)
+        sys.stdout.flush()
+        within = round_ratio_quartiles(rounds, metric) if w.ratio else {}
+        if within:
+            spreads.append((w.name, metric, within))
+        results.append({"workload": w.name, "metric": metric, "better": better,
+                        "figures": med, "ratio_to_c": ratios, "round_ratio_quartiles": within,
+                        "target": target[0] if target else None, "target_met": met,
+                        "samples": {i: samples[i].get(metric, []) for i in here},
+                        "rounds": [x for x in ({i: v[metric] for i, v in r.items() if metric in v}
+                                               for r in rounds) if x],
+                        "runs": runs})
+
+
 def fmt(v):
     if v is None:
         return "-"
@@ -239,6 +292,95 @@ def check_the_checks(args, cmds, workloads):
     return 0 if caught and not missed and not broken else 1
 
 
+def print_header(title, impls):
+    label = dict(IMPLS)
+    head = f"{'workload':<15} {'metric':<31}" + "".join(f"{label[i]:>{WIDTH}}" for i in impls)
+    head += "  plugin target"
+    print(title)
+    print(head)
+    print("-" * len(head))
+    sys.stdout.flush()
+
+
+def print_spreads(spreads):
+    label = dict(IMPLS)
+    print("\nspread: each run's ratio to the C run just before it "
+          "(lower quartile / median / upper quartile)")
+    for name, metric, within in spreads:
+        print(f"{name:<15} {metric:<31}" + "".join(
+            f"{label[i]}: {q[0]:.2f} / {q[1]:.2f} / {q[2]:.2f}   " for i, q in within.items()))
+
+
+def rounds_of_entry(entry, failures):
+    """One result entry's rounds as [{impl: value}]. Files written before rounds were
+    stored have only the samples: those pair by position, which holds only when no run of
+    that file failed (a failed run is missing from its column)."""
+    if "rounds" in entry:
+        return entry["rounds"]
+    columns = list(entry["samples"].values())
+    if failures or len({len(c) for c in columns}) != 1:
+        return []
+    return [dict(zip(entry["samples"], values)) for values in zip(*columns)]
+
+
+def pool(paths, workloads):
+    """Reads the JSON of earlier runs and puts each workload's samples and rounds together,
+    as if they came from one run. Returns (sizes, {workload name: (samples, rounds)})."""
+    wanted = {w.name: w for w in workloads}
+    sizes, pooled = None, {}
+    for path in paths:
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except (OSError, ValueError) as e:
+            sys.exit(f"bench.py: --pool {path}: cannot read it as bench.py's JSON ({e})")
+        if not isinstance(data, dict) or not {"sizes", "results"} <= data.keys():
+            sys.exit(f"bench.py: --pool {path}: not bench.py's JSON (no sizes or results)")
+        if data.get("quick"):
+            sys.exit(f"bench.py: --pool {path}: a --quick run, whose figures mean nothing")
+        if sizes is not None and data["sizes"] != sizes:
+            sys.exit(f"bench.py: --pool {path}: measured with other sizes than {paths[0]}")
+        sizes = data["sizes"]
+        by_workload = {}  # this file's rounds, {impl: {metric: value}} each
+        for entry in data["results"]:
+            w = wanted.get(entry["workload"])
+            if w is None or entry["metric"] not in dict(w.metrics):
+                continue  # a workload left out, or a row that tabulate() derives again
+            samples, _ = pooled.setdefault(w.name, ({}, []))
+            for impl, values in entry["samples"].items():
+                samples.setdefault(impl, {}).setdefault(entry["metric"], []).extend(values)
+            rounds = by_workload.setdefault(w.name, [])
+            for k, r in enumerate(rounds_of_entry(entry, data.get("failures"))):
+                if k == len(rounds):
+                    rounds.append({})
+                for impl, v in r.items():
+                    rounds[k].setdefault(impl, {})[entry["metric"]] = v
+        for name, rounds in by_workload.items():
+            pooled[name][1].extend(rounds)
+    return sizes, pooled
+
+
+def report_pool(args, workloads):
+    sizes, pooled = pool(args.pool, workloads)
+    wanted = args.impls.split(",") if args.impls else [k for k, _ in IMPLS]
+    impls = [k for k, _ in IMPLS if k in wanted and any(k in pooled[n][0] for n in pooled)]
+    print_header(f"pooled from {len(args.pool)} file(s): medians of every run in them together; "
+                 "(x) = ratio to the C baseline", impls)
+    results, spreads = [], []
+    for w in workloads:
+        if w.name in pooled:
+            samples, rounds = pooled[w.name]
+            samples = {i: v for i, v in samples.items() if i in impls}
+            rounds = [{i: v for i, v in r.items() if i in impls} for r in rounds]
+            runs = max((len(v) for by_metric in samples.values() for v in by_metric.values()), default=0)
+            tabulate(w, samples, rounds, impls, False, runs, results, spreads)
+    if spreads:
+        print_spreads(spreads)
+    with open(args.out, "w") as f:
+        json.dump({"pooled_from": args.pool, "sizes": sizes, "results": results}, f, indent=2)
+    print(f"wrote {args.out}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -253,7 +395,20 @@ def main():
     ap.add_argument("--cpus", help="run every program under taskset -c CPUS")
     ap.add_argument("--check-the-checks", action="store_true",
                     help="run each workload one unit short and require the count checks to catch it")
+    ap.add_argument("--pool", nargs="+", metavar="JSON",
+                    help="measure nothing: print the table of these earlier runs' figures together")
     args = ap.parse_args()
+    workloads = WORKLOADS
+    if args.workloads:
+        names = args.workloads.split(",")
+        unknown = [n for n in names if n not in {w.name for w in WORKLOADS}]
+        if unknown:
+            sys.exit(f"bench.py: unknown workload(s) {', '.join(unknown)}")
+        workloads = [w for w in WORKLOADS if w.name in names]
+    if args.pool:
+        if not args.out:  # pooling needs no build; without one, the JSON goes here
+            args.out = os.path.join(args.build if os.path.isdir(args.build) else ".", "bench-pooled.json")
+        return report_pool(args, workloads)
 
     cmds, notes = commands(args)
     if args.cpus:
@@ -263,13 +418,6 @@ def main():
         cmds = {k: [taskset, "-c", args.cpus] + v for k, v in cmds.items()}
     if not args.out:
         args.out = os.path.join(args.build, "bench-results.json")
-    workloads = WORKLOADS
-    if args.workloads:
-        names = args.workloads.split(",")
-        unknown = [n for n in names if n not in {w.name for w in WORKLOADS}]
-        if unknown:
-            sys.exit(f"bench.py: unknown workload(s) {', '.join(unknown)}")
-        workloads = [w for w in WORKLOADS if w.name in names]
     for n in notes:
         print(f"note: {n}")
     if args.check_the_checks:
@@ -282,14 +430,9 @@ def main():
     load_before = os.getloadavg()
     started = time.time()
 
-    width = 20
-    head = f"{'workload':<15} {'metric':<31}" + "".join(f"{label[i]:>{width}}" for i in impls)
-    head += "  plugin target"
-    print(f"{'quick run: ' if args.quick else ''}medians of {args.runs} run(s)"
-          f"{'; every program on CPUs ' + args.cpus if args.cpus else ''}; (x) = ratio to the C baseline")
-    print(head)
-    print("-" * len(head))
-    sys.stdout.flush()
+    print_header(f"{'quick run: ' if args.quick else ''}medians of {args.runs} run(s)"
+                 f"{'; every program on CPUs ' + args.cpus if args.cpus else ''}; (x) = ratio to the C baseline",
+                 impls)
 
     results, failures, spreads = [], [], []
     for w in workloads:
@@ -308,51 +451,10 @@ def main():
                 rounds[-1][impl] = got
                 for m, v in got.items():
                     samples[impl][m].append(v)
-        rows = [(m, better, {i: statistics.median(samples[i][m]) for i in here if samples[i][m]})
-                for m, better in w.metrics]
-        if w.name == "idle":
-            heap = rows[0][2]
-            if "c" in heap and "plugin" in heap:
-                rows.append(("plugin_net_heap_bytes_per_conn", "lower", {"plugin": heap["plugin"] - heap["c"]}))
-                pairs = zip(samples["plugin"]["heap_bytes_per_conn"], samples["c"]["heap_bytes_per_conn"])
-                samples["plugin"]["plugin_net_heap_bytes_per_conn"] = [p - c for p, c in pairs]
-        for metric, better, med in rows:
-            if not med:
-                continue
-            c = med.get("c")
-            ratios = {i: v / c for i, v in med.items() if w.ratio and c}
-            target = TARGETS.get((w.name, metric))
-            met = None
-            if target and not args.quick:  # quick figures mean nothing
-                try:
-                    met = bool(target[1](med))
-                except KeyError:  # a column it needs was skipped or failed
-                    met = None
-            line = f"{w.name:<15} {metric:<31}"
-            for i in impls:
-                cell = fmt(med.get(i))
-                if i in ratios and i != "c":
-                    cell += f" ({ratios[i]:.2f}x)"
-                line += f"{cell:>{width}}"
-            if target:
-                line += f"  {target[0]}: " + ("-" if met is None else "met" if met else "MISSED")
-            print(line)
-            sys.stdout.flush()
-            within = round_ratio_quartiles(rounds, metric) if w.ratio else {}
-            if within:
-                spreads.append((w.name, metric, within))
-            results.append({"workload": w.name, "metric": metric, "better": better,
-                            "figures": med, "ratio_to_c": ratios, "round_ratio_quartiles": within,
-                            "target": target[0] if target else None, "target_met": met,
-                            "samples": {i: samples[i].get(metric, []) for i in here},
-                            "runs": args.runs})
+        tabulate(w, samples, rounds, impls, args.quick, args.runs, results, spreads)
 
     if spreads and not args.quick:
-        print("\nspread: each run's ratio to the C run just before it "
-              "(lower quartile / median / upper quartile)")
-        for name, metric, within in spreads:
-            print(f"{name:<15} {metric:<31}" + "".join(
-                f"{label[i]}: {q[0]:.2f} / {q[1]:.2f} / {q[2]:.2f}   " for i, q in within.items()))
+        print_spreads(spreads)
 
     load_after = os.getloadavg()
     summary = {
