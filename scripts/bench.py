@@ -27,7 +27,7 @@ a run whose counts differ from what was sent fails the whole command (exit statu
 
 Flags:
   --build DIR        meson build directory holding scripts/bench_raw_c, scripts/bench_plugin
-                     and plugin/ksm_net.so (default: build)
+                     and plugin/ksp_net.so (default: build)
   --runs N           runs per workload and implementation; figures are medians (default 5)
   --quick            tiny sizes: checks that every workload works and counts right, in
                      seconds; its figures mean nothing

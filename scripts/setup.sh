@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 [ -f build/build.ninja ] || meson setup build
 meson compile -C build
-build/host/ksphost -I build/plugin demo
+build/hosts/reference/ksphost -I build/plugin demo

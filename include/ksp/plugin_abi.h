@@ -1,6 +1,6 @@
 /*
  * ksp/plugin_abi.h - the whole contract between an interpreter (the host) and a
- * native module plugin such as ksm_net.so.
+ * native module plugin such as ksp_net.so.
  *
  * Usable from C and C++. The plugin never links against the host's symbols and never
  * sees its struct layouts: everything it needs is reached through the `ksp_host` table

@@ -43,7 +43,7 @@ struct Harness {
         if (!dir) dir = KSNET_PLUGIN_BUILD_DIR;
 #endif
         if (!dir) {
-            std::fprintf(stderr, "fuzz_plugin_args: set KSNET_PLUGIN_DIR to the directory of ksm_net.so\n");
+            std::fprintf(stderr, "fuzz_plugin_args: set KSNET_PLUGIN_DIR to the directory of ksp_net.so\n");
             std::exit(2);
         }
         // Checking mode (stale handles, values touched without the lock) keeps every

@@ -22,7 +22,7 @@
 
 namespace support {
 
-std::string fixture_so(const std::string& name) { return std::string(FIXTURE_BUILD_DIR) + "/ksm_" + name + ".so"; }
+std::string fixture_so(const std::string& name) { return std::string(FIXTURE_BUILD_DIR) + "/ksp_" + name + ".so"; }
 std::string fixture_source(const std::string& file) { return std::string(FIXTURE_SOURCE_DIR) + "/" + file; }
 
 TempDir::TempDir() {
@@ -40,7 +40,7 @@ TempDir::~TempDir() {
 std::string TempDir::install(const std::string& file, const std::string& name, bool nested) const {
     std::string dir = nested ? path_ + "/" + name : path_;
     std::filesystem::create_directories(dir);
-    std::string dest = dir + "/ksm_" + name + ".so";
+    std::string dest = dir + "/ksp_" + name + ".so";
     copy_file(file, dest);
     return dest;
 }

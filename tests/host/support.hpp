@@ -10,9 +10,9 @@
 
 namespace support {
 
-// The built fixture for `name` (e.g. "fixture_ok" -> .../ksm_fixture_ok.so).
+// The built fixture for `name` (e.g. "fixture_ok" -> .../ksp_fixture_ok.so).
 std::string fixture_so(const std::string& name);
-// A file in the fixtures source directory (e.g. "ksm_garbage.so").
+// A file in the fixtures source directory (e.g. "ksp_garbage.so").
 std::string fixture_source(const std::string& file);
 
 // A private temporary directory, removed with everything in it.
@@ -23,7 +23,7 @@ public:
     TempDir(const TempDir&) = delete;
     TempDir& operator=(const TempDir&) = delete;
     const std::string& path() const { return path_; }
-    // Copies `file` to DIR/ksm_NAME.so, or DIR/NAME/ksm_NAME.so when nested; returns it.
+    // Copies `file` to DIR/ksp_NAME.so, or DIR/NAME/ksp_NAME.so when nested; returns it.
     std::string install(const std::string& file, const std::string& name, bool nested = false) const;
 
 private:

@@ -80,7 +80,7 @@ TEST_CASE("loader_not_found_lists_every_path_tried") {
     std::string expected = "no module named 'nothere': tried ";
     bool first = true;
     for (const TempDir* d : {&a, &b, &c}) {
-        for (std::string p : {d->path() + "/ksm_nothere.so", d->path() + "/nothere/ksm_nothere.so"}) {
+        for (std::string p : {d->path() + "/ksp_nothere.so", d->path() + "/nothere/ksp_nothere.so"}) {
             expected += (first ? "" : ", ") + p;
             first = false;
         }
@@ -99,7 +99,7 @@ TEST_CASE("loader_finds_kspath_dir_and_nested_layout") {
     Host h(o);
     Gil g(h);
     Value m = h.import("fixture_ok");
-    CHECK(contains(h.describe(m), nested.path() + "/fixture_ok/ksm_fixture_ok.so"));
+    CHECK(contains(h.describe(m), nested.path() + "/fixture_ok/ksp_fixture_ok.so"));
 }
 
 TEST_CASE("loader_ignores_kspath_when_disabled") {
@@ -174,7 +174,7 @@ TEST_CASE("loader_reports_init_failure_message") {
 TEST_CASE("loader_reports_garbage_file") {
     LeakGuard guard;
     TempDir dir;
-    dir.install(support::fixture_source("ksm_garbage.so"), "garbage");
+    dir.install(support::fixture_source("ksp_garbage.so"), "garbage");
     Host h(support::options_for(dir.path()));
     Gil g(h);
     std::string msg = import_error(h, "garbage");
@@ -186,7 +186,7 @@ TEST_CASE("loader_reports_truncated_file") {
     LeakGuard guard;
     TempDir dir;
     std::string good = support::fixture_so("fixture_ok");
-    std::string dest = dir.path() + "/ksm_fixture_ok.so";
+    std::string dest = dir.path() + "/ksp_fixture_ok.so";
     Host h(support::options_for(dir.path()));
     Gil g(h);
     // Cut at several points: inside the headers, mid-file, just before the end.

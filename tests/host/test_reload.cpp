@@ -40,8 +40,8 @@ TEST_CASE("reload_serves_new_copy_and_unmaps_old") {
     // The old copy is gone from memory: only the new one is mapped.
     CHECK(h.loaded_library_count() == 1);
     CHECK(support::maps_count(copies) == maps_one);
-    CHECK(support::maps_count("ksm_fixture_ok.1.so") == 0);
-    CHECK(support::maps_count("ksm_fixture_ok.2.so") == maps_one);
+    CHECK(support::maps_count("ksp_fixture_ok.1.so") == 0);
+    CHECK(support::maps_count("ksp_fixture_ok.2.so") == maps_one);
 }
 
 TEST_CASE("failed_reload_keeps_old_version_serving") {
@@ -52,7 +52,7 @@ TEST_CASE("failed_reload_keeps_old_version_serving") {
     Gil g(h);
     Value m = h.import("fixture_ok");
     Value c = h.call(h.getattr(m, "Counter"), {h.integer(5)});
-    std::string dest = dir.path() + "/ksm_fixture_ok.so";
+    std::string dest = dir.path() + "/ksp_fixture_ok.so";
 
     auto still_serving = [&] {
         CHECK(h.import("fixture_ok").get() == m.get());
@@ -67,7 +67,7 @@ TEST_CASE("failed_reload_keeps_old_version_serving") {
     CHECK(kind == KSP_ERR_IMPORT);
     still_serving();
 
-    support::copy_file(support::fixture_source("ksm_garbage.so"), dest);
+    support::copy_file(support::fixture_source("ksp_garbage.so"), dest);
     CHECK(error_of([&] { h.reload("fixture_ok"); }).find("not an ELF file") != std::string::npos);
     still_serving();
 

@@ -52,7 +52,7 @@ TEST_CASE("load_use_unload_reload_100_times_without_growth") {
     Host host{refhost::HostOptions{{plugin_dir()}, false, true}};
     Gil gil(host);
     size_t baseline = host.live_objects();
-    int maps_before = census::mappings_of("ksm_net");
+    int maps_before = census::mappings_of("ksp_net");
     for (int round = 0; round < 100; ++round) {
         Value net = round % 2 ? host.reload("net") : host.import("net");
         Value SocketIO = host.getattr(net, "SocketIO");
@@ -68,7 +68,7 @@ TEST_CASE("load_use_unload_reload_100_times_without_growth") {
     }
     CHECK(host.loaded_library_count() == 0);
     CHECK(host.live_objects() == baseline);
-    CHECK(census::mappings_of("ksm_net") == maps_before);
+    CHECK(census::mappings_of("ksp_net") == maps_before);
     CHECK(census::open_fds() == before.fds);
     CHECK(census::threads_settled(before.thread_count) == before.thread_count);
 }

@@ -64,7 +64,7 @@ std::string run(const std::string &cmd) {
 }  // namespace
 
 TEST_CASE("plugin_exports_only_its_entry_symbol_and_no_gnu_unique") {
-    std::string so = plugin_dir() + "/ksm_net.so";
+    std::string so = plugin_dir() + "/ksp_net.so";
     std::string defined = run("nm -D --defined-only '" + so + "' | awk '{print $3}'");
     CHECK(defined == "ksp_plugin_entry\n");
     std::string unique = run("readelf --dyn-syms -W '" + so + "' | grep -c UNIQUE || true");

@@ -37,7 +37,7 @@ inline int threads_settled(int expected) {
     return n;
 }
 
-// Lines of /proc/self/maps that mention `needle` (e.g. "ksm_net").
+// Lines of /proc/self/maps that mention `needle` (e.g. "ksp_net").
 inline int mappings_of(const std::string &needle) {
     std::ifstream maps("/proc/self/maps");
     std::string line;

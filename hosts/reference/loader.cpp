@@ -199,7 +199,7 @@ std::vector<std::string> search_dirs(const HostOptions& options) {
 
 std::string find_plugin(const std::string& name, const std::vector<std::string>& dirs,
                         std::vector<std::string>& tried) {
-    const std::string file = "ksm_" + name + ".so";
+    const std::string file = "ksp_" + name + ".so";
     for (std::string dir : dirs) {
         while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
         for (const std::string& candidate : {dir + "/" + file, dir + "/" + name + "/" + file}) {
@@ -231,7 +231,7 @@ bool load_plugin(HostState& st, const std::string& name, LoadedModule& out) {
         raise(KSP_ERR_IMPORT, prefix + error);
         return false;
     }
-    std::string copy = st.copy_dir + "/ksm_" + name + "." + std::to_string(++st.copy_counter) + ".so";
+    std::string copy = st.copy_dir + "/ksp_" + name + "." + std::to_string(++st.copy_counter) + ".so";
     if (!copy_file(path, copy, error)) {
         raise(KSP_ERR_IMPORT, prefix + error);
         return false;

@@ -1,7 +1,7 @@
 // loader.hpp - finding, loading and unloading plugins (kscript's discovery rules).
 //
 // Search: the configured plugin dirs in order, then each entry of $KSPATH (colon-
-// separated). In each directory: DIR/ksm_NAME.so, then DIR/NAME/ksm_NAME.so.
+// separated). In each directory: DIR/ksp_NAME.so, then DIR/NAME/ksp_NAME.so.
 //
 // Load: the file is copied to a unique path in a private directory and that copy is
 // dlopen'ed (RTLD_NOW | RTLD_LOCAL) and unlinked at once. glibc hands back the already

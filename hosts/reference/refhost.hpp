@@ -1,7 +1,7 @@
 // refhost.hpp - the reference host's C++ API.
 //
 // The reference host implements the plugin ABI (ksp/plugin_abi.h) with a small object
-// model and a module loader, so a plugin such as ksm_net.so can be imported and driven
+// model and a module loader, so a plugin such as ksp_net.so can be imported and driven
 // exactly as an interpreter would: by tests, the `ksphost` CLI, demos and benchmarks.
 //
 // Rules of use:
