@@ -420,9 +420,19 @@ ssize_t TcpSocket::receive(std::unique_lock<std::mutex> &lk, char *into, size_t 
             } while (got < 0 && errno == EINTR);
             return std::pair{got, errno};
         };
-        std::tie(n, err) = max >= Runtime::kUnlockedCopy ? rt_->without_interpreter_lock(receive_once) : receive_once();
+        // The descriptor is given up before the interpreter lock is taken back: teardown
+        // holds that lock while it waits for every descriptor.
+        auto let_go = [this] {
+            std::lock_guard g(mu_);
+            end_io_locked();
+        };
+        if (max >= Runtime::kUnlockedCopy) {
+            std::tie(n, err) = rt_->without_interpreter_lock(receive_once, let_go);
+        } else {
+            std::tie(n, err) = receive_once();
+            let_go();
+        }
         lk.lock();
-        end_io_locked();
     }
     throw_if_unusable_locked("read");
     if (n == 0) {
@@ -580,9 +590,11 @@ size_t TcpSocket::send_some_locked(std::unique_lock<std::mutex> &lk, std::string
                 sent = ::send(fd_, data.data(), data.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
             } while (sent < 0 && errno == EINTR);
             return std::pair{sent, errno};
+        }, [this] {  // as in receive()
+            std::lock_guard g(mu_);
+            end_io_locked();
         });
         lk.lock();
-        end_io_locked();
     }
     throw_if_unusable_locked("write");
     if (n > 0) return static_cast<size_t>(n);

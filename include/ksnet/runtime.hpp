@@ -117,11 +117,13 @@ public:
     // when both share a CPU); receives for kUnlockedCopy bytes or more, so that a big
     // copy runs alongside other script threads, while below that a lock another thread
     // takes costs more than the copy.
+    // `done` runs before the lock is taken back, as for wait_fd.
     static constexpr size_t kUnlockedCopy = 16 * 1024;
-    template <class Call>
-    auto without_interpreter_lock(Call &&call) {
+    template <class Call, class Done>
+    auto without_interpreter_lock(Call &&call, Done &&done) {
         void *token = hooks_->release();
         auto result = call();
+        done();
         hooks_->reacquire(token);
         return result;
     }

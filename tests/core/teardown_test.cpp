@@ -1,0 +1,90 @@
+// Teardown while callers are still inside the core: it must neither hang nor crash.
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <future>
+#include <thread>
+
+#include "ksnet/error.hpp"
+#include "ksnet/tcp.hpp"
+#include "loop_fixture.hpp"
+
+using namespace ksnet;
+using namespace std::chrono_literals;
+
+namespace {
+
+// An interpreter lock for one script thread, with a hook that stops that thread just
+// before it takes the lock back, so a test can take it first.
+thread_local bool on_script_thread = false;
+
+struct ScriptLock : WaitHooks {
+    std::mutex gil;
+    std::promise<void> at_reacquire;
+    std::promise<void> go;
+    std::atomic<bool> armed{false};
+
+    void *release() override {
+        if (on_script_thread) gil.unlock();
+        return nullptr;
+    }
+    void reacquire(void *) override {
+        if (!on_script_thread) return;
+        if (armed.exchange(false)) {
+            at_reacquire.set_value();
+            go.get_future().wait();
+        }
+        gil.lock();
+    }
+};
+
+// Runs `body` on a thread; gives it `limit`, then ends the process: a hang cannot be
+// undone, and the next case must not inherit it.
+void must_finish(const char *what, std::chrono::seconds limit, std::function<void()> body) {
+    auto done = std::async(std::launch::async, std::move(body));
+    if (done.wait_for(limit) != std::future_status::ready) {
+        std::fprintf(stderr, "%s did not finish within %llds: deadlock\n", what,
+                     static_cast<long long>(limit.count()));
+        std::_Exit(1);
+    }
+    done.get();
+}
+
+}  // namespace
+
+TEST_CASE("teardown_while_a_call_with_a_deadline_takes_the_lock_back_does_not_hang") {
+    // The script thread's read gives up the lock for its recv() and stops before taking
+    // it back; teardown then runs holding the lock, as a host's unload does. The read
+    // must have let go of the descriptor already, or teardown waits for it forever.
+    auto hooks = std::make_shared<ScriptLock>();
+    auto rt = Runtime::start(hooks);
+    auto l = TcpSocket::create(rt, Family::Inet4);
+    l->bind(Endpoint{Family::Inet4, "127.0.0.1", 0});
+    l->listen(1);
+    auto c = TcpSocket::create(rt, Family::Inet4);
+    c->connect(Endpoint{Family::Inet4, "127.0.0.1", LoopFixture::port_of(*l)});
+    auto s = l->accept().first;
+
+    std::string error;
+    std::thread script([&] {
+        on_script_thread = true;
+        std::lock_guard holds(hooks->gil);
+        hooks->armed = true;
+        try {
+            s->read(TcpSocket::kRecvChunk, Clock::now() + 10s);  // big enough to give up the lock
+        } catch (const Error &e) {
+            error = e.what();
+        }
+        hooks->gil.unlock();
+        hooks->gil.lock();  // the guard's
+    });
+    hooks->at_reacquire.get_future().wait();
+    {
+        std::lock_guard teardown_holds(hooks->gil);
+        hooks->go.set_value();
+        must_finish("shutdown", 10s, [&] { CHECK(rt->shutdown() == 0); });
+    }
+    script.join();
+    CHECK(error == "read: socket closed because the net module was unloaded");
+}
