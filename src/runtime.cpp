@@ -2,10 +2,13 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <new>
+#include <string>
+#include <string_view>
 
 #include "fork.hpp"
 #include "ksnet/error.hpp"
@@ -14,6 +17,16 @@ namespace ksnet {
 
 namespace {
 constexpr size_t kSlabSize = 64 * 1024;
+
+// Closes `fd` if it is an epoll instance (and so not a descriptor of someone else's
+// that a partly filled loop structure happens to name).
+void close_if_epoll(int fd) {
+    if (fd < 0) return;
+    char link[64];
+    std::string path = "/proc/self/fd/" + std::to_string(fd);
+    ssize_t n = ::readlink(path.c_str(), link, sizeof link - 1);
+    if (n > 0 && std::string_view(link, static_cast<size_t>(n)) == "anon_inode:[eventpoll]") ::close(fd);
+}
 }  // namespace
 
 Runtime::Runtime(std::shared_ptr<WaitHooks> hooks)
@@ -21,7 +34,14 @@ Runtime::Runtime(std::shared_ptr<WaitHooks> hooks)
 
 std::shared_ptr<Runtime> Runtime::start(std::shared_ptr<WaitHooks> hooks) {
     std::shared_ptr<Runtime> rt(new Runtime(std::move(hooks)));
-    check_uv(uv_loop_init(&rt->loop_), "uv_loop_init", "");
+    // Until the end, a failure leaves a runtime that never started (accepting_ false,
+    // joined_ true): its destructor neither sends to wake_ nor closes the loop again.
+    if (int rc = uv_loop_init(&rt->loop_); rc < 0) {
+        // Before libuv 1.51 (libuv/libuv#4757) a failed uv_loop_init left its epoll
+        // descriptor open: each failed `import net` would cost one more.
+        if (uv_version() < 0x013300) close_if_epoll(uv_backend_fd(&rt->loop_));
+        throw os_error("uv_loop_init", "", rc);
+    }
     int rc = uv_async_init(&rt->loop_, &rt->wake_, &Runtime::on_wake);
     if (rc < 0) {
         uv_loop_close(&rt->loop_);
@@ -46,6 +66,11 @@ std::shared_ptr<Runtime> Runtime::start(std::shared_ptr<WaitHooks> hooks) {
         uv_run(&rt->loop_, UV_RUN_DEFAULT);
         uv_loop_close(&rt->loop_);
         throw Error(ErrorKind::Os, "cannot start the net loop thread");
+    }
+    {
+        std::lock_guard lk(rt->mu_);
+        rt->accepting_ = true;
+        rt->joined_ = false;
     }
     ForkRegistry::add(rt.get());
     return rt;

@@ -166,8 +166,8 @@ private:
     mutable std::mutex mu_;
     std::vector<std::function<void()>> tasks_;
     std::vector<std::function<void()>> lazy_tasks_;
-    bool accepting_ = true;
-    bool joined_ = false;
+    bool accepting_ = false;  // true from the end of start() to shutdown()
+    bool joined_ = true;      // the loop is closed (or was never opened)
     int close_result_ = 0;
 
     // Parking for fork (under park_mu_).
