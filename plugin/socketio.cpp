@@ -281,7 +281,8 @@ const ksp_method kMethods[] = {
      "and the client's address as a string 'host:port'."},
     {"read", read, "read(self, sz=none, timeout=none)",
      "Streams (SK.TCP): up to sz bytes as soon as any arrive; with sz none, everything up to the end "
-     "of the stream; an empty result means end of stream. Datagram kinds: the next datagram, whole; "
+     "of the stream (a reset before it raises OSError, and what arrived stays for read(sz)); an empty "
+     "result means end of stream. Datagram kinds: the next datagram, whole; "
      "one longer than sz raises ValError and stays queued."},
     {"write", write, "write(self, msg, timeout=none)",
      "Writes all of msg (bytes, or str as UTF-8) and returns its length in bytes; for datagram "
@@ -318,7 +319,9 @@ const ksp_method kMethods[] = {
     {"trunc", trunc, "trunc(self, sz=0)", "Always raises IOError: a socket cannot be truncated."},
     {"__iter", iter, "__iter(self)",
      "Iterating a stream socket yields each line received, as bytes without its '\\n' or "
-     "'\\r\\n'; a last line without a newline is yielded too. Datagram kinds raise IOError."},
+     "'\\r\\n'; a last line without a newline is yielded too at end of stream. After a reset the "
+     "complete lines come first, then OSError; the unfinished line stays for read(sz). Datagram "
+     "kinds raise IOError."},
     {"__next", next, "__next(self)", "The next line (see __iter)."},
     {"__repr", repr, "__repr(self)", "Family, kind, state and addresses of the socket."},
 };

@@ -499,9 +499,11 @@ std::string TcpSocket::read(size_t max, const Deadline &deadline) {
         ssize_t n = receive(lk, rbuf_.reserve(kRecvChunk), kRecvChunk, deadline);
         if (n > 0) rbuf_.commit(static_cast<size_t>(n));
     }
-    if (rbuf_.empty() && read_error_ < 0) throw os_error("read", name_for_errors(), read_error_);
+    // A stream that broke did not end: what arrived is not all of it. It stays
+    // buffered for read(n), and this call raises, as CPython's makefile().read() does.
+    if (read_error_ < 0) throw os_error("read", name_for_errors(), read_error_);
     scanned_ = 0;
-    return rbuf_.take(rbuf_.size());  // an error after some data waits for the next read
+    return rbuf_.take(rbuf_.size());
 }
 
 std::optional<std::string> TcpSocket::read_line(const Deadline &deadline) {
@@ -520,13 +522,13 @@ std::optional<std::string> TcpSocket::read_line(const Deadline &deadline) {
             return line;
         }
         scanned_ = rbuf_.size();
-        if (eof_ || read_error_ < 0) {
-            if (!rbuf_.empty()) {
-                scanned_ = 0;
-                return rbuf_.take(rbuf_.size());
-            }
-            if (eof_) return std::nullopt;
-            throw os_error("read", name_for_errors(), read_error_);
+        // After a reset the bytes past the last newline are no line: they stay
+        // buffered for read(n) and the error comes after the complete lines.
+        if (read_error_ < 0) throw os_error("read", name_for_errors(), read_error_);
+        if (eof_) {
+            if (rbuf_.empty()) return std::nullopt;
+            scanned_ = 0;
+            return rbuf_.take(rbuf_.size());  // a last line without a newline counts
         }
         ssize_t n = receive(lk, rbuf_.reserve(kRecvChunk), kRecvChunk, deadline);
         if (n > 0) rbuf_.commit(static_cast<size_t>(n));

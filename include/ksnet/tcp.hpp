@@ -54,8 +54,10 @@ public:
     // how many bytes it wrote, 0 at end of stream. The bytes are written with no lock
     // held, so `into` must belong to the caller alone.
     size_t read_into(char *into, size_t cap, const Deadline &deadline = {});
-    // The next line without its "\n" or "\r\n"; a last line without a newline counts.
-    // nullopt at end of stream.
+    // The next line without its "\n" or "\r\n"; at end of stream a last line without a
+    // newline counts, then nullopt. After a reset the complete lines come first, then
+    // the error; the unfinished line stays buffered for read(n). read(kReadAll) raises
+    // such an error too, keeping what arrived.
     std::optional<std::string> read_line(const Deadline &deadline = {});
     // Returns once all of `data` has been handed to the kernel. `data` must stay valid
     // until then (it is not copied).

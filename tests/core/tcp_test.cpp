@@ -70,6 +70,43 @@ TEST_CASE("tcp_read_line_strips_newlines_and_yields_last_partial_line") {
     CHECK_FALSE(s->read_line().has_value());
 }
 
+// Bytes the peer leaves unread make its close() a reset (RST) instead of an end of
+// stream; ours arrive before that close, so `c` has them by then.
+void reset_after(TcpSocket &c, TcpSocket &s, std::string_view last_words) {
+    s.write("never read");
+    c.write(last_words);
+    c.close();
+}
+
+TEST_CASE("tcp_reset_in_the_middle_of_a_line_raises_after_the_complete_lines") {
+    LoopFixture fx;
+    auto [c, s] = fx.pair();
+    reset_after(*c, *s, "one\ntwo\npart");
+    CHECK(s->read_line() == "one");
+    CHECK(s->read_line() == "two");
+    try {
+        auto tail = s->read_line();
+        FAIL("no error; got '" << tail.value_or("<end>") << "'");
+    } catch (const Error &e) {
+        CHECK(e.code() == UV_ECONNRESET);
+    }
+    CHECK(s->read(100) == "part");  // the unfinished line stays readable
+    CHECK_THROWS_AS(s->read(100), Error);
+}
+
+TEST_CASE("tcp_reset_before_the_end_of_stream_makes_read_to_end_raise") {
+    LoopFixture fx;
+    auto [c, s] = fx.pair();
+    reset_after(*c, *s, "not all of it");
+    try {
+        auto got = s->read(TcpSocket::kReadAll);
+        FAIL("no error; got '" << got << "'");
+    } catch (const Error &e) {
+        CHECK(e.code() == UV_ECONNRESET);
+    }
+    CHECK(s->read(100) == "not all of it");
+}
+
 TEST_CASE("tcp_read_line_handles_lines_longer_than_the_buffer_limit") {
     LoopFixture fx;
     auto [c, s] = fx.pair();
