@@ -305,7 +305,9 @@ const ksp_method kMethods[] = {
     {"setopt", setopt, "setopt(self, name, value)",
      "Sets a socket option: 'nodelay' (bool), 'keepalive' (0 off, or idle seconds before probes), "
      "'reuseaddr' (bool, before bind; off unless set), 'rcvbuf' and 'sndbuf' (bytes), "
-     "'broadcast' (bool, datagram sockets)."},
+     "'broadcast' (bool, datagram sockets), 'linemax' (bytes, streams: the longest line iteration "
+     "buffers, 1048576 unless set; a longer line raises ValError naming it, and its bytes stay for "
+     "read())."},
     {"getopt", getopt, "getopt(self, name)",
      "Reads a socket option (names as setopt) as an int, as the kernel reports it."},
     {"close", close, "close(self)",

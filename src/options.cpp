@@ -24,6 +24,7 @@ constexpr OptionInfo kOptions[] = {
     {Option::NoDelay, "nodelay", true},     {Option::KeepAlive, "keepalive", false},
     {Option::ReuseAddr, "reuseaddr", true}, {Option::RecvBuffer, "rcvbuf", false},
     {Option::SendBuffer, "sndbuf", false},  {Option::Broadcast, "broadcast", true},
+    {Option::LineMax, "linemax", false},
 };
 
 const OptionInfo &info(Option o) {
@@ -83,13 +84,23 @@ std::string option_names() {
     return out;
 }
 
+namespace {
+void check_range(const OptionInfo &i, int64_t value, int64_t min, int64_t max) {
+    if (value < min || value > max) {
+        throw Error(ErrorKind::Value, std::string("setopt: the value of '") + i.name + "' is " + std::to_string(value) +
+                                          " (expected " + std::to_string(min) + ".." + std::to_string(max) + ")");
+    }
+}
+}  // namespace
+
+size_t line_max_from(int64_t value) {
+    check_range(info(Option::LineMax), value, 1, std::numeric_limits<int>::max());
+    return static_cast<size_t>(value);
+}
+
 void set_option(int fd, Option o, int64_t value, std::string_view where) {
     const OptionInfo &i = info(o);
-    int64_t max = i.boolean ? 1 : std::numeric_limits<int>::max() / 2;
-    if (value < 0 || value > max) {
-        throw Error(ErrorKind::Value, std::string("setopt: the value of '") + i.name + "' is " +
-                                          std::to_string(value) + " (expected 0.." + std::to_string(max) + ")");
-    }
+    check_range(i, value, 0, i.boolean ? 1 : std::numeric_limits<int>::max() / 2);
     int v = static_cast<int>(value);
     switch (o) {
     case Option::NoDelay: return set_int(fd, IPPROTO_TCP, TCP_NODELAY, v, i.name, where);
@@ -101,6 +112,7 @@ void set_option(int fd, Option o, int64_t value, std::string_view where) {
     case Option::RecvBuffer: return set_int(fd, SOL_SOCKET, SO_RCVBUF, v, i.name, where);
     case Option::SendBuffer: return set_int(fd, SOL_SOCKET, SO_SNDBUF, v, i.name, where);
     case Option::Broadcast: return set_int(fd, SOL_SOCKET, SO_BROADCAST, v, i.name, where);
+    case Option::LineMax: break;  // the socket's own
     }
 }
 
@@ -115,6 +127,7 @@ int64_t get_option(int fd, Option o, std::string_view where) {
     case Option::RecvBuffer: return get_int(fd, SOL_SOCKET, SO_RCVBUF, n, where);
     case Option::SendBuffer: return get_int(fd, SOL_SOCKET, SO_SNDBUF, n, where);
     case Option::Broadcast: return get_int(fd, SOL_SOCKET, SO_BROADCAST, n, where) != 0;
+    case Option::LineMax: break;  // the socket's own
     }
     return 0;
 }

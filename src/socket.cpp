@@ -232,12 +232,14 @@ void Socket::shutdown_write(const Deadline &dl) {
 }
 
 void Socket::set_option(Option o, int64_t value) {
+    if (o == Option::LineMax && !tcp_) not_for_kind("setopt linemax", "only a byte stream has lines");
     if (tcp_) return tcp_->set_option(o, value);
     if (udp_) return udp_->set_option(o, value);
     poll_->set_option(o, value);
 }
 
 int64_t Socket::get_option(Option o) const {
+    if (o == Option::LineMax && !tcp_) not_for_kind("getopt linemax", "only a byte stream has lines");
     if (tcp_) return tcp_->get_option(o);
     if (udp_) return udp_->get_option(o);
     return poll_->get_option(o);

@@ -516,12 +516,15 @@ std::optional<std::string> TcpSocket::read_line(const Deadline &deadline) {
                              : nullptr;
         if (nl) {
             size_t len = static_cast<size_t>(nl - start);
+            if (len > line_max_) throw_line_too_long_locked();
             std::string line(start, len > 0 && start[len - 1] == '\r' ? len - 1 : len);
             rbuf_.consume(len + 1);
             scanned_ = 0;
             return line;
         }
         scanned_ = rbuf_.size();
+        // The bytes stay buffered, for read() or a larger linemax.
+        if (scanned_ > line_max_) throw_line_too_long_locked();
         // After a reset the bytes past the last newline are no line: they stay
         // buffered for read(n) and the error comes after the complete lines.
         if (read_error_ < 0) throw os_error("read", name_for_errors(), read_error_);
@@ -622,13 +625,24 @@ void TcpSocket::shutdown_write(const Deadline &deadline) {
 void TcpSocket::set_option(Option o, int64_t value) {
     std::lock_guard lk(mu_);  // while held, the loop cannot close fd_
     throw_if_unusable_locked("setopt");
+    if (o == Option::LineMax) {
+        line_max_ = line_max_from(value);
+        return;
+    }
     ksnet::set_option(fd_, o, value, name_for_errors());
 }
 
 int64_t TcpSocket::get_option(Option o) const {
     std::lock_guard lk(mu_);
     throw_if_unusable_locked("getopt");
+    if (o == Option::LineMax) return static_cast<int64_t>(line_max_);
     return ksnet::get_option(fd_, o, name_for_errors());
+}
+
+void TcpSocket::throw_line_too_long_locked() const {
+    throw Error(ErrorKind::Value, "line iteration: no newline within " + std::to_string(line_max_) +
+                                      " bytes (the socket's 'linemax' option: raise it with setopt('linemax', n), "
+                                      "or take the bytes with read())");
 }
 
 }  // namespace ksnet

@@ -57,7 +57,8 @@ public:
     // The next line without its "\n" or "\r\n"; at end of stream a last line without a
     // newline counts, then nullopt. After a reset the complete lines come first, then
     // the error; the unfinished line stays buffered for read(n). read(kReadAll) raises
-    // such an error too, keeping what arrived.
+    // such an error too, keeping what arrived. A line longer than the option linemax
+    // raises Error(Value) naming it; its bytes stay buffered for read().
     std::optional<std::string> read_line(const Deadline &deadline = {});
     // Returns once all of `data` has been handed to the kernel. `data` must stay valid
     // until then (it is not copied).
@@ -130,6 +131,7 @@ private:
     // One send() of (a first part of) `data`: the bytes sent, or 0 after waiting for room.
     size_t send_some_locked(std::unique_lock<std::mutex> &lk, std::string_view data, const Deadline &deadline);
     void check_readable_locked(const char *op) const;
+    [[noreturn]] void throw_line_too_long_locked() const;
     std::string name_for_errors() const;
     void wait_or_throw(const std::function<bool()> &pred, const Deadline &deadline, const char *op);
 
@@ -162,6 +164,7 @@ private:
     // Receiving (under mu_; only the reader whose turn it is changes them).
     ReceiveBuffer rbuf_;    // bytes received by read_line() beyond the line it returned
     size_t scanned_ = 0;    // leading bytes of rbuf_ known to hold no '\n'
+    size_t line_max_ = kDefaultLineMax;  // option linemax
     bool eof_ = false;
     int read_error_ = 0;
 

@@ -111,6 +111,7 @@ TEST_CASE("tcp_read_line_handles_lines_longer_than_the_buffer_limit") {
     LoopFixture fx;
     auto [c, s] = fx.pair();
     std::string line(2 * 1024 * 1024, 'L');  // many times one recv()
+    s->set_option(Option::LineMax, 4 * 1024 * 1024);
     std::thread writer([&, c = c] {
         c->write(line + "\nshort\n");
         c->close();
@@ -307,4 +308,40 @@ TEST_CASE("tcp_many_messages_arrive_once_and_in_order") {
     }
     writer.join();
     CHECK(expected == kMessages);
+}
+
+TEST_CASE("tcp_line_longer_than_linemax_raises_naming_the_option_and_stays_readable") {
+    LoopFixture fx;
+    auto [c, s] = fx.pair();
+    CHECK(s->get_option(Option::LineMax) == static_cast<int64_t>(kDefaultLineMax));
+    std::string endless(kDefaultLineMax + 100 * 1024, 'x');  // no newline in sight
+    std::thread writer([&, c = c] {
+        c->write(endless + "\nnext\n");
+        c->close();
+    });
+    try {
+        auto line = s->read_line();
+        FAIL("no error; got a line of " << (line ? line->size() : 0) << " bytes");
+    } catch (const Error &e) {
+        CHECK(e.kind() == ErrorKind::Value);
+        CHECK(std::string(e.what()).find("'linemax'") != std::string::npos);
+    }
+    std::string got;
+    while (got.size() < endless.size() + 1) got += s->read(endless.size() + 1 - got.size());
+    writer.join();
+    CHECK(got == endless + "\n");
+    CHECK(s->read_line() == "next");
+    CHECK_FALSE(s->read_line().has_value());
+}
+
+TEST_CASE("tcp_complete_line_longer_than_linemax_raises_too") {
+    LoopFixture fx;
+    auto [c, s] = fx.pair();
+    s->set_option(Option::LineMax, 4);
+    CHECK_THROWS_AS(s->set_option(Option::LineMax, 0), Error);
+    c->write("four\nfive!\n");
+    c->close();
+    CHECK(s->read_line() == "four");
+    CHECK_THROWS_AS(s->read_line(), Error);  // however the bytes were cut into recv()s
+    CHECK(s->read(100) == "five!\n");
 }

@@ -108,6 +108,35 @@ TEST_CASE("line_iteration_strips_newlines_and_yields_last_partial_line") {
     CHECK(fx.lines_of(s) == std::vector<std::string>{"alpha", "beta", "", "gamma"});
 }
 
+TEST_CASE("line_longer_than_linemax_raises_val_error_naming_it_and_read_takes_its_bytes") {
+    NetFixture fx;
+    auto &h = fx.host;
+    Value c, s;
+    std::tie(c, s) = fx.connected_pair();
+    CHECK(h.to_int(h.call_method(s, "getopt", {h.str("linemax")})) == 1048576);
+    h.call_method(s, "setopt", {h.str("linemax"), h.integer(8)});
+    CHECK(h.to_int(h.call_method(s, "getopt", {h.str("linemax")})) == 8);
+    h.call_method(c, "write", {h.bytes("short\nmuch too long\nend\n")});
+    h.call_method(c, "close");
+    Value it = h.iter(s);
+    CHECK(h.to_bytes(h.next(it)) == "short");
+    ScriptError e = raised([&] { h.next(it); });
+    CHECK(e.kind == KSP_ERR_VAL);
+    CHECK(std::string(e.what()) ==
+          "line iteration: no newline within 8 bytes (the socket's 'linemax' option: raise it with "
+          "setopt('linemax', n), or take the bytes with read())");
+    CHECK(h.to_bytes(h.call_method(s, "read", {h.integer(14)})) == "much too long\n");
+    CHECK(fx.lines_of(s) == std::vector<std::string>{"end"});
+
+    e = raised([&] { h.call_method(s, "setopt", {h.str("linemax"), h.integer(0)}); });
+    CHECK(e.kind == KSP_ERR_VAL);
+    CHECK(std::string(e.what()).find("'linemax' is 0 (expected 1..") != std::string::npos);
+    Value u = fx.socket("INET4", "UDP");
+    e = raised([&] { h.call_method(u, "setopt", {h.str("linemax"), h.integer(100)}); });
+    CHECK(std::string(e.what()).find("only a byte stream has lines") != std::string::npos);
+    h.call_method(u, "close");
+}
+
 TEST_CASE("printf_from_base_io_writes_formatted_text") {
     NetFixture fx;
     auto &h = fx.host;
