@@ -3,6 +3,7 @@
 #include <netdb.h>
 
 #include <cstring>
+#include <memory>
 #include <string>
 
 #include "ksnet/error.hpp"
@@ -11,10 +12,28 @@ namespace ksnet {
 
 namespace {
 
-struct ResolveRequest {
+// Tracked by the runtime while in flight, so that teardown cancels it rather than
+// waiting for a DNS answer.
+struct ResolveRequest final : LoopResource {
     uv_getaddrinfo_t req{};
+    Runtime *rt = nullptr;
     Endpoint ep;
-    ResolveDone done;
+    ResolveDone done;  // emptied once called
+
+    void answer(int status, const sockaddr_storage &addr, socklen_t len) {
+        if (!done) return;
+        auto cb = std::move(done);
+        done = nullptr;
+        cb(status, addr, len);
+    }
+
+    // A request still queued for libuv's thread pool is cancelled (on_resolved then
+    // runs with UV_EAI_CANCELED); one a pool thread is running cannot be, and the loop
+    // waits for it, but its caller hears now.
+    void abort_on_loop(const char *) override {
+        uv_cancel(reinterpret_cast<uv_req_t *>(&req));
+        answer(UV_EAI_CANCELED, sockaddr_storage{}, 0);
+    }
 };
 
 void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
@@ -40,8 +59,8 @@ void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
         }
     }
     uv_freeaddrinfo(res);
-    r->done(status, addr, len);
-    delete r;
+    r->answer(status, addr, len);
+    r->rt->untrack(r);  // the last reference: nothing after this
 }
 
 }  // namespace
@@ -53,8 +72,10 @@ void resolve_on_loop(Runtime &rt, const Endpoint &ep, int socktype, bool passive
         done(0, addr, len);
         return;
     }
-    auto *r = new ResolveRequest{};
+    auto request = std::make_shared<ResolveRequest>();
+    ResolveRequest *r = request.get();
     r->req.data = r;
+    r->rt = &rt;
     r->ep = ep;
     r->done = std::move(done);
     // glibc's getaddrinfo refuses every service for SOCK_RAW (EAI_SERVICE), so for kinds
@@ -69,10 +90,10 @@ void resolve_on_loop(Runtime &rt, const Endpoint &ep, int socktype, bool passive
     int rc = uv_getaddrinfo(rt.loop(), &r->req, on_resolved, r->ep.host.c_str(),
                             with_service ? service.c_str() : nullptr, &hints);
     if (rc < 0) {
-        auto cb = std::move(r->done);
-        delete r;
-        cb(rc, addr, 0);
+        r->answer(rc, addr, 0);
+        return;
     }
+    rt.track(std::move(request));
 }
 
 socklen_t resolve(Runtime &rt, const Endpoint &ep, int socktype, bool passive, const Deadline &deadline,
@@ -107,6 +128,10 @@ socklen_t resolve(Runtime &rt, const Endpoint &ep, int socktype, bool passive, c
     case WaitResult::Interrupted: throw Error(ErrorKind::Interrupted, std::string(op) + ": interrupted");
     }
     std::lock_guard lk(answer->mu);
+    if (answer->status == UV_EAI_CANCELED) {
+        throw Error(ErrorKind::Closed, std::string(op) + " " + format_endpoint(ep) +
+                                           ": name resolution cancelled: the net module was unloaded");
+    }
     check_uv(answer->status, op, format_endpoint(ep));
     out = answer->addr;
     return answer->len;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <future>
@@ -132,4 +133,67 @@ TEST_CASE("runtime_start_without_descriptors_throws_instead_of_crashing") {
         }
     });
     CHECK(status == 0);  // 139 (SIGSEGV) before the fix
+}
+
+namespace {
+
+// Keeps every thread of libuv's pool busy (it has 4 unless UV_THREADPOOL_SIZE says
+// otherwise, and the tests do not), so that name resolutions queue behind.
+struct BusyThreadPool {
+    static constexpr int kThreads = 4;
+    uv_loop_t loop{};
+    uv_work_t work[kThreads]{};
+    std::mutex mu;
+    std::condition_variable cv;
+    int started = 0;
+    bool released = false;
+
+    BusyThreadPool() {
+        uv_loop_init(&loop);
+        for (auto &w : work) {
+            w.data = this;
+            uv_queue_work(&loop, &w, [](uv_work_t *w) {
+                auto *self = static_cast<BusyThreadPool *>(w->data);
+                std::unique_lock lk(self->mu);
+                ++self->started;
+                self->cv.notify_all();
+                self->cv.wait(lk, [self] { return self->released; });
+            }, nullptr);
+        }
+        std::unique_lock lk(mu);
+        REQUIRE(cv.wait_for(lk, 10s, [this] { return started == kThreads; }));
+    }
+    ~BusyThreadPool() {
+        {
+            std::lock_guard lk(mu);
+            released = true;
+            cv.notify_all();
+        }
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("teardown_cancels_name_resolutions_instead_of_waiting_for_them") {
+    BusyThreadPool pool;
+    auto rt = Runtime::start();
+    auto s = TcpSocket::create(rt, Family::Inet4);
+    std::string error;
+    std::thread caller([&] {
+        try {
+            s->connect(Endpoint{Family::Inet4, "localhost", 9});
+        } catch (const Error &e) {
+            error = e.what();
+        }
+    });
+    // Tracked: the socket (handed over within kLazyDrain) and the resolution, queued for
+    // the pool. (A core that does not track resolutions never gets there: it has posted
+    // its resolution long before the time is up, and its shutdown then hangs.)
+    auto until = Clock::now() + 5 * Runtime::kLazyDrain;
+    while (rt->tracked_count() < 2 && Clock::now() < until) std::this_thread::sleep_for(1ms);
+    must_finish("shutdown", 10s, [&] { CHECK(rt->shutdown() == 0); });
+    caller.join();
+    CHECK(error == "connect localhost:9: name resolution cancelled: the net module was unloaded");
 }
