@@ -56,7 +56,8 @@ ksp_value construct(void *ctx, ksp_value, size_t n, const ksp_value *a) {
 }
 
 void finalize(void *, void *payload) {
-    // Runs even after teardown (the runtime is gone then and close() only marks it).
+    // Runs even after teardown (the runtime is gone then and close() only marks it), so
+    // it uses no ctx: teardown freed the module state.
     auto *s = static_cast<ksnet::Socket *>(payload);
     try {
         s->close();

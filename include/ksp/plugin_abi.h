@@ -27,6 +27,24 @@
  *
  * Errors never cross the boundary as C++ exceptions: every function pointer in either
  * direction is `noexcept` in spirit, and the plugin catches everything at its edge.
+ *
+ * Life of a plugin (what the host guarantees and the plugin may rely on):
+ *   - `init` and `teardown` are called on a thread that holds the interpreter lock, and
+ *     return with it held. They may give it up and take it back like any other call.
+ *   - Other threads may be inside the plugin when `teardown` starts: blocked in a call
+ *     with the lock given up (release_lock), or waiting in acquire_lock to take it back.
+ *     `teardown` must make those calls end (they raise and return after it) without
+ *     waiting for anything such a thread does once it has the lock again: the thread
+ *     running `teardown` holds that lock. The host keeps the plugin's code mapped until
+ *     those calls have returned and every instance of its types is gone.
+ *   - After `teardown` returns the host calls nothing of the plugin's (no method,
+ *     getter, constructor or `init` result) except the finalizers of instances still
+ *     alive. Such a finalizer runs with the lock held; it may use its payload and what the
+ *     payload owns, and of this table incref and decref; it must not use `ctx`, which
+ *     teardown may have freed (see ksp_type_spec.ctx).
+ *   - If `init` fails, `teardown` is not called: init cleans up after itself. If `init`
+ *     reports success but the host rejects what it returned, the host calls `teardown`
+ *     at once.
  */
 #ifndef KSP_PLUGIN_ABI_H
 #define KSP_PLUGIN_ABI_H
@@ -92,8 +110,9 @@ typedef ksp_value (*ksp_cfunc)(void *ctx, ksp_value self, size_t nargs, const ks
 /* An attribute getter: returns a new reference, or NULL after raising. */
 typedef ksp_value (*ksp_getter_fn)(void *ctx, ksp_value self);
 
-/* Called by the host exactly once when an instance is destroyed, with the lock held.
- * After it returns the host forgets the payload. */
+/* Called by the host exactly once when an instance is destroyed, with the lock held,
+ * before or after the plugin's teardown (see "Life of a plugin" above: after teardown it
+ * must not use `ctx`). After it returns the host forgets the payload. */
 typedef void (*ksp_finalizer_fn)(void *ctx, void *payload);
 
 /* A method of a type. Names `__iter`, `__next` and `__repr` are the host's iteration
@@ -121,7 +140,9 @@ typedef struct ksp_enum_member {
 
 /* Describes a type the plugin defines. `size` is sizeof(ksp_type_spec) as the plugin
  * was built, so the struct can grow at its end. Every pointer is copied or must stay
- * valid until the plugin's teardown. */
+ * valid until the plugin's teardown returns; `ctx` too, which every function of the type
+ * receives until then, and which finalizers running later still receive but must not
+ * use. */
 typedef struct ksp_type_spec {
     size_t size;
     const char *name;          /* e.g. "SocketIO"; the host qualifies it by module */
@@ -211,7 +232,8 @@ typedef struct ksp_host {
 
     /* Blocking. A plugin about to wait calls release_lock(), waits, then calls
      * acquire_lock() with the token it got, on the same thread. Between the two it must
-     * not touch any value. */
+     * not touch any value. acquire_lock may wait for as long as another thread holds the
+     * lock, teardown included: let go of whatever teardown waits for before calling it. */
     void *(*release_lock)(void);
     void (*acquire_lock)(void *token);
     /* 1 if the script running on this thread has been asked to stop (e.g. SIGINT);
@@ -245,10 +267,11 @@ typedef struct ksp_host {
     ((host)->size >= offsetof(ksp_host, entry) + sizeof((host)->entry))
 
 /* What init hands back. On success `module` is a new reference and `teardown` is
- * called exactly once, with `ctx`, when the host unloads the plugin: it must stop every
- * thread, close every handle and free everything except payloads of objects still
- * alive (their finalizers run later, and must then work without the runtime).
- * On failure `error` is a message made with host->strdup (the host frees it). */
+ * called exactly once, with `ctx` and the lock held, when the host unloads the plugin:
+ * it must end the calls in progress, stop every thread, close every handle and free
+ * everything except payloads of objects still alive (their finalizers run later, and
+ * must then work without the runtime). A host that never unloads (kscript) never calls
+ * it. On failure `error` is a message made with host->strdup (the host frees it). */
 typedef struct ksp_init_result {
     size_t size;                 /* sizeof(ksp_init_result) as the host was built */
     ksp_value module;
