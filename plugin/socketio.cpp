@@ -117,7 +117,7 @@ ksp_value read_body(NetModule &m, const Call &c, ksnet::Socket &s, ksp_value) {
     ksnet::Deadline deadline = s.deadline(timeout_arg(c, 1, "argument 'timeout'"));
     if (max == ksnet::Socket::kAll || !s.is_stream()) return bytes_value(m.host, s.read(max, deadline));
     // Received straight into the bytes object the script gets.
-    return bytes_filled_by(m.host, std::min(max, ksnet::Socket::kReadChunk),
+    return bytes_filled_by(m.host, std::min(max, ksnet::kIoChunk),
                            [&](char *into, size_t cap) { return s.read_into(into, cap, deadline); });
 }
 NET_METHOD(read, "SocketIO.read()", 0, 2)

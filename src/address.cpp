@@ -110,7 +110,7 @@ sockaddr_storage local_sockaddr(int fd) {
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
     if (::getsockname(fd, reinterpret_cast<sockaddr *>(&ss), &len) < 0) {
-        throw os_error("getsockname", "", uv_translate_sys_error(errno));
+        throw errno_error("getsockname", "", errno);
     }
     return ss;
 }
@@ -120,7 +120,7 @@ sockaddr_storage peer_sockaddr(int fd) {
     socklen_t len = sizeof ss;
     if (::getpeername(fd, reinterpret_cast<sockaddr *>(&ss), &len) < 0) {
         if (errno == ENOTCONN) throw Error(ErrorKind::State, "getpeername: socket is not connected");
-        throw os_error("getpeername", "", uv_translate_sys_error(errno));
+        throw errno_error("getpeername", "", errno);
     }
     return ss;
 }

@@ -162,10 +162,8 @@ bool bluetooth_available(int *uv_error) {
 Error bluetooth_unavailable(std::string_view operation, int uv_code) {
     std::string msg(operation);
     msg += ": Bluetooth is not available on this system (socket(AF_BLUETOOTH): ";
-    msg += uv_err_name(uv_code);
-    msg += " (";
-    msg += uv_strerror(uv_code);
-    msg += "))";
+    msg += error_text(uv_code);
+    msg += ")";
     return Error(ErrorKind::Unsupported, msg, uv_code);
 }
 

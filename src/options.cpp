@@ -35,7 +35,7 @@ const OptionInfo &info(Option o) {
 
 void set_int(int fd, int level, int name, int value, const char *opt, std::string_view where) {
     if (::setsockopt(fd, level, name, &value, sizeof value) < 0) {
-        throw os_error(std::string("setopt ") + opt, where, uv_translate_sys_error(errno));
+        throw errno_error(std::string("setopt ") + opt, where, errno);
     }
 }
 
@@ -43,7 +43,7 @@ int get_int(int fd, int level, int name, const char *opt, std::string_view where
     int value = 0;
     socklen_t len = sizeof value;
     if (::getsockopt(fd, level, name, &value, &len) < 0) {
-        throw os_error(std::string("getopt ") + opt, where, uv_translate_sys_error(errno));
+        throw errno_error(std::string("getopt ") + opt, where, errno);
     }
     return value;
 }

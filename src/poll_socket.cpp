@@ -17,6 +17,7 @@
 #include "ksnet/address.hpp"
 #include "ksnet/bluetooth.hpp"
 #include "ksnet/error.hpp"
+#include "ksnet/io_chunk.hpp"
 
 namespace ksnet {
 
@@ -24,28 +25,6 @@ namespace {
 
 constexpr size_t kPeekCap = 256 * 1024;  // the largest message peeked at in one go
 constexpr int kSockPacket = 10;          // SOCK_PACKET (obsolete, still in Linux)
-
-// os_error for an errno value, also for the few errno values libuv has no name for
-// (EHOSTDOWN, ENONET, ...), whose uv_err_name would allocate a string that is never freed.
-Error sys_error(std::string_view op, std::string_view where, int err) {
-    int code = uv_translate_sys_error(err);
-    char name[64];
-    uv_err_name_r(code, name, sizeof name);
-    if (std::strncmp(name, "Unknown", 7) != 0) return os_error(op, where, code);
-    std::string msg(op);
-    if (!where.empty()) {
-        msg += ' ';
-        msg += where;
-    }
-    const char *n = strerrorname_np(err);
-    const char *d = strerrordesc_np(err);
-    msg += ": ";
-    msg += n ? n : "errno " + std::to_string(err);
-    std::string desc = d ? d : "unknown error";
-    for (char &c : desc) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    msg += " (" + desc + ")";
-    return Error(ErrorKind::Os, msg, code);
-}
 
 bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
@@ -140,6 +119,19 @@ std::string format_any_sockaddr(const sockaddr *sa, socklen_t len, int type, int
     return af_text(sa->sa_family) + " address";
 }
 
+std::string name_for_errors(int fd, int type, int protocol) {
+    if (fd < 0) return "";
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    auto *sa = reinterpret_cast<sockaddr *>(&ss);
+    if (::getpeername(fd, sa, &len) == 0) return format_any_sockaddr(sa, len, type, protocol);
+    len = sizeof ss;
+    if (::getsockname(fd, sa, &len) != 0) return "";
+    bool unbound_ip = (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) && sockaddr_port(sa) == 0 &&
+                      format_host(sa) == (sa->sa_family == AF_INET ? "0.0.0.0" : "::");
+    return unbound_ip ? "" : format_any_sockaddr(sa, len, type, protocol);
+}
+
 // ---- creation and teardown ----
 
 PollSocket::PollSocket(std::shared_ptr<Runtime> rt, int af, int type, int protocol)
@@ -158,7 +150,7 @@ std::shared_ptr<PollSocket> PollSocket::create(std::shared_ptr<Runtime> rt, int 
         if (af == bt::kAfBluetooth && err == EAFNOSUPPORT) {
             throw bt::bluetooth_unavailable(what, uv_translate_sys_error(err));
         }
-        throw sys_error("socket", describe_socket(af, type, protocol), err);
+        throw errno_error("socket", describe_socket(af, type, protocol), err);
     }
     return adopt(std::move(rt), fd, af, type, protocol, State::Open);
 }
@@ -254,12 +246,8 @@ void PollSocket::on_poll(uv_poll_t *h, int status, int events) {
 }
 
 void PollSocket::wait_ready(int events, const Deadline &deadline, const char *op) {
-    switch (rt_->wait(mu_, cv_, [&] { return (ready_ & events) != 0 || state_ == State::Closed || poll_error_ < 0; },
-                      deadline)) {
-    case WaitResult::Ready: break;
-    case WaitResult::TimedOut: throw Error(ErrorKind::Timeout, std::string(op) + ": timed out", UV_ETIMEDOUT);
-    case WaitResult::Interrupted: throw Error(ErrorKind::Interrupted, std::string(op) + ": interrupted");
-    }
+    rt_->wait_or_throw(mu_, cv_, [&] { return (ready_ & events) != 0 || state_ == State::Closed || poll_error_ < 0; },
+                       deadline, op);
     std::lock_guard lk(mu_);
     if (poll_error_ < 0 && state_ != State::Closed) throw os_error(std::string(op) + ": uv_poll_start", "", poll_error_);
 }
@@ -287,19 +275,7 @@ std::string PollSocket::addr_text(const sockaddr *sa, socklen_t len) const {
     return format_any_sockaddr(sa, len, type_, protocol_);
 }
 
-std::string PollSocket::name_for_errors_locked() const {
-    if (fd_ < 0) return "";
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    if (::getpeername(fd_, reinterpret_cast<sockaddr *>(&ss), &len) == 0) {
-        return addr_text(reinterpret_cast<sockaddr *>(&ss), len);
-    }
-    len = sizeof ss;
-    if (::getsockname(fd_, reinterpret_cast<sockaddr *>(&ss), &len) == 0) {
-        return addr_text(reinterpret_cast<sockaddr *>(&ss), len);
-    }
-    return "";
-}
+std::string PollSocket::name_for_errors_locked() const { return name_for_errors(fd_, type_, protocol_); }
 
 sockaddr_storage PollSocket::local_address() const {
     std::lock_guard lk(mu_);  // while held and not closed, the loop cannot have closed fd_
@@ -318,7 +294,7 @@ sockaddr_storage PollSocket::peer_address() const {
 void PollSocket::bind(const sockaddr *addr, socklen_t len) {
     std::lock_guard lk(mu_);
     throw_if_closed_locked("bind");
-    if (::bind(fd_, addr, len) < 0) throw sys_error("bind", addr_text(addr, len), errno);
+    if (::bind(fd_, addr, len) < 0) throw errno_error("bind", addr_text(addr, len), errno);
     if (state_ == State::Open) state_ = State::Bound;
 }
 
@@ -335,7 +311,7 @@ void PollSocket::connect(const sockaddr *addr, socklen_t len, const Deadline &de
             return;
         }
         int err = errno;
-        if (err != EINPROGRESS && err != EINTR) throw sys_error("connect", where, err);
+        if (err != EINPROGRESS && err != EINTR) throw errno_error("connect", where, err);
         state_ = State::Connecting;
         arm_locked(UV_WRITABLE);
     }
@@ -353,7 +329,7 @@ void PollSocket::connect(const sockaddr *addr, socklen_t len, const Deadline &de
         if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) soerr = errno;
         if (soerr != 0) {
             state_ = State::Open;
-            throw sys_error("connect", where, soerr);
+            throw errno_error("connect", where, soerr);
         }
         sockaddr_storage peer{};
         socklen_t pl = sizeof peer;
@@ -368,7 +344,7 @@ void PollSocket::connect(const sockaddr *addr, socklen_t len, const Deadline &de
 void PollSocket::listen(int backlog) {
     std::lock_guard lk(mu_);
     throw_if_closed_locked("listen");
-    if (::listen(fd_, backlog) < 0) throw sys_error("listen", name_for_errors_locked(), errno);
+    if (::listen(fd_, backlog) < 0) throw errno_error("listen", name_for_errors_locked(), errno);
     state_ = State::Listening;
 }
 
@@ -389,7 +365,7 @@ std::pair<std::shared_ptr<PollSocket>, sockaddr_storage> PollSocket::accept(cons
             }
             int err = errno;
             if (err != ECONNABORTED && err != EINTR) {
-                if (!would_block(err)) throw sys_error("accept", name_for_errors_locked(), err);
+                if (!would_block(err)) throw errno_error("accept", name_for_errors_locked(), err);
                 arm_locked(UV_READABLE);
             } else {
                 continue;
@@ -423,7 +399,7 @@ void PollSocket::transmit(std::string_view data, const sockaddr *to, socklen_t l
                 int err = errno;
                 if (err == EINTR) continue;
                 if (!would_block(err)) {
-                    throw sys_error(op, to ? addr_text(to, len) : name_for_errors_locked(), err);
+                    throw errno_error(op, to ? addr_text(to, len) : name_for_errors_locked(), err);
                 }
                 break;
             }
@@ -450,7 +426,7 @@ std::string PollSocket::receive(size_t max, const Deadline &deadline, const char
             sockaddr_storage ss{};
             int err = 0;
             if (type_ == SOCK_STREAM) {
-                size_t n = std::min(max, kStreamChunk);  // what has arrived, never a huge buffer
+                size_t n = std::min(max, kIoChunk);  // what has arrived, never a huge buffer
                 if (n == 0) return {};
                 std::string buf(n, '\0');
                 socklen_t sl = sizeof ss;
@@ -510,14 +486,14 @@ std::string PollSocket::receive(size_t max, const Deadline &deadline, const char
                 err = errno;
             }
             if (err != EINTR) {
-                if (!would_block(err)) throw sys_error(op, name_for_errors_locked(), err);
+                if (!would_block(err)) throw errno_error(op, name_for_errors_locked(), err);
                 if (saw_error_) {
                     // POLLERR woke us but the read has nothing: report a pending error.
                     saw_error_ = false;
                     int soerr = 0;
                     socklen_t sl = sizeof soerr;
                     if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr != 0) {
-                        throw sys_error(op, name_for_errors_locked(), soerr);
+                        throw errno_error(op, name_for_errors_locked(), soerr);
                     }
                 }
                 arm_locked(UV_READABLE);

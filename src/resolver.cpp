@@ -122,11 +122,7 @@ socklen_t resolve(Runtime &rt, const Endpoint &ep, int socktype, bool passive, c
         });
     });
     if (!posted) throw Error(ErrorKind::Closed, std::string(op) + ": the net module was unloaded");
-    switch (rt.wait(answer->mu, answer->cv, [&] { return answer->done; }, deadline)) {
-    case WaitResult::Ready: break;
-    case WaitResult::TimedOut: throw Error(ErrorKind::Timeout, std::string(op) + ": timed out", UV_ETIMEDOUT);
-    case WaitResult::Interrupted: throw Error(ErrorKind::Interrupted, std::string(op) + ": interrupted");
-    }
+    rt.wait_or_throw(answer->mu, answer->cv, [&] { return answer->done; }, deadline, op);
     std::lock_guard lk(answer->mu);
     if (answer->status == UV_EAI_CANCELED) {
         throw Error(ErrorKind::Closed, std::string(op) + " " + format_endpoint(ep) +

@@ -11,13 +11,12 @@
 #include <string_view>
 
 #include "fork.hpp"
+#include "ksnet/io_chunk.hpp"
 #include "ksnet/error.hpp"
 
 namespace ksnet {
 
 namespace {
-constexpr size_t kSlabSize = 64 * 1024;
-
 // Closes `fd` if it is an epoll instance (and so not a descriptor of someone else's
 // that a partly filled loop structure happens to name).
 void close_if_epoll(int fd) {
@@ -30,7 +29,7 @@ void close_if_epoll(int fd) {
 }  // namespace
 
 Runtime::Runtime(std::shared_ptr<WaitHooks> hooks)
-    : hooks_(hooks ? std::move(hooks) : std::make_shared<WaitHooks>()), slab_(new char[kSlabSize]) {}
+    : hooks_(hooks ? std::move(hooks) : std::make_shared<WaitHooks>()), slab_(new char[kIoChunk]) {}
 
 std::shared_ptr<Runtime> Runtime::start(std::shared_ptr<WaitHooks> hooks) {
     std::shared_ptr<Runtime> rt(new Runtime(std::move(hooks)));
@@ -241,60 +240,66 @@ WaitResult Runtime::wait(std::mutex &mu, std::condition_variable &cv,
     return result;
 }
 
-std::optional<Runtime::FdWait> Runtime::wait_over(const Deadline &deadline, const std::function<bool()> &stop) {
-    if (stop()) return FdWait::Stopped;
-    if (hooks_->interrupted()) return FdWait::Interrupted;
-    if (deadline && Clock::now() >= *deadline) return FdWait::TimedOut;
+void throw_unless_ready(WaitResult r, const char *op) {
+    switch (r) {
+    case WaitResult::Ready: return;
+    case WaitResult::TimedOut: throw Error(ErrorKind::Timeout, std::string(op) + ": timed out", UV_ETIMEDOUT);
+    case WaitResult::Interrupted: throw Error(ErrorKind::Interrupted, std::string(op) + ": interrupted");
+    case WaitResult::Stopped: throw Error(ErrorKind::Closed, std::string(op) + ": the socket is closed");
+    }
+}
+
+void Runtime::wait_or_throw(std::mutex &mu, std::condition_variable &cv, const std::function<bool()> &pred,
+                            const Deadline &deadline, const char *op) {
+    throw_unless_ready(wait(mu, cv, pred, deadline), op);
+}
+
+std::optional<WaitResult> Runtime::wait_over(const Deadline &deadline, const std::function<bool()> &stop) {
+    if (stop && stop()) return WaitResult::Stopped;
+    if (hooks_->interrupted()) return WaitResult::Interrupted;
+    if (deadline && Clock::now() >= *deadline) return WaitResult::TimedOut;
     return std::nullopt;
 }
 
-Runtime::FdWait Runtime::wait_fd(int fd, short events, const Deadline &deadline,
-                                 const std::function<bool()> &stop, const std::function<void()> &done) {
-    void *token = hooks_->release();
-    FdWait result;
-    for (;;) {
-        if (auto over = wait_over(deadline, stop)) {
-            result = *over;
-            break;
-        }
-        auto slice = kWaitSlice;
-        if (auto left = deadline ? *deadline - Clock::now() : slice; left < slice) {
-            slice = std::max(std::chrono::ceil<std::chrono::milliseconds>(left), std::chrono::milliseconds(0));
-        }
-        pollfd p{fd, events, 0};
-        if (::poll(&p, 1, static_cast<int>(slice.count())) > 0) {
-            result = FdWait::Ready;  // also for POLLERR/POLLHUP: the next call reports them
-            break;
-        }
-        // 0: a slice passed; -1: EINTR. Either way look again.
-    }
-    done();
-    hooks_->reacquire(token);
-    return result;
-}
-
-Runtime::FdWait Runtime::call_blocking(int fd, short events, const std::function<ssize_t()> &call, ssize_t &result,
-                                       int &error, const Deadline &deadline, const std::function<bool()> &stop,
-                                       const std::function<void()> &done) {
-    void *token = hooks_->release();
-    FdWait outcome = FdWait::Ready;
+WaitResult Runtime::call_blocking(const BlockingCall &c, ssize_t &result, int &error) {
+    void *token = nullptr;
+    bool released = false;
+    auto release = [&] {
+        if (released) return;
+        token = hooks_->release();
+        released = true;
+    };
+    if (!c.first_try_locked) release();
+    WaitResult outcome = WaitResult::Ready;
+    result = 0;
+    error = 0;
     for (;;) {
         auto started = Clock::now();
-        result = call();
-        error = result < 0 ? errno : 0;
-        if (result >= 0 || (error != EAGAIN && error != EWOULDBLOCK && error != EINTR)) break;
-        if (auto over = wait_over(deadline, stop)) {
+        if (c.call) {
+            result = c.call();
+            error = result < 0 ? errno : 0;
+            if (result >= 0 || (error != EAGAIN && error != EWOULDBLOCK && error != EINTR)) break;
+        }
+        release();
+        if (auto over = wait_over(c.deadline, c.stop)) {
             outcome = *over;
             break;
         }
-        // Back at once, not after a slice: the descriptor is non-blocking just now.
-        if (error != EINTR && Clock::now() - started < kWaitSlice / 2) {
-            pollfd p{fd, events, 0};
-            ::poll(&p, 1, static_cast<int>(kWaitSlice.count()));
+        // A call that came back at once (not after a slice of SO_RCVTIMEO) met a
+        // non-blocking descriptor: wait for it here.
+        if (!c.call || (error != EINTR && Clock::now() - started < kWaitSlice / 2)) {
+            auto slice = kWaitSlice;
+            if (c.deadline) {
+                auto left = std::chrono::ceil<std::chrono::milliseconds>(*c.deadline - Clock::now());
+                slice = std::clamp(left, std::chrono::milliseconds(0), slice);
+            }
+            pollfd p{c.fd, c.events, 0};
+            if (::poll(&p, 1, static_cast<int>(slice.count())) > 0 && !c.call) break;  // ready
+            // 0: a slice passed; -1: EINTR. Either way look again.
         }
     }
-    done();
-    hooks_->reacquire(token);
+    if (c.done) c.done();
+    if (released) hooks_->reacquire(token);
     return outcome;
 }
 
@@ -337,7 +342,7 @@ size_t Runtime::tracked_count() const {
     return tracked_count_;
 }
 
-uv_buf_t Runtime::read_slab() { return uv_buf_init(slab_.get(), kSlabSize); }
+uv_buf_t Runtime::read_slab() { return uv_buf_init(slab_.get(), kIoChunk); }
 
 int Runtime::shutdown() {
     if (on_loop_thread()) return UV_EBUSY;  // a callback cannot join its own thread

@@ -194,7 +194,7 @@ std::string Socket::read(size_t max, const Deadline &dl) {
 
 size_t Socket::read_into(char *into, size_t cap, const Deadline &dl) {
     if (!is_stream()) not_for_kind("read_into", "datagrams are read whole: use read()");
-    cap = std::min(cap, kReadChunk);
+    cap = std::min(cap, kIoChunk);
     if (tcp_) return tcp_->read_into(into, cap, dl);
     std::string got = poll_->recv(cap, dl);  // Bluetooth streams: rare enough for a copy
     std::memcpy(into, got.data(), got.size());

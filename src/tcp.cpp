@@ -54,7 +54,7 @@ std::shared_ptr<TcpSocket> TcpSocket::create(std::shared_ptr<Runtime> rt, Family
     // Made here rather than by libuv so that bind() reports its own errors at once and
     // SO_REUSEADDR stays off unless asked for (uv_tcp_bind always sets it).
     int fd = ::socket(family_to_af(family), SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw os_error("socket", family_name(family), uv_translate_sys_error(errno));
+    if (fd < 0) throw errno_error("socket", family_name(family), errno);
     set_wait_slices(fd);
     return adopt(std::move(rt), family, fd, State::Open);
 }
@@ -201,18 +201,7 @@ sockaddr_storage TcpSocket::peer_address() const {
     return peer_sockaddr(fd_);
 }
 
-std::string TcpSocket::name_for_errors() const {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    if (::getpeername(fd_, reinterpret_cast<sockaddr *>(&ss), &len) == 0) {
-        return format_sockaddr(reinterpret_cast<sockaddr *>(&ss));
-    }
-    len = sizeof ss;
-    if (::getsockname(fd_, reinterpret_cast<sockaddr *>(&ss), &len) == 0) {
-        return format_sockaddr(reinterpret_cast<sockaddr *>(&ss));
-    }
-    return "";
-}
+std::string TcpSocket::name_for_errors() const { return ksnet::name_for_errors(fd_, SOCK_STREAM, 0); }
 
 void TcpSocket::throw_if_unusable_locked(const char *op) const {
     if (state_ == State::Closed) {
@@ -234,11 +223,7 @@ void TcpSocket::throw_if_closing_locked(const char *op) const {
 
 void TcpSocket::wait_or_throw(const std::function<bool()> &pred, const Deadline &deadline,
                               const char *op) {
-    switch (rt_->wait(mu_, cv_, pred, deadline)) {
-    case WaitResult::Ready: return;
-    case WaitResult::TimedOut: throw Error(ErrorKind::Timeout, std::string(op) + ": timed out", UV_ETIMEDOUT);
-    case WaitResult::Interrupted: throw Error(ErrorKind::Interrupted, std::string(op) + ": interrupted");
-    }
+    rt_->wait_or_throw(mu_, cv_, pred, deadline, op);
 }
 
 // ---- bind, connect, listen, accept ----
@@ -256,7 +241,7 @@ void TcpSocket::bind(const Endpoint &ep) {
     std::lock_guard lk(mu_);  // while held and open, the loop cannot close fd_
     throw_if_unusable_locked("bind");
     if (::bind(fd_, reinterpret_cast<const sockaddr *>(&addr), len) < 0) {
-        throw os_error("bind", format_endpoint(ep), uv_translate_sys_error(errno));
+        throw errno_error("bind", format_endpoint(ep), errno);
     }
 }
 
@@ -283,14 +268,14 @@ void TcpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
             err = connect_call() < 0 ? errno : 0;
             set_blocking(fd_, true);
         } else {
-            call_blocking_locked(lk, POLLOUT, "connect", deadline, connect_call, err);
+            blocking_locked(lk, POLLOUT, "connect", deadline, connect_call, err);
         }
         if (err == EINPROGRESS || err == EALREADY || err == EINTR) {  // completes in the background
             wait_ready(lk, POLLOUT, deadline, "connect");
             socklen_t elen = sizeof err;
             if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) err = errno;
         }
-        if (err != 0) throw os_error("connect", where, uv_translate_sys_error(err));
+        if (err != 0) throw errno_error("connect", where, err);
         state_ = State::Connected;
     } catch (const Error &e) {
         if (lk.owns_lock()) lk.unlock();
@@ -312,7 +297,7 @@ void TcpSocket::listen(int backlog) {
     if (state_ != State::Open) {
         throw Error(ErrorKind::State, std::string("listen: socket is already ") + state_name(state_));
     }
-    if (::listen(fd_, backlog) < 0) throw os_error("listen", name_for_errors(), uv_translate_sys_error(errno));
+    if (::listen(fd_, backlog) < 0) throw errno_error("listen", name_for_errors(), errno);
     state_ = State::Listening;
 }
 
@@ -329,7 +314,7 @@ std::pair<std::shared_ptr<TcpSocket>, std::string> TcpSocket::accept(const Deadl
         // A blocking accept4 waits whole slices: with a deadline, wait in poll() first.
         if (deadline) wait_ready(lk, POLLIN, deadline, "accept");
         int err = 0;
-        fd = static_cast<int>(call_blocking_locked(lk, POLLIN, "accept", deadline, [&] {
+        fd = static_cast<int>(blocking_locked(lk, POLLIN, "accept", deadline, [&] {
             return static_cast<ssize_t>(::accept4(fd_, reinterpret_cast<sockaddr *>(&peer), &len, SOCK_CLOEXEC));
         }, err));
         if (fd >= 0) {
@@ -340,7 +325,7 @@ std::pair<std::shared_ptr<TcpSocket>, std::string> TcpSocket::accept(const Deadl
         throw_if_unusable_locked("accept");
         if (err != ECONNABORTED && err != EPROTO) {
             // EMFILE and friends: the caller hears of it; the connection waits in the backlog.
-            throw os_error("accept", name_for_errors(), uv_translate_sys_error(err));
+            throw errno_error("accept", name_for_errors(), err);
         }
     }
     lk.unlock();
@@ -352,40 +337,32 @@ std::pair<std::shared_ptr<TcpSocket>, std::string> TcpSocket::accept(const Deadl
 
 void TcpSocket::wait_ready(std::unique_lock<std::mutex> &lk, short events, const Deadline &deadline,
                            const char *op) {
-    begin_io_locked();
-    lk.unlock();
-    auto r = rt_->wait_fd(fd_, events, deadline, [this] { return closing_.load(); }, [this] {
-        std::lock_guard g(mu_);
-        end_io_locked();
-    });
-    lk.lock();
-    switch (r) {
-    case Runtime::FdWait::Ready: return;
-    case Runtime::FdWait::Stopped: throw_closed_locked(op);
-    case Runtime::FdWait::TimedOut: throw Error(ErrorKind::Timeout, std::string(op) + ": timed out", UV_ETIMEDOUT);
-    case Runtime::FdWait::Interrupted: throw Error(ErrorKind::Interrupted, std::string(op) + ": interrupted");
-    }
+    int err = 0;
+    blocking_locked(lk, events, op, deadline, nullptr, err);
 }
 
-ssize_t TcpSocket::call_blocking_locked(std::unique_lock<std::mutex> &lk, short events, const char *op,
-                                       const Deadline &deadline, const std::function<ssize_t()> &call, int &err) {
+ssize_t TcpSocket::blocking_locked(std::unique_lock<std::mutex> &lk, short events, const char *op,
+                                   const Deadline &deadline, std::function<ssize_t()> call, int &err,
+                                   bool first_try_locked) {
     begin_io_locked();
     lk.unlock();
-    ssize_t result = -1;
-    auto r = rt_->call_blocking(fd_, events, call, result, err, deadline, [this] { return closing_.load(); }, [this] {
+    BlockingCall c;
+    c.fd = fd_;
+    c.events = events;
+    c.call = std::move(call);
+    c.deadline = deadline;
+    c.stop = [this] { return closing_.load(); };
+    c.done = [this] {
         std::lock_guard g(mu_);
         end_io_locked();
-    });
+    };
+    c.first_try_locked = first_try_locked;
+    ssize_t result = -1;
+    WaitResult r = rt_->call_blocking(c, result, err);
     lk.lock();
-    switch (r) {
-    case Runtime::FdWait::Ready:
-        // An error while closing is the shutdown() that woke the call, not the peer.
-        if (result < 0) throw_if_closing_locked(op);
-        return result;
-    case Runtime::FdWait::Stopped: throw_closed_locked(op);
-    case Runtime::FdWait::TimedOut: throw Error(ErrorKind::Timeout, std::string(op) + ": timed out", UV_ETIMEDOUT);
-    case Runtime::FdWait::Interrupted: throw Error(ErrorKind::Interrupted, std::string(op) + ": interrupted");
-    }
+    // An error while closing is the shutdown() that woke the call, not the peer.
+    if (r == WaitResult::Stopped || (r == WaitResult::Ready && result < 0)) throw_if_closing_locked(op);
+    throw_unless_ready(r, op);
     return result;
 }
 
@@ -405,47 +382,21 @@ void TcpSocket::check_readable_locked(const char *op) const {
 }
 
 ssize_t TcpSocket::receive(std::unique_lock<std::mutex> &lk, char *into, size_t max, const Deadline &deadline) {
-    max = std::min(max, kRecvChunk);
-    ssize_t n;
+    max = std::min(max, kIoChunk);
     int err = 0;
-    if (!deadline) {  // the common case: one blocking recv()
-        n = call_blocking_locked(lk, POLLIN, "read", deadline, [&] { return ::recv(fd_, into, max, 0); }, err);
-    } else {  // a precise deadline: a non-blocking recv(), then poll()
-        begin_io_locked();
-        lk.unlock();
-        auto receive_once = [&] {
-            ssize_t got;
-            do {
-                got = ::recv(fd_, into, max, MSG_DONTWAIT);
-            } while (got < 0 && errno == EINTR);
-            return std::pair{got, errno};
-        };
-        // The descriptor is given up before the interpreter lock is taken back: teardown
-        // holds that lock while it waits for every descriptor.
-        auto let_go = [this] {
-            std::lock_guard g(mu_);
-            end_io_locked();
-        };
-        if (max >= Runtime::kUnlockedCopy) {
-            std::tie(n, err) = rt_->without_interpreter_lock(receive_once, let_go);
-        } else {
-            std::tie(n, err) = receive_once();
-            let_go();
-        }
-        lk.lock();
-    }
+    // Without a deadline one blocking recv(); with one, non-blocking recv()s and poll().
+    int flags = deadline ? MSG_DONTWAIT : 0;
+    bool keep_lock = deadline && max < Runtime::kUnlockedCopy;
+    ssize_t n = blocking_locked(lk, POLLIN, "read", deadline, [&] { return ::recv(fd_, into, max, flags); }, err,
+                                keep_lock);
     throw_if_unusable_locked("read");
     if (n == 0) {
         throw_if_closing_locked("read");  // the shutdown() of an unload, not the peer's end
         eof_ = true;
     }
     if (n >= 0) return n;
-    if (err != EAGAIN && err != EWOULDBLOCK) {
-        read_error_ = uv_translate_sys_error(err);
-        return 0;
-    }
-    wait_ready(lk, POLLIN, deadline, "read");
-    return -1;
+    read_error_ = uv_translate_sys_error(err);
+    return 0;
 }
 
 struct TcpSocket::ReaderTurn {
@@ -489,14 +440,14 @@ std::string TcpSocket::read(size_t max, const Deadline &deadline) {
     ReaderTurn turn(*this, lk, deadline);
     std::string out;
     if (max != kReadAll) {
-        out.resize(std::min(max, kRecvChunk));
+        out.resize(std::min(max, kIoChunk));
         out.resize(read_some_locked(lk, out.data(), out.size(), deadline));
         return out;
     }
     // To the end of the stream: gathered in rbuf_, which needs no zero-filling and keeps
     // what arrived for the next read if this one times out.
     while (!eof_ && read_error_ == 0) {
-        ssize_t n = receive(lk, rbuf_.reserve(kRecvChunk), kRecvChunk, deadline);
+        ssize_t n = receive(lk, rbuf_.reserve(kIoChunk), kIoChunk, deadline);
         if (n > 0) rbuf_.commit(static_cast<size_t>(n));
     }
     // A stream that broke did not end: what arrived is not all of it. It stays
@@ -533,7 +484,7 @@ std::optional<std::string> TcpSocket::read_line(const Deadline &deadline) {
             scanned_ = 0;
             return rbuf_.take(rbuf_.size());  // a last line without a newline counts
         }
-        ssize_t n = receive(lk, rbuf_.reserve(kRecvChunk), kRecvChunk, deadline);
+        ssize_t n = receive(lk, rbuf_.reserve(kIoChunk), kIoChunk, deadline);
         if (n > 0) rbuf_.commit(static_cast<size_t>(n));
     }
 }
@@ -579,33 +530,15 @@ void TcpSocket::write(std::string_view data, const Deadline &deadline) {
 }
 
 size_t TcpSocket::send_some_locked(std::unique_lock<std::mutex> &lk, std::string_view data, const Deadline &deadline) {
-    // MSG_NOSIGNAL: a dead peer is EPIPE here, never SIGPIPE.
-    ssize_t n;
+    // MSG_NOSIGNAL: a dead peer is EPIPE here, never SIGPIPE. Without a deadline one
+    // blocking send(); with one, non-blocking send()s and poll().
+    int flags = MSG_NOSIGNAL | (deadline ? MSG_DONTWAIT : 0);
     int err = 0;
-    if (!deadline) {  // the common case: one blocking send()
-        n = call_blocking_locked(lk, POLLOUT, "write", deadline, [&] {
-            return ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-        }, err);
-    } else {  // a precise deadline: a non-blocking send(), then poll()
-        begin_io_locked();
-        lk.unlock();
-        std::tie(n, err) = rt_->without_interpreter_lock([&] {  // see kUnlockedCopy
-            ssize_t sent;
-            do {
-                sent = ::send(fd_, data.data(), data.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-            } while (sent < 0 && errno == EINTR);
-            return std::pair{sent, errno};
-        }, [this] {  // as in receive()
-            std::lock_guard g(mu_);
-            end_io_locked();
-        });
-        lk.lock();
-    }
+    ssize_t n = blocking_locked(lk, POLLOUT, "write", deadline,
+                                [&] { return ::send(fd_, data.data(), data.size(), flags); }, err);
     throw_if_unusable_locked("write");
-    if (n > 0) return static_cast<size_t>(n);
-    if (err != EAGAIN && err != EWOULDBLOCK) throw os_error("write", name_for_errors(), uv_translate_sys_error(err));
-    wait_ready(lk, POLLOUT, deadline, "write");
-    return 0;
+    if (n < 0) throw errno_error("write", name_for_errors(), err);
+    return static_cast<size_t>(n);
 }
 
 // ---- half-close and options ----
@@ -619,7 +552,7 @@ void TcpSocket::shutdown_write(const Deadline &deadline) {
     writer_busy_ = false;
     cv_.notify_all();
     write_shut_ = true;
-    if (::shutdown(fd_, SHUT_WR) < 0) throw os_error("shutdown", name_for_errors(), uv_translate_sys_error(errno));
+    if (::shutdown(fd_, SHUT_WR) < 0) throw errno_error("shutdown", name_for_errors(), errno);
 }
 
 void TcpSocket::set_option(Option o, int64_t value) {

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "ksnet/error.hpp"
+#include "ksnet/io_chunk.hpp"
 #include "resolver.hpp"
 
 namespace ksnet {
@@ -53,7 +54,7 @@ std::shared_ptr<UdpSocket> UdpSocket::create(std::shared_ptr<Runtime> rt, Family
     }
     // Our own descriptor, close-on-exec from the start, handed to libuv.
     int fd = ::socket(family_to_af(family), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw os_error("socket", family_name(family), uv_translate_sys_error(errno));
+    if (fd < 0) throw errno_error("socket", family_name(family), errno);
     std::shared_ptr<UdpSocket> s(new UdpSocket(rt, family));
     s->fd_ = fd;
     bool fd_owned_by_uv = false;
@@ -120,17 +121,7 @@ sockaddr_storage UdpSocket::peer_address() const {
 }
 
 std::string UdpSocket::name_for_errors_locked() const {
-    if (state_ == State::Closed) return "";
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    if (::getpeername(fd_, reinterpret_cast<sockaddr *>(&ss), &len) == 0) {
-        return format_sockaddr(reinterpret_cast<sockaddr *>(&ss));
-    }
-    len = sizeof ss;
-    if (state_ != State::Open && ::getsockname(fd_, reinterpret_cast<sockaddr *>(&ss), &len) == 0) {
-        return format_sockaddr(reinterpret_cast<sockaddr *>(&ss));
-    }
-    return "";
+    return state_ == State::Closed ? "" : name_for_errors(fd_, SOCK_DGRAM, 0);
 }
 
 void UdpSocket::check_family(const Endpoint &ep, const char *op) const {
@@ -150,11 +141,7 @@ void UdpSocket::check_size(size_t n, const char *op) const {
 }
 
 void UdpSocket::wait_or_throw(const std::function<bool()> &pred, const Deadline &deadline, const char *op) {
-    switch (rt_->wait(mu_, cv_, pred, deadline)) {
-    case WaitResult::Ready: return;
-    case WaitResult::TimedOut: throw Error(ErrorKind::Timeout, std::string(op) + ": timed out", UV_ETIMEDOUT);
-    case WaitResult::Interrupted: throw Error(ErrorKind::Interrupted, std::string(op) + ": interrupted");
-    }
+    rt_->wait_or_throw(mu_, cv_, pred, deadline, op);
 }
 
 // ---- bind and connect ----
@@ -250,12 +237,12 @@ void UdpSocket::start_receiving_on_loop() {
 void UdpSocket::on_alloc(uv_handle_t *h, size_t, uv_buf_t *buf) {
     auto *self = static_cast<UdpSocket *>(h->data);
     uv_buf_t slab = self->rt_->read_slab();
-    if (slab.len >= kRecvBuffer) {
+    if (slab.len >= kIoChunk) {
         *buf = slab;  // copied out in on_recv before the loop reuses it
         return;
     }
-    if (!self->own_buf_) self->own_buf_.reset(new char[kRecvBuffer]);
-    *buf = uv_buf_init(self->own_buf_.get(), kRecvBuffer);
+    if (!self->own_buf_) self->own_buf_.reset(new char[kIoChunk]);
+    *buf = uv_buf_init(self->own_buf_.get(), kIoChunk);
 }
 
 void UdpSocket::on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const sockaddr *addr,
@@ -295,7 +282,7 @@ UdpSocket::Entry UdpSocket::take(size_t max, const Deadline &deadline, const cha
                 if (e.partial) {
                     std::string msg = std::string(op) + ": a datagram from " +
                                       format_sockaddr(reinterpret_cast<sockaddr *>(&e.from)) +
-                                      " was larger than the " + std::to_string(kRecvBuffer) +
+                                      " was larger than the " + std::to_string(kIoChunk) +
                                       "-byte receive buffer; the kernel cut it, so it was discarded";
                     queued_bytes_ -= e.data.size();
                     queue_.pop_front();

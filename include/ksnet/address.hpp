@@ -45,4 +45,8 @@ uint16_t sockaddr_port(const sockaddr *sa);
 // How a script's endpoint reads in messages, before resolution: "localhost:80".
 std::string format_endpoint(const Endpoint &ep);
 
+// How error messages name the socket on `fd`, of any kind: its peer's address, else its
+// own once bound, else "". `type` and `protocol` are the socket's (SOCK_STREAM, ...).
+std::string name_for_errors(int fd, int type, int protocol);
+
 }  // namespace ksnet

@@ -32,8 +32,12 @@ private:
     int code_;
 };
 
-// "connect 127.0.0.1:9: ECONNREFUSED (connection refused)"
+// The one formatter of system errors: "connect 127.0.0.1:9: ECONNREFUSED (connection
+// refused)", from a libuv error code (os_error) or an errno value (errno_error).
 Error os_error(std::string_view operation, std::string_view address, int uv_code);
+Error errno_error(std::string_view operation, std::string_view address, int err);
+// "ECONNREFUSED (connection refused)" alone, for messages of another shape.
+std::string error_text(int uv_code);
 
 // Throws os_error(...) if uv_code < 0.
 void check_uv(int uv_code, std::string_view operation, std::string_view address);

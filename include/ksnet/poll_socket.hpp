@@ -38,7 +38,6 @@ std::string format_any_sockaddr(const sockaddr *sa, socklen_t len, int type, int
 class PollSocket final : public LoopSocket<PollSocket> {
 public:
     static constexpr size_t kAnySize = static_cast<size_t>(-1);  // recv: any message fits
-    static constexpr size_t kStreamChunk = 64 * 1024;            // SOCK_STREAM: most one recv returns
 
     enum class State { Open, Bound, Connecting, Connected, Listening, Closed };
 

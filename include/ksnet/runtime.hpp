@@ -46,7 +46,29 @@ public:
     virtual void mark_closing() {}
 };
 
-enum class WaitResult { Ready, TimedOut, Interrupted };
+// How a wait ended. Stopped: the caller's stop() turned true (its socket is closing).
+enum class WaitResult { Ready, TimedOut, Interrupted, Stopped };
+
+// The one place where the end of a wait becomes an error: returns for Ready, throws
+// Error(Timeout) or Error(Interrupted) naming `op`, and Error(Closed) for Stopped (a
+// caller that knows why its socket closed says so first).
+void throw_unless_ready(WaitResult r, const char *op);
+
+// One blocking system call on a descriptor, or a wait until it is ready, as
+// Runtime::call_blocking makes it (CPython's sock_call_ex is the model).
+struct BlockingCall {
+    int fd = -1;
+    short events = 0;                    // POLLIN or POLLOUT
+    std::function<ssize_t()> call;       // empty: only wait until fd is ready
+    Deadline deadline;
+    std::function<bool()> stop;          // true: give up (close() from another thread)
+    // Runs after the last system call and before the interpreter lock is taken back: a
+    // caller lets go of the descriptor there, since whoever holds the lock (teardown)
+    // may be waiting for it.
+    std::function<void()> done;
+    // Make the first attempt with the interpreter lock held (see kUnlockedCopy).
+    bool first_try_locked = false;
+};
 
 class Runtime : public std::enable_shared_from_this<Runtime> {
 public:
@@ -84,49 +106,31 @@ public:
     WaitResult wait(std::mutex &mu, std::condition_variable &cv, const std::function<bool()> &pred,
                     const Deadline &deadline, bool interruptible = true);
 
-    // Waits on the caller's thread until `fd` is ready for `events` (POLLIN/POLLOUT),
-    // the deadline passes, the host interrupts, or stop() turns true (checked at least
-    // every kWaitSlice: how close() reaches a blocked caller). Releases the
-    // interpreter lock meanwhile. A signal does not end the wait or move the deadline.
-    // `done` runs after the wait and before the lock is taken again: a caller lets go
-    // of the descriptor there, since whoever holds the lock may be waiting for that.
-    enum class FdWait { Ready, TimedOut, Interrupted, Stopped };
-    FdWait wait_fd(int fd, short events, const Deadline &deadline, const std::function<bool()> &stop,
-                   const std::function<void()> &done);
+    // The same, throwing (throw_unless_ready) unless pred() came true.
+    void wait_or_throw(std::mutex &mu, std::condition_variable &cv, const std::function<bool()> &pred,
+                       const Deadline &deadline, const char *op);
 
     // How long a waiting caller may go without looking at stop() and the host's
     // interrupt flag.
     static constexpr auto kWaitSlice = std::chrono::milliseconds(50);
 
-    // Makes `call`, a system call on the blocking descriptor `fd` that gives up after
-    // one kWaitSlice (the socket's SO_RCVTIMEO/SO_SNDTIMEO), with the interpreter lock
-    // released, until it returns anything but EAGAIN/EINTR (Ready: `result` and `error`
-    // hold what it returned), the deadline has passed (checked between slices),
-    // stop() turns true or the host interrupts. One system call when the kernel has
-    // what it needs, as in a C program; a descriptor that is non-blocking for the
-    // moment (libuv sets O_NONBLOCK when the loop takes it) is waited for with
-    // poll(`events`). `done` as for wait_fd.
-    FdWait call_blocking(int fd, short events, const std::function<ssize_t()> &call, ssize_t &result, int &error,
-                         const Deadline &deadline, const std::function<bool()> &stop,
-                         const std::function<void()> &done);
+    // Makes `c.call`, a system call on `c.fd`, with the interpreter lock released, until
+    // it returns anything but EAGAIN/EINTR (Ready: `result` and `error` hold what it
+    // returned), the deadline passes, stop() turns true or the host interrupts. On a
+    // blocking descriptor (SO_RCVTIMEO/SO_SNDTIMEO of one kWaitSlice) that is one system
+    // call when the kernel has what it needs, as in a C program; a non-blocking call
+    // (MSG_DONTWAIT, or a descriptor libuv made non-blocking) is followed by poll(`events`)
+    // for at most one slice or what is left to the deadline. Without `c.call` it only
+    // waits until the descriptor is ready (also for POLLERR/POLLHUP: the next call
+    // reports them). A signal does not end the wait or move the deadline.
+    WaitResult call_blocking(const BlockingCall &c, ssize_t &result, int &error);
 
-    // Runs `call` (a non-blocking system call) with the interpreter lock released. TCP
-    // calls with a deadline use it (those without one block, and always release it):
-    // sends always, since a send wakes the peer's thread, which must find the lock free
-    // (or it wakes only to wait for it: 3.5 thread switches per round trip instead of 2
-    // when both share a CPU); receives for kUnlockedCopy bytes or more, so that a big
-    // copy runs alongside other script threads, while below that a lock another thread
-    // takes costs more than the copy.
-    // `done` runs before the lock is taken back, as for wait_fd.
+    // Receives of kUnlockedCopy bytes or more with a deadline give the interpreter lock up
+    // for their first try; smaller ones keep it (first_try_locked): a lock another thread
+    // takes meanwhile costs more than the copy. Sends always give it up, since a send
+    // wakes the peer's thread, which must find the lock free (or it wakes only to wait
+    // for it: 3.5 thread switches per round trip instead of 2 when both share a CPU).
     static constexpr size_t kUnlockedCopy = 16 * 1024;
-    template <class Call, class Done>
-    auto without_interpreter_lock(Call &&call, Done &&done) {
-        void *token = hooks_->release();
-        auto result = call();
-        done();
-        hooks_->reacquire(token);
-        return result;
-    }
 
     uv_loop_t *loop() { return &loop_; }
     bool on_loop_thread() const { return std::this_thread::get_id() == thread_.get_id(); }
@@ -153,7 +157,7 @@ private:
     // Runs the tasks queued so far (tasks_ or lazy_tasks_).
     void drain(std::vector<std::function<void()>> &queue);
     // Why a wait ends now (stop(), a host interrupt, the deadline), if it does.
-    std::optional<FdWait> wait_over(const Deadline &deadline, const std::function<bool()> &stop);
+    std::optional<WaitResult> wait_over(const Deadline &deadline, const std::function<bool()> &stop);
     void loop_main();
     void spawn_loop_thread();
 

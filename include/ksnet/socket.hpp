@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "ksnet/address.hpp"
+#include "ksnet/io_chunk.hpp"
 #include "ksnet/options.hpp"
 #include "ksnet/runtime.hpp"
 
@@ -67,8 +68,7 @@ public:
     std::string read(size_t max, const Deadline &dl);
     // Streams only: the same as read(cap) into `into`, for a caller that owns the
     // memory (a bytes object no script can see yet); returns the bytes written, 0 at
-    // end of stream. At most kReadChunk at a time.
-    static constexpr size_t kReadChunk = 64 * 1024;
+    // end of stream. At most kIoChunk at a time.
     size_t read_into(char *into, size_t cap, const Deadline &dl);
     std::optional<std::string> read_line(const Deadline &dl);  // streams only
     void write(std::string_view data, const Deadline &dl);     // a stream: all; else one datagram

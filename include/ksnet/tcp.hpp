@@ -25,6 +25,7 @@
 #include <utility>
 
 #include "ksnet/address.hpp"
+#include "ksnet/io_chunk.hpp"
 #include "ksnet/options.hpp"
 #include "ksnet/receive_buffer.hpp"
 #include "ksnet/runtime.hpp"
@@ -34,7 +35,6 @@ namespace ksnet {
 class TcpSocket final : public LoopResource, public std::enable_shared_from_this<TcpSocket> {
 public:
     static constexpr size_t kReadAll = static_cast<size_t>(-1);
-    static constexpr size_t kRecvChunk = 64 * 1024;  // one recv() when buffering
 
     enum class State { Open, Connecting, Connected, Listening, Closed };
 
@@ -50,7 +50,7 @@ public:
     // Up to `max` bytes, as soon as any are there; kReadAll reads to end of stream.
     // An empty result means end of stream.
     std::string read(size_t max, const Deadline &deadline = {});
-    // The same into `into` (up to `cap` bytes, at most kRecvChunk at a time): returns
+    // The same into `into` (up to `cap` bytes, at most kIoChunk at a time): returns
     // how many bytes it wrote, 0 at end of stream. The bytes are written with no lock
     // held, so `into` must belong to the caller alone.
     size_t read_into(char *into, size_t cap, const Deadline &deadline = {});
@@ -111,24 +111,25 @@ private:
     void end_io_locked();
     // Waits (mu_ released) until fd_ is ready; throws on timeout, interrupt or close.
     void wait_ready(std::unique_lock<std::mutex> &lk, short events, const Deadline &deadline, const char *op);
-    // A system call on fd_ that blocks (in slices: Runtime::call_blocking), made with mu_
-    // released and the descriptor counted in use; returns what it returned, with errno
-    // in `err`. Throws on close, unload, interrupt or the deadline.
-    ssize_t call_blocking_locked(std::unique_lock<std::mutex> &lk, short events, const char *op,
-                                 const Deadline &deadline, const std::function<ssize_t()> &call, int &err);
+    // The one way a call uses fd_ outside mu_: Runtime::call_blocking with the
+    // descriptor counted in use (and let go before the interpreter lock is taken back).
+    // Returns what `call` returned, with errno in `err`; without `call`, waits until fd_
+    // is ready. Throws on close, unload, interrupt or the deadline.
+    ssize_t blocking_locked(std::unique_lock<std::mutex> &lk, short events, const char *op, const Deadline &deadline,
+                            std::function<ssize_t()> call, int &err, bool first_try_locked = false);
     // Makes callers blocked in the kernel on fd_ return now (close() from another thread).
     void wake_callers_locked();
     // Takes one turn as the reader / writer (waiting for the current one to finish).
     void take_turn(std::unique_lock<std::mutex> &lk, bool &busy, const Deadline &deadline, const char *op);
-    // One recv() of up to `max` bytes into `into`: the bytes received, 0 at end of stream
-    // or after an error (eof_ or read_error_ tells which), or -1 after waiting for more
-    // (the caller tries again).
+    // One recv() of up to `max` bytes into `into` (waiting until there are some): the
+    // bytes received, or 0 at end of stream or after an error (eof_ or read_error_ tells
+    // which).
     ssize_t receive(std::unique_lock<std::mutex> &lk, char *into, size_t max, const Deadline &deadline);
     // With the reader's turn: buffered bytes first, else one recv(); 0 at end of stream.
     size_t read_some_locked(std::unique_lock<std::mutex> &lk, char *into, size_t cap, const Deadline &deadline);
     // Holds the reader's turn for one call and gives it back however the call ends.
     struct ReaderTurn;
-    // One send() of (a first part of) `data`: the bytes sent, or 0 after waiting for room.
+    // One send() of (a first part of) `data`, waiting for room: the bytes sent.
     size_t send_some_locked(std::unique_lock<std::mutex> &lk, std::string_view data, const Deadline &deadline);
     void check_readable_locked(const char *op) const;
     [[noreturn]] void throw_line_too_long_locked() const;

@@ -46,7 +46,6 @@ public:
     static constexpr size_t kMaxPayload6 = 65527;                // 65535 - 8 (UDP)
     static constexpr size_t kQueueLimit = 4096;                  // datagrams waiting to be read
     static constexpr size_t kQueueBytes = 8 * 1024 * 1024;       // their payload bytes
-    static constexpr size_t kRecvBuffer = 64 * 1024;             // one receive's buffer
 
     // Open: never bound. Bound: has a local address (bind() or an implicit bind by the
     // first send). Connected: connect() fixed the peer.
