@@ -2,7 +2,6 @@
 
 #include <poll.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,13 +28,11 @@ void close_if_epoll(int fd) {
 }
 }  // namespace
 
-Runtime::Runtime(std::shared_ptr<WaitHooks> hooks, Clock::duration wait_slice)
-    : hooks_(hooks ? std::move(hooks) : std::make_shared<WaitHooks>()),
-      wait_slice_(wait_slice),
-      slab_(new char[kIoChunk]) {}
+Runtime::Runtime(std::shared_ptr<WaitHooks> hooks)
+    : hooks_(hooks ? std::move(hooks) : std::make_shared<WaitHooks>()), slab_(new char[kIoChunk]) {}
 
-std::shared_ptr<Runtime> Runtime::start(std::shared_ptr<WaitHooks> hooks, Clock::duration wait_slice) {
-    std::shared_ptr<Runtime> rt(new Runtime(std::move(hooks), wait_slice));
+std::shared_ptr<Runtime> Runtime::start(std::shared_ptr<WaitHooks> hooks) {
+    std::shared_ptr<Runtime> rt(new Runtime(std::move(hooks)));
     // Until the end, a failure leaves a runtime that never started (accepting_ false,
     // joined_ true): its destructor neither sends to wake_ nor closes the loop again.
     if (int rc = uv_loop_init(&rt->loop_); rc < 0) {
@@ -161,7 +158,6 @@ Runtime::~Runtime() {
         return;
     }
     shutdown();
-    close_waiters();  // a thread may have waited after shutdown
 }
 
 bool Runtime::running() const {
@@ -218,12 +214,6 @@ WaitResult Runtime::wait(std::mutex &mu, std::condition_variable &cv,
     void *token = hooks_->release();
     WaitResult result;
     {
-        std::lock_guard w(waiters_mu_);  // wake_for_interrupt notifies `cv` under `mu`
-        Waiter &me = waiter_locked();
-        me.mu = &mu;
-        me.cv = &cv;
-    }
-    {
         std::unique_lock lk(mu);
         for (;;) {
             if (pred()) {
@@ -239,16 +229,10 @@ WaitResult Runtime::wait(std::mutex &mu, std::condition_variable &cv,
                 result = WaitResult::TimedOut;
                 break;
             }
-            auto until = now + wait_slice_;
+            auto until = now + kWaitSlice;
             if (deadline && *deadline < until) until = *deadline;
             cv.wait_until(lk, until);
         }
-    }
-    {
-        std::lock_guard w(waiters_mu_);
-        Waiter &me = waiter_locked();
-        me.mu = nullptr;
-        me.cv = nullptr;
     }
     // Re-take the interpreter lock only after dropping `mu`: a thread holding the
     // interpreter lock may be waiting for `mu`.
@@ -303,58 +287,20 @@ WaitResult Runtime::call_blocking(const BlockingCall &c, ssize_t &result, int &e
         }
         // A call that came back at once (not after a slice of SO_RCVTIMEO) met a
         // non-blocking descriptor: wait for it here.
-        if (!c.call || (error != EINTR && Clock::now() - started < wait_slice_ / 2)) {
-            auto slice = std::chrono::ceil<std::chrono::milliseconds>(wait_slice_);
+        if (!c.call || (error != EINTR && Clock::now() - started < kWaitSlice / 2)) {
+            auto slice = kWaitSlice;
             if (c.deadline) {
                 auto left = std::chrono::ceil<std::chrono::milliseconds>(*c.deadline - Clock::now());
                 slice = std::clamp(left, std::chrono::milliseconds(0), slice);
             }
-            pollfd p[2] = {{c.fd, c.events, 0}, {wake_fd(), POLLIN, 0}};
-            int n = ::poll(p, p[1].fd >= 0 ? 2 : 1, static_cast<int>(std::min<int64_t>(slice.count(), INT32_MAX)));
-            if (n > 0 && (p[1].revents & POLLIN)) {
-                uint64_t count;
-                (void)!::read(p[1].fd, &count, sizeof count);  // taken: the next look decides
-            } else if (n > 0 && !c.call) {
-                break;  // ready
-            }
+            pollfd p{c.fd, c.events, 0};
+            if (::poll(&p, 1, static_cast<int>(slice.count())) > 0 && !c.call) break;  // ready
             // 0: a slice passed; -1: EINTR. Either way look again.
         }
     }
     if (c.done) c.done();
     if (released) hooks_->reacquire(token);
     return outcome;
-}
-
-Runtime::Waiter &Runtime::waiter_locked() { return waiters_[std::this_thread::get_id()]; }
-
-int Runtime::wake_fd() {
-    if (!interrupts_pushed()) return -1;
-    std::lock_guard w(waiters_mu_);
-    Waiter &me = waiter_locked();
-    if (me.wake_fd < 0) me.wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    return me.wake_fd;
-}
-
-void Runtime::wake_for_interrupt() {
-    std::lock_guard w(waiters_mu_);
-    for (auto &[id, waiter] : waiters_) {
-        if (waiter.wake_fd >= 0) {
-            uint64_t one = 1;
-            (void)!::write(waiter.wake_fd, &one, sizeof one);
-        }
-        if (waiter.cv) {
-            std::lock_guard lk(*waiter.mu);  // so that a waiter between its look and its wait still hears
-            waiter.cv->notify_all();
-        }
-    }
-}
-
-void Runtime::close_waiters() {
-    std::lock_guard w(waiters_mu_);
-    for (auto &[id, waiter] : waiters_) {
-        if (waiter.wake_fd >= 0) ::close(waiter.wake_fd);
-    }
-    waiters_.clear();
 }
 
 void Runtime::on_wake(uv_async_t *h) {
@@ -421,7 +367,6 @@ int Runtime::shutdown() {
     }
     if (thread_.joinable()) thread_.join();
     int rc = uv_loop_close(&loop_);
-    close_waiters();  // every TCP call has let go of its descriptor: none is in poll()
     std::lock_guard lk(mu_);
     joined_ = true;
     close_result_ = rc;

@@ -24,10 +24,9 @@ uv_handle_t *as_handle(uv_tcp_t *h) { return reinterpret_cast<uv_handle_t *>(h);
 // Calls without a deadline block in the kernel, so the descriptor is in blocking mode
 // with send and receive timeouts of one wait slice: the call comes back that often to
 // look at close() and host interrupts. Accepted sockets inherit both from the listener.
-void set_wait_slices(int fd, Clock::duration wait_slice) {
+void set_wait_slices(int fd) {
     using namespace std::chrono;
-    auto us = duration_cast<microseconds>(wait_slice).count();
-    timeval slice{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+    timeval slice{0, static_cast<suseconds_t>(duration_cast<microseconds>(Runtime::kWaitSlice).count())};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &slice, sizeof slice);
     ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &slice, sizeof slice);
 }
@@ -56,7 +55,7 @@ std::shared_ptr<TcpSocket> TcpSocket::create(std::shared_ptr<Runtime> rt, Family
     // SO_REUSEADDR stays off unless asked for (uv_tcp_bind always sets it).
     int fd = ::socket(family_to_af(family), SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) throw errno_error("socket", family_name(family), errno);
-    set_wait_slices(fd, rt->wait_slice());
+    set_wait_slices(fd);
     return adopt(std::move(rt), family, fd, State::Open);
 }
 
@@ -264,9 +263,7 @@ void TcpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
         throw_if_unusable_locked("connect");
         auto connect_call = [&] { return static_cast<ssize_t>(::connect(fd_, reinterpret_cast<const sockaddr *>(&addr), len)); };
         int err = 0;
-        // A blocking connect would wait a whole slice past a near deadline or a pushed
-        // interrupt.
-        if (deadline || rt_->interrupts_pushed()) {
+        if (deadline) {  // a blocking connect would wait a whole slice past a near deadline
             set_blocking(fd_, false);
             err = connect_call() < 0 ? errno : 0;
             set_blocking(fd_, true);
@@ -314,9 +311,8 @@ std::pair<std::shared_ptr<TcpSocket>, std::string> TcpSocket::accept(const Deadl
             throw Error(ErrorKind::State, "accept: socket is not listening (call listen() first)");
         }
         socklen_t len = sizeof peer;
-        // A blocking accept4 waits whole slices: with a deadline or pushed interrupts,
-        // wait in poll() first.
-        if (deadline || rt_->interrupts_pushed()) wait_ready(lk, POLLIN, deadline, "accept");
+        // A blocking accept4 waits whole slices: with a deadline, wait in poll() first.
+        if (deadline) wait_ready(lk, POLLIN, deadline, "accept");
         int err = 0;
         fd = static_cast<int>(blocking_locked(lk, POLLIN, "accept", deadline, [&] {
             return static_cast<ssize_t>(::accept4(fd_, reinterpret_cast<sockaddr *>(&peer), &len, SOCK_CLOEXEC));
@@ -388,9 +384,8 @@ void TcpSocket::check_readable_locked(const char *op) const {
 ssize_t TcpSocket::receive(std::unique_lock<std::mutex> &lk, char *into, size_t max, const Deadline &deadline) {
     max = std::min(max, kIoChunk);
     int err = 0;
-    // Without a deadline one blocking recv(); with one (or pushed interrupts),
-    // non-blocking recv()s and poll().
-    int flags = deadline || rt_->interrupts_pushed() ? MSG_DONTWAIT : 0;
+    // Without a deadline one blocking recv(); with one, non-blocking recv()s and poll().
+    int flags = deadline ? MSG_DONTWAIT : 0;
     bool keep_lock = deadline && max < Runtime::kUnlockedCopy;
     ssize_t n = blocking_locked(lk, POLLIN, "read", deadline, [&] { return ::recv(fd_, into, max, flags); }, err,
                                 keep_lock);
@@ -536,8 +531,8 @@ void TcpSocket::write(std::string_view data, const Deadline &deadline) {
 
 size_t TcpSocket::send_some_locked(std::unique_lock<std::mutex> &lk, std::string_view data, const Deadline &deadline) {
     // MSG_NOSIGNAL: a dead peer is EPIPE here, never SIGPIPE. Without a deadline one
-    // blocking send(); with one (or pushed interrupts), non-blocking send()s and poll().
-    int flags = MSG_NOSIGNAL | (deadline || rt_->interrupts_pushed() ? MSG_DONTWAIT : 0);
+    // blocking send(); with one, non-blocking send()s and poll().
+    int flags = MSG_NOSIGNAL | (deadline ? MSG_DONTWAIT : 0);
     int err = 0;
     ssize_t n = blocking_locked(lk, POLLOUT, "write", deadline,
                                 [&] { return ::send(fd_, data.data(), data.size(), flags); }, err);

@@ -8,7 +8,6 @@
 
 #include <uv.h>
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -75,10 +74,7 @@ class Runtime : public std::enable_shared_from_this<Runtime> {
 public:
     // Starts the loop thread. Throws ksnet::Error if libuv cannot start. The runtime
     // keeps the hooks: a thread woken at shutdown still calls them on its way out.
-    // `wait_slice`: see kWaitSlice (tests lengthen it to show that a wake-up does not
-    // wait for the end of a slice).
-    static std::shared_ptr<Runtime> start(std::shared_ptr<WaitHooks> hooks = nullptr,
-                                          Clock::duration wait_slice = kWaitSlice);
+    static std::shared_ptr<Runtime> start(std::shared_ptr<WaitHooks> hooks = nullptr);
     ~Runtime();
     Runtime(const Runtime &) = delete;
     Runtime &operator=(const Runtime &) = delete;
@@ -115,20 +111,8 @@ public:
                        const Deadline &deadline, const char *op);
 
     // How long a waiting caller may go without looking at stop() and the host's
-    // interrupt flag, when nothing wakes it: close() and teardown wake it at once, and so
-    // does a host that pushes its interrupts (wake_for_interrupt). The default; this
-    // runtime's is wait_slice().
+    // interrupt flag.
     static constexpr auto kWaitSlice = std::chrono::milliseconds(50);
-    Clock::duration wait_slice() const { return wait_slice_; }
-
-    // For hosts that say when they interrupt a script (ABI 1.3): every wait in progress,
-    // and the next one of each thread that has waited, looks at the interrupt flag now
-    // rather than at the end of its slice. Any thread; never blocks for long.
-    void wake_for_interrupt();
-    // Set once such a host will call wake_for_interrupt: TCP calls then wait in poll()
-    // beside the thread's wake-up descriptor, not inside the blocking system call.
-    void set_interrupts_pushed(bool on) { interrupts_pushed_.store(on); }
-    bool interrupts_pushed() const { return interrupts_pushed_.load(std::memory_order_relaxed); }
 
     // Makes `c.call`, a system call on `c.fd`, with the interpreter lock released, until
     // it returns anything but EAGAIN/EINTR (Ready: `result` and `error` hold what it
@@ -168,17 +152,7 @@ public:
     void restart_in_child();
 
 private:
-    Runtime(std::shared_ptr<WaitHooks> hooks, Clock::duration wait_slice);
-    // The calling thread's entry in waiters_ (made on first use); under waiters_mu_.
-    struct Waiter {
-        int wake_fd = -1;                      // an eventfd: readable after a wake-up
-        std::mutex *mu = nullptr;              // a condition-variable wait in progress
-        std::condition_variable *cv = nullptr;
-    };
-    Waiter &waiter_locked();
-    // The wake-up descriptor of this thread, or -1 (interrupts not pushed, no eventfd).
-    int wake_fd();
-    void close_waiters();
+    explicit Runtime(std::shared_ptr<WaitHooks> hooks);
     static void on_wake(uv_async_t *h);
     // Runs the tasks queued so far (tasks_ or lazy_tasks_).
     void drain(std::vector<std::function<void()>> &queue);
@@ -208,11 +182,6 @@ private:
     bool holding_tasks_lock_ = false;  // prepare took mu_; parent/child release it
     Runtime *fork_next_ = nullptr;     // the process's list of running runtimes (fork.cpp)
     friend struct ForkRegistry;
-
-    const Clock::duration wait_slice_;
-    std::atomic<bool> interrupts_pushed_{false};
-    std::mutex waiters_mu_;
-    std::unordered_map<std::thread::id, Waiter> waiters_;  // every thread that has waited
 
     std::unordered_map<LoopResource *, std::shared_ptr<LoopResource>> tracked_;  // loop only
     size_t tracked_count_ = 0;                                                   // under mu_
