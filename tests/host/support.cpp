@@ -3,11 +3,13 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <link.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -61,6 +63,23 @@ void copy_truncated(const std::string& from, const std::string& to, size_t bytes
 }
 
 size_t file_size(const std::string& path) { return std::filesystem::file_size(path); }
+
+// The file is native, so its header's fields are in this process's byte order.
+void patch_elf_machine(const std::string& path, uint16_t machine) {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    REQUIRE(f.good());
+    f.seekp(offsetof(ElfW(Ehdr), e_machine));
+    f.write(reinterpret_cast<const char*>(&machine), sizeof machine);
+    REQUIRE(f.good());
+}
+
+uint16_t native_machine() {
+    std::ifstream f("/proc/self/exe", std::ios::binary);
+    ElfW(Ehdr) eh{};
+    f.read(reinterpret_cast<char*>(&eh), sizeof eh);
+    REQUIRE(f.good());
+    return eh.e_machine;
+}
 
 size_t fd_count() {
     size_t n = 0;

@@ -4,6 +4,7 @@
 #define REFHOST_TESTS_SUPPORT_HPP
 
 #include <functional>
+#include <cstdint>
 #include <string>
 
 #include "refhost.hpp"
@@ -34,6 +35,11 @@ void copy_file(const std::string& from, const std::string& to);
 // Writes the first `bytes` bytes of `from` to `to`.
 void copy_truncated(const std::string& from, const std::string& to, size_t bytes);
 size_t file_size(const std::string& path);
+// Overwrites e_machine in the ELF header of `path` (a native shared object), as if it
+// had been built for another CPU.
+void patch_elf_machine(const std::string& path, uint16_t machine);
+// e_machine of this process's own executable.
+uint16_t native_machine();
 
 size_t fd_count();
 size_t thread_count();
