@@ -1,7 +1,6 @@
 // support.cpp - test helpers.
 #include "support.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <link.h>
 #include <signal.h>
@@ -19,6 +18,7 @@
 #include <doctest/doctest.h>
 
 #include "errors.hpp"
+#include "process_census.hpp"
 #include "library.hpp"
 #include "object.hpp"
 
@@ -81,32 +81,6 @@ uint16_t native_machine() {
     return eh.e_machine;
 }
 
-size_t fd_count() {
-    size_t n = 0;
-    DIR* d = opendir("/proc/self/fd");
-    while (dirent* e = readdir(d))
-        if (e->d_name[0] != '.') n++;
-    closedir(d);
-    return n - 1;  // the directory stream itself
-}
-
-size_t thread_count() {
-    std::ifstream status("/proc/self/status");
-    std::string line;
-    while (std::getline(status, line))
-        if (line.rfind("Threads:", 0) == 0) return std::stoul(line.substr(8));
-    return 0;
-}
-
-size_t maps_count(const std::string& needle) {
-    std::ifstream maps("/proc/self/maps");
-    std::string line;
-    size_t n = 0;
-    while (std::getline(maps, line))
-        if (line.find(needle) != std::string::npos) n++;
-    return n;
-}
-
 refhost::HostOptions options_for(const std::string& dir) {
     refhost::HostOptions o;
     o.plugin_dirs = {dir};
@@ -115,14 +89,14 @@ refhost::HostOptions options_for(const std::string& dir) {
     return o;
 }
 
-LeakGuard::LeakGuard() : fds_(fd_count()), threads_(thread_count()) {}
+LeakGuard::LeakGuard() : fds_(census::open_fds()), threads_(census::threads()) {}
 
 LeakGuard::~LeakGuard() {
-    CHECK(fd_count() == fds_);
-    CHECK(thread_count() == threads_);
+    CHECK(census::open_fds() == fds_);
+    CHECK(census::threads() == threads_);
     CHECK(refhost::live_object_count() == 0);
     CHECK(refhost::open_library_count() == 0);
-    CHECK(maps_count("/refhost-") == 0);
+    CHECK(census::mappings_of("/refhost-") == 0);
 }
 
 std::string take_raised(ksp_error_kind* kind) {

@@ -41,10 +41,8 @@ void patch_elf_machine(const std::string& path, uint16_t machine);
 // e_machine of this process's own executable.
 uint16_t native_machine();
 
-size_t fd_count();
-size_t thread_count();
-// Lines of /proc/self/maps containing `needle`.
-size_t maps_count(const std::string& needle);
+// Descriptors, threads and mappings are counted by tests/support/process_census.hpp,
+// shared with every suite.
 
 // Options for a test host: only `dir`, no KSPATH, checking mode on.
 refhost::HostOptions options_for(const std::string& dir);
@@ -57,7 +55,7 @@ public:
     ~LeakGuard();
 
 private:
-    size_t fds_, threads_;
+    int fds_, threads_;
 };
 
 struct ChildResult {
