@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -24,6 +26,31 @@ bool read_at(int fd, void* buf, size_t len, off_t offset) {
     return true;
 }
 
+// The CPU this process runs on, as ELF names it.
+#if defined(__x86_64__)
+constexpr uint16_t kNativeMachine = EM_X86_64;
+#elif defined(__aarch64__)
+constexpr uint16_t kNativeMachine = EM_AARCH64;
+#elif defined(__i386__)
+constexpr uint16_t kNativeMachine = EM_386;
+#elif defined(__arm__)
+constexpr uint16_t kNativeMachine = EM_ARM;
+#elif defined(__riscv)
+constexpr uint16_t kNativeMachine = EM_RISCV;
+#elif defined(__powerpc64__)
+constexpr uint16_t kNativeMachine = EM_PPC64;
+#elif defined(__s390x__)
+constexpr uint16_t kNativeMachine = EM_S390;
+#else
+#define REFHOST_UNKNOWN_MACHINE 1
+#endif
+
+// e_machine sits at the same offset in 32- and 64-bit headers, in the file's byte order.
+uint16_t file_machine(const unsigned char* header) {
+    const unsigned char* m = header + offsetof(ElfW(Ehdr), e_machine);
+    return header[EI_DATA] == ELFDATA2MSB ? uint16_t(m[0] << 8 | m[1]) : uint16_t(m[1] << 8 | m[0]);
+}
+
 constexpr unsigned char kNativeClass = sizeof(void*) == 8 ? ELFCLASS64 : ELFCLASS32;
 constexpr unsigned char kNativeData = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? ELFDATA2LSB : ELFDATA2MSB;
 
@@ -34,6 +61,22 @@ std::string past_end(const char* what, uint64_t end, uint64_t size) {
 
 }  // namespace
 
+std::string elf_machine_name(uint16_t machine) {
+    switch (machine) {
+        case EM_X86_64: return "x86_64";
+        case EM_AARCH64: return "aarch64";
+        case EM_386: return "i386";
+        case EM_ARM: return "arm";
+        case EM_RISCV: return "riscv";
+        case EM_PPC64: return "ppc64";
+        case EM_PPC: return "ppc";
+        case EM_S390: return "s390";
+        case EM_MIPS: return "mips";
+        case EM_LOONGARCH: return "loongarch";
+        default: return "ELF machine " + std::to_string(machine);
+    }
+}
+
 std::string elf_problem(int fd) {
     struct stat st;
     if (fstat(fd, &st) != 0) return std::string("cannot stat: ") + std::strerror(errno);
@@ -41,6 +84,11 @@ std::string elf_problem(int fd) {
     ElfW(Ehdr) eh;
     if (size < sizeof eh || !read_at(fd, &eh, sizeof eh, 0)) return "too short to be an ELF file";
     if (std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0) return "not an ELF file (bad magic number)";
+#ifndef REFHOST_UNKNOWN_MACHINE
+    // Before the class: a 32-bit ARM plugin on x86_64 is foremost built for another CPU.
+    if (uint16_t machine = file_machine(reinterpret_cast<const unsigned char*>(&eh)); machine != kNativeMachine)
+        return "built for " + elf_machine_name(machine) + ", this host is " + elf_machine_name(kNativeMachine);
+#endif
     if (eh.e_ident[EI_CLASS] != kNativeClass) return "ELF class (32/64-bit) differs from this process";
     if (eh.e_ident[EI_DATA] != kNativeData) return "ELF byte order differs from this process";
     if (eh.e_type != ET_DYN) return "not a shared object (ELF type is not ET_DYN)";

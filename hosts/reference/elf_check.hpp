@@ -7,6 +7,7 @@
 #ifndef REFHOST_ELF_CHECK_HPP
 #define REFHOST_ELF_CHECK_HPP
 
+#include <cstdint>
 #include <string>
 
 namespace refhost {
@@ -14,6 +15,9 @@ namespace refhost {
 // Empty if the file at `fd` looks like a complete shared object for this process,
 // otherwise what is wrong with it.
 std::string elf_problem(int fd);
+
+// The usual name of an ELF e_machine value ("x86_64", "aarch64", ...).
+std::string elf_machine_name(uint16_t machine);
 
 }  // namespace refhost
 

@@ -19,9 +19,19 @@ namespace refhost::detail {
 
 namespace {
 
-bool is_regular_file(const std::string& path) {
+enum class PathKind { Missing, File, Other };
+
+PathKind path_kind(const std::string& path) {
     struct stat st;
-    return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+    if (stat(path.c_str(), &st) != 0) return PathKind::Missing;
+    return S_ISREG(st.st_mode) ? PathKind::File : PathKind::Other;
+}
+
+// Every occurrence of `from` in `text` replaced by `to`.
+std::string replace_all(std::string text, const std::string& from, const std::string& to) {
+    for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+        text.replace(at, from.size(), to);
+    return text;
 }
 
 bool valid_module_name(const std::string& name) {
@@ -91,8 +101,9 @@ bool copy_file(const std::string& from, const std::string& to, std::string& erro
 }
 
 // Checks the copy's headers, then dlopen()s it. The copy is unlinked either way: the
-// mapping keeps the code, and nothing is left behind in the directory.
-void* open_copy(const std::string& copy, std::string& error) {
+// mapping keeps the code, and nothing is left behind in the directory. Messages name
+// `original` (the user's file), never the private copy.
+void* open_copy(const std::string& copy, const std::string& original, std::string& error) {
     int fd = open(copy.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         error = std::strerror(errno);
@@ -106,7 +117,7 @@ void* open_copy(const std::string& copy, std::string& error) {
         handle = dlopen(copy.c_str(), RTLD_NOW | RTLD_LOCAL);
         if (!handle) {
             const char* e = dlerror();
-            error = std::string("dlopen: ") + (e ? e : "unknown error");
+            error = "dlopen: " + replace_all(e ? e : "unknown error", copy, original);
         }
     }
     unlink(copy.c_str());
@@ -198,13 +209,17 @@ std::vector<std::string> search_dirs(const HostOptions& options) {
 }
 
 std::string find_plugin(const std::string& name, const std::vector<std::string>& dirs,
-                        std::vector<std::string>& tried) {
+                        std::vector<std::string>& tried, std::vector<std::string>& not_files) {
     const std::string file = "ksp_" + name + ".so";
     for (std::string dir : dirs) {
         while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
         for (const std::string& candidate : {dir + "/" + file, dir + "/" + name + "/" + file}) {
             tried.push_back(candidate);
-            if (is_regular_file(candidate)) return candidate;
+            switch (path_kind(candidate)) {
+                case PathKind::File: return candidate;
+                case PathKind::Other: not_files.push_back(candidate); break;
+                case PathKind::Missing: break;
+            }
         }
     }
     return {};
@@ -215,8 +230,14 @@ bool load_plugin(HostState& st, const std::string& name, LoadedModule& out) {
         raise(KSP_ERR_IMPORT, "invalid module name '" + name + "'");
         return false;
     }
-    std::vector<std::string> tried;
-    std::string path = find_plugin(name, search_dirs(st.options), tried);
+    std::vector<std::string> tried, not_files;
+    std::string path = find_plugin(name, search_dirs(st.options), tried, not_files);
+    if (path.empty() && !not_files.empty()) {
+        // Something is there under the plugin's name: say what, not "no module named".
+        raise(KSP_ERR_IMPORT, "cannot import '" + name + "' from " + not_files.front() +
+                                  ": it is a directory (or other non-file), not a plugin file");
+        return false;
+    }
     if (path.empty()) {
         std::string msg = "no module named '" + name + "': tried ";
         for (size_t i = 0; i < tried.size(); i++) msg += (i ? ", " : "") + tried[i];
@@ -236,7 +257,7 @@ bool load_plugin(HostState& st, const std::string& name, LoadedModule& out) {
         raise(KSP_ERR_IMPORT, prefix + error);
         return false;
     }
-    void* handle = open_copy(copy, error);
+    void* handle = open_copy(copy, path, error);
     if (!handle) {
         raise(KSP_ERR_IMPORT, prefix + "not a loadable plugin: " + error);
         return false;

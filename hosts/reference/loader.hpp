@@ -20,9 +20,10 @@ namespace refhost::detail {
 
 std::vector<std::string> search_dirs(const HostOptions& options);
 
-// The first candidate that exists, or "" (after adding every candidate to `tried`).
+// The first candidate that is a regular file, or "" (after adding every candidate to
+// `tried`, and those that exist but are not files, e.g. directories, to `not_files`).
 std::string find_plugin(const std::string& name, const std::vector<std::string>& dirs,
-                        std::vector<std::string>& tried);
+                        std::vector<std::string>& tried, std::vector<std::string>& not_files);
 
 // Finds and loads a fresh copy of plugin `name`. False after raising ImportError.
 bool load_plugin(HostState& st, const std::string& name, LoadedModule& out);

@@ -1,13 +1,14 @@
 // support.cpp - test helpers.
 #include "support.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
+#include <link.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +18,7 @@
 #include <doctest/doctest.h>
 
 #include "errors.hpp"
+#include "process_census.hpp"
 #include "library.hpp"
 #include "object.hpp"
 
@@ -62,30 +64,21 @@ void copy_truncated(const std::string& from, const std::string& to, size_t bytes
 
 size_t file_size(const std::string& path) { return std::filesystem::file_size(path); }
 
-size_t fd_count() {
-    size_t n = 0;
-    DIR* d = opendir("/proc/self/fd");
-    while (dirent* e = readdir(d))
-        if (e->d_name[0] != '.') n++;
-    closedir(d);
-    return n - 1;  // the directory stream itself
+// The file is native, so its header's fields are in this process's byte order.
+void patch_elf_machine(const std::string& path, uint16_t machine) {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    REQUIRE(f.good());
+    f.seekp(offsetof(ElfW(Ehdr), e_machine));
+    f.write(reinterpret_cast<const char*>(&machine), sizeof machine);
+    REQUIRE(f.good());
 }
 
-size_t thread_count() {
-    std::ifstream status("/proc/self/status");
-    std::string line;
-    while (std::getline(status, line))
-        if (line.rfind("Threads:", 0) == 0) return std::stoul(line.substr(8));
-    return 0;
-}
-
-size_t maps_count(const std::string& needle) {
-    std::ifstream maps("/proc/self/maps");
-    std::string line;
-    size_t n = 0;
-    while (std::getline(maps, line))
-        if (line.find(needle) != std::string::npos) n++;
-    return n;
+uint16_t native_machine() {
+    std::ifstream f("/proc/self/exe", std::ios::binary);
+    ElfW(Ehdr) eh{};
+    f.read(reinterpret_cast<char*>(&eh), sizeof eh);
+    REQUIRE(f.good());
+    return eh.e_machine;
 }
 
 refhost::HostOptions options_for(const std::string& dir) {
@@ -96,14 +89,14 @@ refhost::HostOptions options_for(const std::string& dir) {
     return o;
 }
 
-LeakGuard::LeakGuard() : fds_(fd_count()), threads_(thread_count()) {}
+LeakGuard::LeakGuard() : fds_(census::open_fds()), threads_(census::threads()) {}
 
 LeakGuard::~LeakGuard() {
-    CHECK(fd_count() == fds_);
-    CHECK(thread_count() == threads_);
+    CHECK(census::open_fds() == fds_);
+    CHECK(census::threads() == threads_);
     CHECK(refhost::live_object_count() == 0);
     CHECK(refhost::open_library_count() == 0);
-    CHECK(maps_count("/refhost-") == 0);
+    CHECK(census::mappings_of("/refhost-") == 0);
 }
 
 std::string take_raised(ksp_error_kind* kind) {

@@ -4,6 +4,7 @@
 #define REFHOST_TESTS_SUPPORT_HPP
 
 #include <functional>
+#include <cstdint>
 #include <string>
 
 #include "refhost.hpp"
@@ -34,11 +35,14 @@ void copy_file(const std::string& from, const std::string& to);
 // Writes the first `bytes` bytes of `from` to `to`.
 void copy_truncated(const std::string& from, const std::string& to, size_t bytes);
 size_t file_size(const std::string& path);
+// Overwrites e_machine in the ELF header of `path` (a native shared object), as if it
+// had been built for another CPU.
+void patch_elf_machine(const std::string& path, uint16_t machine);
+// e_machine of this process's own executable.
+uint16_t native_machine();
 
-size_t fd_count();
-size_t thread_count();
-// Lines of /proc/self/maps containing `needle`.
-size_t maps_count(const std::string& needle);
+// Descriptors, threads and mappings are counted by tests/support/process_census.hpp,
+// shared with every suite.
 
 // Options for a test host: only `dir`, no KSPATH, checking mode on.
 refhost::HostOptions options_for(const std::string& dir);
@@ -51,7 +55,7 @@ public:
     ~LeakGuard();
 
 private:
-    size_t fds_, threads_;
+    int fds_, threads_;
 };
 
 struct ChildResult {

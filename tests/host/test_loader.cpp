@@ -1,9 +1,13 @@
 // test_loader.cpp - discovery and every way an import can fail.
+#include <elf.h>
+
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include <doctest/doctest.h>
 
+#include "elf_check.hpp"
 #include "refhost.hpp"
 #include "support.hpp"
 
@@ -180,6 +184,51 @@ TEST_CASE("loader_reports_garbage_file") {
     std::string msg = import_error(h, "garbage");
     CHECK(contains(msg, "not a loadable plugin"));
     CHECK(contains(msg, "not an ELF file"));
+}
+
+TEST_CASE("loader_names_the_cpu_a_plugin_was_built_for") {
+    LeakGuard guard;
+    TempDir dir;
+    std::string path = dir.install(support::fixture_so("fixture_ok"), "fixture_ok");
+#if defined(__aarch64__)
+    const uint16_t foreign = EM_X86_64;
+    const std::string expected = "built for x86_64, this host is aarch64";
+#else
+    const uint16_t foreign = EM_AARCH64;
+    const std::string expected = "built for aarch64, this host is " + refhost::elf_machine_name(support::native_machine());
+#endif
+    support::patch_elf_machine(path, foreign);
+    Host h(support::options_for(dir.path()));
+    Gil g(h);
+    std::string msg = import_error(h, "fixture_ok");
+    CHECK(contains(msg, expected));
+    CHECK(contains(msg, path));
+    CHECK(!contains(msg, "ksp_fixture_ok.1.so"));  // the private copy
+    CHECK(h.loaded_library_count() == 0);
+}
+
+TEST_CASE("loader_dlopen_message_names_the_users_file") {
+    LeakGuard guard;
+    TempDir dir;
+    std::string path = dir.install(support::fixture_so("fixture_undefined"), "fixture_undefined");
+    Host h(support::options_for(dir.path()));
+    Gil g(h);
+    std::string msg = import_error(h, "fixture_undefined");
+    CHECK(contains(msg, "dlopen: " + path + ": undefined symbol: fixture_undefined_nowhere"));
+    CHECK(!contains(msg, "ksp_fixture_undefined.1.so"));
+    CHECK(h.loaded_library_count() == 0);
+}
+
+TEST_CASE("loader_reports_a_directory_named_like_the_plugin") {
+    LeakGuard guard;
+    TempDir dir;
+    std::string impostor = dir.path() + "/ksp_fixture_ok.so";
+    std::filesystem::create_directory(impostor);
+    Host h(support::options_for(dir.path()));
+    Gil g(h);
+    std::string msg = import_error(h, "fixture_ok");
+    CHECK(msg == "cannot import 'fixture_ok' from " + impostor +
+                     ": it is a directory (or other non-file), not a plugin file");
 }
 
 TEST_CASE("loader_reports_truncated_file") {

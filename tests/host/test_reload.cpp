@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include "refhost.hpp"
+#include "process_census.hpp"
 #include "support.hpp"
 
 using refhost::Gil;
@@ -27,7 +28,7 @@ TEST_CASE("reload_serves_new_copy_and_unmaps_old") {
     Value m1 = h.import("fixture_ok");
     CHECK(h.to_int(h.getattr(m1, "version")) == 1);
     const std::string copies = h.copy_dir() + "/";
-    size_t maps_one = support::maps_count(copies);
+    int maps_one = census::mappings_of(copies);
     CHECK(maps_one > 0);
 
     dir.install(support::fixture_so("fixture_ok_v2"), "fixture_ok");  // "rebuilt"
@@ -39,9 +40,9 @@ TEST_CASE("reload_serves_new_copy_and_unmaps_old") {
     CHECK(h.to_int(h.getattr(c, "version")) == 2);
     // The old copy is gone from memory: only the new one is mapped.
     CHECK(h.loaded_library_count() == 1);
-    CHECK(support::maps_count(copies) == maps_one);
-    CHECK(support::maps_count("ksp_fixture_ok.1.so") == 0);
-    CHECK(support::maps_count("ksp_fixture_ok.2.so") == maps_one);
+    CHECK(census::mappings_of(copies) == maps_one);
+    CHECK(census::mappings_of("ksp_fixture_ok.1.so") == 0);
+    CHECK(census::mappings_of("ksp_fixture_ok.2.so") == maps_one);
 }
 
 TEST_CASE("failed_reload_keeps_old_version_serving") {
@@ -153,8 +154,8 @@ TEST_CASE("unload_reload_100_times_no_fd_or_map_growth") {
     Gil g(h);
     h.import("fixture_ok");
     const std::string copies = h.copy_dir() + "/";
-    const size_t fds = support::fd_count();
-    const size_t maps = support::maps_count(copies);
+    const int fds = census::open_fds();
+    const int maps = census::mappings_of(copies);
     const size_t objects = h.live_objects();
     for (int i = 0; i < 100; i++) {
         if (i % 2) {
@@ -169,8 +170,8 @@ TEST_CASE("unload_reload_100_times_no_fd_or_map_growth") {
         }
         CHECK(h.loaded_library_count() == 1);
     }
-    CHECK(support::fd_count() == fds);
-    CHECK(support::maps_count(copies) == maps);
+    CHECK(census::open_fds() == fds);
+    CHECK(census::mappings_of(copies) == maps);
     CHECK(h.live_objects() == objects);
 }
 

@@ -2,13 +2,14 @@
 //
 //   ksphost [-I DIR]... [--checking] COMMAND [ARGS...]
 //
-// Plugins are searched in the -I directories in order, then in $KSPATH. To add a
+// Plugins are searched as an interpreter does (see usage()). To add a
 // subcommand, write `int NAME_main(refhost::Host&, int, char**)` in its own file,
 // declare it in commands.hpp and add a row to kCommands.
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <string>
+#include <vector>
 
 #include "cli/commands.hpp"
 
@@ -26,11 +27,20 @@ const Command kCommands[] = {
     {"demo", "demo [ARGS...]", "run the net demo", demo_main},
 };
 
+// Where plugins are looked for after the -I directories, as an interpreter looks: the
+// current directory, the install's plugin directory, then $KSPATH (added by the host).
+const char* const kStandardDirs[] = {".", KSPHOST_PLUGIN_DIR};
+
 void usage(std::FILE* out) {
     std::fprintf(out,
                  "usage: ksphost [-I DIR]... [--checking] COMMAND [ARGS...]\n\n"
-                 "  -I DIR      search DIR for plugins (before $KSPATH); repeatable\n"
-                 "  --checking  debug mode: catch double releases and stale handles\n\ncommands:\n");
+                 "  -I DIR      search DIR for plugins first; repeatable (also -IDIR)\n"
+                 "  --checking  debug mode: catch double releases and stale handles\n\n"
+                 "A plugin NAME is searched for as ksp_NAME.so, then NAME/ksp_NAME.so, in each of:\n"
+                 "  the -I directories, in order; . (the current directory); %s (this\n"
+                 "  install's plugin directory); then each directory of $KSPATH (colon-separated).\n\n"
+                 "commands:\n",
+                 KSPHOST_PLUGIN_DIR);
     for (const Command& c : kCommands) std::fprintf(out, "  %-16s %s\n", c.usage, c.help);
 }
 
@@ -46,7 +56,11 @@ int main(int argc, char** argv) {
             return 0;
         } else if (arg == "--checking") {
             options.checking = true;
-        } else if (arg == "-I" && i + 1 < argc) {
+        } else if (arg == "-I") {
+            if (i + 1 == argc) {
+                std::fprintf(stderr, "ksphost: -I needs a directory after it (-I DIR or -IDIR)\n");
+                return 2;
+            }
             options.plugin_dirs.push_back(argv[++i]);
         } else if (arg.rfind("-I", 0) == 0 && arg.size() > 2) {
             options.plugin_dirs.push_back(arg.substr(2));
@@ -60,6 +74,7 @@ int main(int argc, char** argv) {
         usage(stderr);
         return 2;
     }
+    for (const char* dir : kStandardDirs) options.plugin_dirs.push_back(dir);
     for (const Command& c : kCommands) {
         if (std::strcmp(c.name, argv[i]) != 0) continue;
         try {
