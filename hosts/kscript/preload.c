@@ -1,0 +1,54 @@
+/* preload.c - ksp_net_preload.so: `import net` reaches the plugin in an unmodified ks.
+ *
+ * kscript returns its compiled-in net before searching any folder. That module is built
+ * by `_ksi_net`, an exported function of libks.so called through the PLT, so a library
+ * preloaded into ks (LD_PRELOAD) that defines `_ksi_net` is called instead. This one loads
+ * ksm_net.so from its own folder, as kscript's loader would, and returns its module. */
+#include <ks/ks.h>  /* first: kscript defines _GNU_SOURCE for the system headers */
+#include <dlfcn.h>
+#include <string.h>
+
+/* Weak: LD_PRELOAD reaches every program the script starts too, and those have no
+ * libks.so; there the references stay empty and _ksi_net is never called. */
+#pragma weak kso_throw_c
+#pragma weak kst_ImportError
+#pragma weak ks_str_new
+#pragma weak ks_dict_set_c
+#pragma weak _kso_free
+
+static int own_folder(char *out, size_t cap) {
+    Dl_info info;
+    if (!dladdr((void *)&own_folder, &info) || !info.dli_fname) return -1;
+    const char *slash = strrchr(info.dli_fname, '/');
+    size_t n = slash ? (size_t)(slash - info.dli_fname) : 1;
+    if (n + 1 > cap) return -1;
+    memcpy(out, slash ? info.dli_fname : ".", n);
+    out[n] = '\0';
+    return 0;
+}
+
+__attribute__((visibility("default"))) ks_module _ksi_net(void) {
+    char dir[4096], path[4200];
+    if (own_folder(dir, sizeof dir) < 0) {
+        KS_THROW(kst_ImportError, "net: ksp_net_preload.so cannot find its own folder (dladdr)");
+        return NULL;
+    }
+    snprintf(path, sizeof path, "%s/ksm_net.so", dir);
+    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        KS_THROW(kst_ImportError, "net: cannot load %s: %s", path, dlerror());
+        return NULL;
+    }
+    struct ks_cextinit *init = (struct ks_cextinit *)dlsym(lib, "_ks_cextinit_this");
+    if (!init || !init->loadfunc) {
+        KS_THROW(kst_ImportError, "net: %s has no _ks_cextinit_this", path);
+        return NULL;
+    }
+    ks_module m = init->loadfunc();
+    if (m) {
+        kso where = (kso)ks_str_new(-1, path);
+        ks_dict_set_c(m->attr, "__src", where);
+        KS_DECREF(where);
+    }
+    return m;
+}

@@ -1,0 +1,282 @@
+/* types.c - ksp_host's modules, enums and plugin types on kscript's type objects.
+ *
+ * kscript calls a C function with (nargs, args) and no context pointer, so each method
+ * of a plugin type is a `partial` binding a small record (the method and its type) as
+ * the first argument of one shared trampoline. */
+#include "adapter.h"  /* first: kscript defines _GNU_SOURCE for the system headers */
+#include <string.h>
+
+static char module_name[64] = "net";
+static char module_source[1024] = "";
+
+void ksk_set_module_info(const char *name, const char *source) {
+    snprintf(module_name, sizeof module_name, "%s", name);
+    snprintf(module_source, sizeof module_source, "%s", source);
+}
+
+/* ---- the record a method's partial carries ---- */
+
+typedef struct ksk_method_rec_s {
+    KSO_BASE
+    ksk_type_rec *rec;
+    const ksp_method *method;  /* NULL for the constructor */
+} *ksk_method_rec;
+
+static ks_type method_rec_type = NULL;
+
+static KS_FUNC(method_rec_free) {
+    KSO_DEL(_args[0]);
+    KS_INCREF(KSO_NONE);
+    return KSO_NONE;
+}
+
+static ks_type get_method_rec_type(void) {
+    if (!method_rec_type) {
+        method_rec_type = ks_type_new("net._method", kst_object, sizeof(struct ksk_method_rec_s), -1,
+                                      "A method of a plugin type, as bound by the kscript adapter",
+                                      KS_IKV({"__free", ksf_wrap(method_rec_free_, "__free(self)", "")}, ));
+    }
+    return method_rec_type;
+}
+
+static kso bind_record(ks_cfunc trampoline, const char *sig, const char *doc, ksk_type_rec *rec,
+                       const ksp_method *method) {
+    ksk_method_rec r = KSO_NEW(ksk_method_rec, get_method_rec_type());
+    r->rec = rec;
+    r->method = method;
+    kso fn = ksf_wrap(trampoline, sig ? sig : "", doc ? doc : "");
+    kso bound = (kso)ks_partial_new(fn, (kso)r);
+    KS_DECREF(fn);
+    KS_DECREF(r);
+    return bound;
+}
+
+/* accept() of kscript's builtin names the client by its bare host: the adapter asks the
+ * new socket for its peer's host (the plugin's own form is "host:port"). */
+static kso bare_accept_name(ksk_type_rec *rec, kso res) {
+    if (!res || !kso_issub(res->type, kst_tuple) || ((ks_tuple)res)->len != 2) return res;
+    kso sock = ((ks_tuple)res)->elems[0];
+    for (size_t i = 0; i < rec->spec.ngetters; i++) {
+        if (strcmp(rec->spec.getters[i].name, "peer_name") != 0) continue;
+        kso host = (kso)rec->spec.getters[i].fn(rec->spec.ctx, (ksp_value)sock);
+        if (!host) return res;  /* keep the plugin's name; the error stays raised */
+        ks_tuple t = ks_tuple_new(2, (kso[]){sock, host});
+        KS_DECREF(host);
+        KS_DECREF(res);
+        return (kso)t;
+    }
+    return res;
+}
+
+/* args: record, self, arguments... */
+static KS_FUNC(method_trampoline) {
+    ksk_method_rec r = (ksk_method_rec)_args[0];
+    if (_nargs < 2) {
+        KS_THROW(kst_ArgError, "%s.%s() needs self: call it on a %s", r->rec->type->i__fullname->data,
+                 r->method->name, r->rec->type->i__fullname->data);
+        return NULL;
+    }
+    kso res = (kso)r->method->fn(r->rec->spec.ctx, (ksp_value)_args[1], (size_t)(_nargs - 2),
+                                 (const ksp_value *)(_args + 2));
+    if (res && r->rec->accept_bare_name && strcmp(r->method->name, "accept") == 0)
+        res = bare_accept_name(r->rec, res);
+    return res;
+}
+
+/* args: record, type, arguments... (kscript calls __new(tp, *args)) */
+static KS_FUNC(constructor_trampoline) {
+    ksk_method_rec r = (ksk_method_rec)_args[0];
+    if (!r->rec->spec.constructor) {
+        KS_THROW(kst_TypeError, "%s cannot be created directly", r->rec->type->i__fullname->data);
+        return NULL;
+    }
+    return (kso)r->rec->spec.constructor(r->rec->spec.ctx, (ksp_value)_args[1], (size_t)(_nargs - 2),
+                                         (const ksp_value *)(_args + 2));
+}
+
+/* kscript calls __init(self, *args) after __new; the constructor did everything. */
+static KS_FUNC(init_nothing) {
+    KS_INCREF(KSO_NONE);
+    return KSO_NONE;
+}
+
+static KS_FUNC(object_free) {
+    ksk_object self = (ksk_object)_args[0];
+    if (self->payload && self->rec && self->rec->spec.finalize)
+        self->rec->spec.finalize(self->rec->spec.ctx, self->payload);
+    self->payload = NULL;
+    KSO_DEL(self);
+    KS_INCREF(KSO_NONE);
+    return KSO_NONE;
+}
+
+/* Getters first (with the builtin's names as aliases), then methods, bound to self. */
+static const char *builtin_alias(const char *attr) {
+    if (strcmp(attr, "name") == 0) return "local_name";
+    if (strcmp(attr, "port") == 0) return "local_port";
+    return attr;
+}
+
+static KS_FUNC(object_getattr) {
+    if (_nargs != 2 || !kso_issub(_args[1]->type, kst_str)) {
+        KS_THROW(kst_ArgError, "__getattr(self, attr) takes an object and a str");
+        return NULL;
+    }
+    ksk_object self = (ksk_object)_args[0];
+    ks_str attr = (ks_str)_args[1];
+    ksk_type_rec *rec = self->rec;
+    if (rec) {
+        const char *want = builtin_alias(attr->data);
+        for (size_t i = 0; i < rec->spec.ngetters; i++) {
+            if (strcmp(rec->spec.getters[i].name, want) == 0)
+                return (kso)rec->spec.getters[i].fn(rec->spec.ctx, (ksp_value)self);
+        }
+    }
+    kso fn = ks_type_get(self->type, attr);
+    if (fn) {
+        kso bound = (kso)ks_partial_new(fn, (kso)self);
+        KS_DECREF(fn);
+        return bound;
+    }
+    kso_catch_ignore();
+    if (strcmp(attr->data, "_fd") == 0) {
+        KS_THROW(kst_AttrError, "'%s' object has no attribute '_fd': libuv owns the descriptor",
+                 self->type->i__fullname->data);
+        return NULL;
+    }
+    KS_THROW(kst_AttrError, "'%s' object has no attribute %R", self->type->i__fullname->data, attr);
+    return NULL;
+}
+
+/* ---- ksp_host entries ---- */
+
+static ksp_value t_module_new(const char *name, const char *doc) {
+    return (ksp_value)ks_module_new(name, module_source, doc ? doc : "", KS_IKV());
+}
+
+static int t_module_add(ksp_value module, const char *name, ksp_value value) {
+    kso m = (kso)module;
+    if (!m || !kso_issub(m->type, kst_module)) {
+        KS_THROW(kst_TypeError, "module_add: not a module");
+        return -1;
+    }
+    return ks_dict_set_c(((ks_module)m)->attr, name, (kso)value) ? 0 : -1;
+}
+
+static ksp_value t_enum_new(const char *name, const char *doc, const ksp_enum_member *members,
+                            size_t n) {
+    (void)doc;  /* kscript's enums carry no docstrings */
+    struct ks_eikv *eikv = calloc(n + 1, sizeof *eikv);
+    if (!eikv) {
+        KS_THROW(kst_Error, "enum_new: out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        eikv[i].key = members[i].name;
+        eikv[i].val = (ks_cint)members[i].value;
+    }
+    char qual[256];
+    snprintf(qual, sizeof qual, "%s.%s", module_name, name);
+    ks_type t = ks_enum_make(qual, eikv);
+    free(eikv);
+    return (ksp_value)t;
+}
+
+static int t_enum_value(ksp_value enum_type, ksp_value v, int64_t *out) {
+    kso o = (kso)v;
+    if (!o || !enum_type || !kso_issub(o->type, (ks_type)enum_type) || o->type == kst_bool) return 0;
+    ks_cint ci = 0;
+    if (!kso_get_ci(o, &ci)) {
+        kso_catch_ignore();
+        return 0;
+    }
+    if (out) *out = (int64_t)ci;
+    return 1;
+}
+
+static ksp_value t_enum_member(ksp_value enum_type, int64_t value) {
+    ks_enum e = ks_enum_get((ks_type)enum_type, (ks_cint)value);
+    if (!e) {
+        kso_catch_ignore();
+        KS_THROW(kst_ValError, "%R has no member of value %l", (kso)enum_type, (ks_cint)value);
+    }
+    return (ksp_value)e;
+}
+
+static ksp_value t_base_io_type(void) { return (ksp_value)ksiot_BaseIO; }
+
+/* ks_type_set takes its own reference to val; this lets go of ours. */
+static void set_owned(ks_type t, const char *name, kso val) {
+    ks_type_set_c(t, name, val);
+    KS_DECREF(val);
+}
+
+static ksp_value t_type_new(const ksp_type_spec *spec) {
+    if (!spec || spec->size < offsetof(ksp_type_spec, ctx) + sizeof(void *) || !spec->name) {
+        KS_THROW(kst_ValError, "type_new: an incomplete ksp_type_spec");
+        return NULL;
+    }
+    ksk_type_rec *rec = calloc(1, sizeof *rec);
+    if (!rec) {
+        KS_THROW(kst_Error, "type_new: out of memory");
+        return NULL;
+    }
+    rec->spec = *spec;
+    char qual[256];
+    snprintf(qual, sizeof qual, "%s.%s", module_name, spec->name);
+    ks_type base = spec->base ? (ks_type)spec->base : kst_object;
+    ks_type t = ks_type_new(qual, base, sizeof(struct ksk_object_s), -1, spec->doc ? spec->doc : "",
+                            KS_IKV());
+    rec->type = t;
+    rec->accept_bare_name = kso_issub(base, ksiot_BaseIO);
+
+    set_owned(t, "__new", bind_record(constructor_trampoline_, spec->constructor_signature,
+                                      spec->doc, rec, NULL));
+    set_owned(t, "__init", ksf_wrap(init_nothing_, "__init(self, *args)", ""));
+    set_owned(t, "__free", ksf_wrap(object_free_, "__free(self)", ""));
+    set_owned(t, "__getattr", ksf_wrap(object_getattr_, "__getattr(self, attr)", ""));
+    for (size_t i = 0; i < spec->nmethods; i++) {
+        const ksp_method *m = &spec->methods[i];
+        set_owned(t, m->name, bind_record(method_trampoline_, m->signature, m->doc, rec, m));
+        /* kscript's print() and str() use __str, which would not reach __repr by itself */
+        if (strcmp(m->name, "__repr") == 0)
+            set_owned(t, "__str", bind_record(method_trampoline_, m->signature, m->doc, rec, m));
+    }
+    return (ksp_value)t;
+}
+
+static ksp_value t_object_new(ksp_value type, void *payload) {
+    ks_type t = (ks_type)type;
+    if (!t || !kso_issub(t->type, kst_type) || t->ob_sz < (ks_cint)sizeof(struct ksk_object_s)) {
+        KS_THROW(kst_TypeError, "object_new: not a type made by type_new");
+        return NULL;
+    }
+    ksk_object o = KSO_NEW(ksk_object, t);
+    o->payload = payload;
+    /* The record of the nearest plugin type: found through the type's __new partial. */
+    o->rec = NULL;
+    kso nw = t->i__new;
+    if (nw && kso_issub(nw->type, kst_partial) && ((ks_partial)nw)->n_args == 1) {
+        kso r = ((ks_partial)nw)->args[0].val;
+        if (r->type == get_method_rec_type()) o->rec = ((ksk_method_rec)r)->rec;
+    }
+    return (ksp_value)o;
+}
+
+static void *t_object_payload(ksp_value obj, ksp_value type) {
+    kso o = (kso)obj;
+    if (!o || !type || !kso_issub(o->type, (ks_type)type)) return NULL;
+    return ((ksk_object)o)->payload;
+}
+
+void ksk_fill_types(ksp_host *h) {
+    h->module_new = t_module_new;
+    h->module_add = t_module_add;
+    h->enum_new = t_enum_new;
+    h->enum_value = t_enum_value;
+    h->enum_member = t_enum_member;
+    h->base_io_type = t_base_io_type;
+    h->type_new = t_type_new;
+    h->object_new = t_object_new;
+    h->object_payload = t_object_payload;
+}
