@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the build into a scratch directory (DESTDIR) and checks the layout a user and
 # an interpreter's build rely on: <plugindir>/net/ksp_net.so, ksphost, the ABI header,
-# and a pkg-config file whose flags compile a file that includes the header.
+# and a pkg-config file whose flags compile a file that includes the header. With
+# kscript found, the folder also holds its adapter and the preload library.
 #   check_install.sh BUILD_DIR PREFIX PLUGINDIR DATADIR CC
 set -euo pipefail
 build=$1 prefix=$2 plugindir=$3 datadir=$4 cc=$5
@@ -18,7 +19,7 @@ for f in "$plugin_root/net/ksp_net.so" "$root/bin/ksphost" "$root/include/ksp/pl
 done
 [ "$fail" = 0 ] || exit 1
 # Nothing else in the plugin folder: it is the one folder a user copies.
-extra=$(find "$plugin_root/net" -mindepth 1 ! -name 'ksp_net.so' ! -name 'ksm_net.so')
+extra=$(find "$plugin_root/net" -mindepth 1 ! -name 'ksp_net.so' ! -name 'ksm_net.so' ! -name 'ksp_net_preload.so')
 [ -z "$extra" ] || { echo "unexpected files in ${plugin_root#"$dest"}/net: $extra"; exit 1; }
 
 export PKG_CONFIG_PATH=$root/$datadir/pkgconfig
