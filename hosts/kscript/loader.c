@@ -6,6 +6,8 @@
 #include <dlfcn.h>
 #include <string.h>
 
+#include "own_folder.h"
+
 #include <ks/cext.h>
 
 /* The newest ABI minor this adapter maps. The table it hands over ends at that minor's
@@ -27,18 +29,6 @@ static void fill_table(void) {
     ksk_fill_types(&host_table);
     ksk_fill_errors(&host_table);
     ksk_fill_lock(&host_table);
-}
-
-/* The folder this library was loaded from (kscript opened it by its full path). */
-static int own_folder(char *out, size_t cap) {
-    Dl_info info;
-    if (!dladdr((void *)&own_folder, &info) || !info.dli_fname) return -1;
-    const char *slash = strrchr(info.dli_fname, '/');
-    size_t n = slash ? (size_t)(slash - info.dli_fname) : 1;
-    if (n + 1 > cap) return -1;
-    memcpy(out, slash ? info.dli_fname : ".", n);
-    out[n] = '\0';
-    return 0;
 }
 
 static ks_module load_net(void) {

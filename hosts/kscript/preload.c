@@ -8,6 +8,8 @@
 #include <dlfcn.h>
 #include <string.h>
 
+#include "own_folder.h"
+
 /* Weak: LD_PRELOAD reaches every program the script starts too, and those have no
  * libks.so; there the references stay empty and _ksi_net is never called. */
 #pragma weak kso_throw_c
@@ -15,17 +17,6 @@
 #pragma weak ks_str_new
 #pragma weak ks_dict_set_c
 #pragma weak _kso_free
-
-static int own_folder(char *out, size_t cap) {
-    Dl_info info;
-    if (!dladdr((void *)&own_folder, &info) || !info.dli_fname) return -1;
-    const char *slash = strrchr(info.dli_fname, '/');
-    size_t n = slash ? (size_t)(slash - info.dli_fname) : 1;
-    if (n + 1 > cap) return -1;
-    memcpy(out, slash ? info.dli_fname : ".", n);
-    out[n] = '\0';
-    return 0;
-}
 
 __attribute__((visibility("default"))) ks_module _ksi_net(void) {
     char dir[4096], path[4200];

@@ -100,18 +100,6 @@ TEST_CASE("teardown_while_a_call_with_a_deadline_takes_the_lock_back_does_not_ha
 
 namespace {
 
-// Fills the descriptor table of this process (after lowering its limit, so that this
-// is quick); returns the descriptors taken.
-std::vector<int> take_every_descriptor() {
-    rlimit lim{};
-    getrlimit(RLIMIT_NOFILE, &lim);
-    lim.rlim_cur = std::min<rlim_t>(lim.rlim_cur, static_cast<rlim_t>(census::open_fds() + 64));
-    setrlimit(RLIMIT_NOFILE, &lim);
-    std::vector<int> taken;
-    for (int fd; (fd = ::dup(0)) >= 0;) taken.push_back(fd);
-    return taken;
-}
-
 // Runs `child` in a forked process; its exit status (or 128 + the signal that ended it).
 int in_child(const std::function<int()> &child) {
     pid_t pid = ::fork();
@@ -126,7 +114,7 @@ int in_child(const std::function<int()> &child) {
 TEST_CASE("runtime_start_without_descriptors_throws_instead_of_crashing") {
     census::warm_up_libuv();  // libuv's process-wide pipe: it aborts if it cannot make it
     int status = in_child([] {
-        auto taken = take_every_descriptor();
+        auto taken = census::take_every_descriptor();
         try {
             Runtime::start();
             return 2;  // started without a descriptor?

@@ -20,12 +20,7 @@ TEST_CASE("import_without_descriptors_raises_import_error") {
         // failure on the way must be an ImportError; one of them the loop's.
         Host host{refhost::HostOptions{{plugin_dir()}, false, false}};
         Gil gil(host);
-        rlimit lim{};
-        getrlimit(RLIMIT_NOFILE, &lim);
-        lim.rlim_cur = std::min<rlim_t>(lim.rlim_cur, static_cast<rlim_t>(census::open_fds() + 64));
-        setrlimit(RLIMIT_NOFILE, &lim);
-        std::vector<int> taken;
-        for (int fd; (fd = ::dup(0)) >= 0;) taken.push_back(fd);
+        std::vector<int> taken = census::take_every_descriptor();
         bool loop_refused = false;
         for (;;) {
             try {

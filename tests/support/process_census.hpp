@@ -4,11 +4,14 @@
 #pragma once
 
 #include <dirent.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <fstream>
 #include <string>
+#include <vector>
 
 namespace census {
 
@@ -62,6 +65,18 @@ inline void warm_up_libuv() {
     uv_queue_work(&loop, &work, [](uv_work_t *) {}, [](uv_work_t *, int) {});
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
+}
+
+// Fills this process's descriptor table (its limit lowered first, so that this is
+// quick); returns the descriptors taken. For forked children that test running out.
+inline std::vector<int> take_every_descriptor() {
+    rlimit lim{};
+    getrlimit(RLIMIT_NOFILE, &lim);
+    lim.rlim_cur = std::min<rlim_t>(lim.rlim_cur, static_cast<rlim_t>(open_fds() + 64));
+    setrlimit(RLIMIT_NOFILE, &lim);
+    std::vector<int> taken;
+    for (int fd; (fd = ::dup(0)) >= 0;) taken.push_back(fd);
+    return taken;
 }
 
 struct Snapshot {
