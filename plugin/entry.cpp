@@ -1,4 +1,6 @@
 // entry.cpp - the plugin's one exported symbol, init and teardown.
+#include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -33,8 +35,29 @@ void release_refs(NetModule &m) {
     }
 }
 
+// ABI 1.3: the host says when it interrupts a script, so waits end at once.
+void wake_for_interrupt(void *arg) { static_cast<NetModule *>(arg)->rt->wake_for_interrupt(); }
+
+void listen_for_interrupts(NetModule &m) {
+    if (!KSP_HOST_HAS(m.host, set_interrupt_waker)) return;  // older host: polled
+    if (m.host->set_interrupt_waker(wake_for_interrupt, &m) == 0) m.rt->set_interrupts_pushed(true);
+}
+
+void stop_listening_for_interrupts(NetModule &m) {
+    if (m.rt && m.rt->interrupts_pushed()) m.host->set_interrupt_waker(nullptr, &m);
+}
+
+// Tests lengthen the wait slice (KSNET_WAIT_SLICE_MS) to show that wake-ups do not wait
+// for its end.
+ksnet::Clock::duration wait_slice() {
+    const char *ms = std::getenv("KSNET_WAIT_SLICE_MS");
+    if (!ms || !*ms) return ksnet::Runtime::kWaitSlice;
+    return std::chrono::milliseconds(std::strtoll(ms, nullptr, 10));
+}
+
 void teardown(void *ctx) noexcept {
     auto *m = static_cast<NetModule *>(ctx);
+    stop_listening_for_interrupts(*m);  // before the runtime goes: no wake-up after this
     // Closes every socket (waking blocked callers), joins the loop thread and closes the
     // loop. Instances still alive keep their payloads until their finalizers run.
     m->rt->shutdown();
@@ -51,7 +74,7 @@ int init(const ksp_host *host, ksp_init_result *out) noexcept {
         } else {
             auto m = std::make_unique<NetModule>();
             m->host = host;
-            m->rt = ksnet::Runtime::start(std::make_shared<HostWaitHooks>(host));
+            m->rt = ksnet::Runtime::start(std::make_shared<HostWaitHooks>(host), wait_slice());
             ksp_value module = host->module_new("net", kModuleDoc);
             if (!module) throw AlreadyRaised{};
             Ref owned(host, module);
@@ -63,6 +86,7 @@ int init(const ksp_host *host, ksp_init_result *out) noexcept {
                 release_refs(*m);
                 throw;
             }
+            listen_for_interrupts(*m);
             out->module = owned.release();
             out->teardown = teardown;
             out->ctx = m.release();

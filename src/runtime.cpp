@@ -28,11 +28,13 @@ void close_if_epoll(int fd) {
 }
 }  // namespace
 
-Runtime::Runtime(std::shared_ptr<WaitHooks> hooks)
-    : hooks_(hooks ? std::move(hooks) : std::make_shared<WaitHooks>()), slab_(new char[kIoChunk]) {}
+Runtime::Runtime(std::shared_ptr<WaitHooks> hooks, Clock::duration wait_slice)
+    : hooks_(hooks ? std::move(hooks) : std::make_shared<WaitHooks>()),
+      wait_slice_(wait_slice),
+      slab_(new char[kIoChunk]) {}
 
-std::shared_ptr<Runtime> Runtime::start(std::shared_ptr<WaitHooks> hooks) {
-    std::shared_ptr<Runtime> rt(new Runtime(std::move(hooks)));
+std::shared_ptr<Runtime> Runtime::start(std::shared_ptr<WaitHooks> hooks, Clock::duration wait_slice) {
+    std::shared_ptr<Runtime> rt(new Runtime(std::move(hooks), wait_slice));
     // Until the end, a failure leaves a runtime that never started (accepting_ false,
     // joined_ true): its destructor neither sends to wake_ nor closes the loop again.
     if (int rc = uv_loop_init(&rt->loop_); rc < 0) {
@@ -208,12 +210,42 @@ void Runtime::run_sync(const std::function<void()> &task) {
     if (failure) std::rethrow_exception(failure);
 }
 
+// Lists the calling thread in waiters_ for the length of a wait, when interrupts are
+// pushed (otherwise costs nothing).
+class Runtime::WaiterScope {
+public:
+    WaiterScope(Runtime &rt, std::mutex *mu, std::condition_variable *cv) : rt_(rt) {
+        if (!rt_.interrupts_pushed()) return;
+        me_.thread = ::pthread_self();
+        me_.mu = mu;
+        me_.cv = cv;
+        std::lock_guard w(rt_.waiters_mu_);
+        rt_.waiters_.push_back(&me_);
+        listed_ = true;
+    }
+    ~WaiterScope() {
+        if (!listed_) return;
+        std::lock_guard w(rt_.waiters_mu_);
+        auto &all = rt_.waiters_;
+        all.erase(std::find(all.begin(), all.end(), &me_));
+    }
+    WaiterScope(const WaiterScope &) = delete;
+    WaiterScope &operator=(const WaiterScope &) = delete;
+    bool listed() const { return listed_; }
+
+private:
+    Runtime &rt_;
+    Waiter me_{};
+    bool listed_ = false;
+};
+
 WaitResult Runtime::wait(std::mutex &mu, std::condition_variable &cv,
                          const std::function<bool()> &pred, const Deadline &deadline,
                          bool interruptible) {
     void *token = hooks_->release();
     WaitResult result;
     {
+        WaiterScope waiting(*this, &mu, &cv);
         std::unique_lock lk(mu);
         for (;;) {
             if (pred()) {
@@ -229,7 +261,7 @@ WaitResult Runtime::wait(std::mutex &mu, std::condition_variable &cv,
                 result = WaitResult::TimedOut;
                 break;
             }
-            auto until = now + kWaitSlice;
+            auto until = now + wait_slice_;
             if (deadline && *deadline < until) until = *deadline;
             cv.wait_until(lk, until);
         }
@@ -273,34 +305,73 @@ WaitResult Runtime::call_blocking(const BlockingCall &c, ssize_t &result, int &e
     WaitResult outcome = WaitResult::Ready;
     result = 0;
     error = 0;
-    for (;;) {
-        auto started = Clock::now();
-        if (c.call) {
-            result = c.call();
-            error = result < 0 ? errno : 0;
-            if (result >= 0 || (error != EAGAIN && error != EWOULDBLOCK && error != EINTR)) break;
+    {
+        WaiterScope waiting(*this, nullptr, nullptr);
+        // An interrupt pushed before this thread was listed sent it no signal: look now.
+        if (waiting.listed() && hooks_->interrupted()) {
+            release();
+            outcome = WaitResult::Interrupted;
         }
-        release();
-        if (auto over = wait_over(c.deadline, c.stop)) {
-            outcome = *over;
-            break;
-        }
-        // A call that came back at once (not after a slice of SO_RCVTIMEO) met a
-        // non-blocking descriptor: wait for it here.
-        if (!c.call || (error != EINTR && Clock::now() - started < kWaitSlice / 2)) {
-            auto slice = kWaitSlice;
-            if (c.deadline) {
-                auto left = std::chrono::ceil<std::chrono::milliseconds>(*c.deadline - Clock::now());
-                slice = std::clamp(left, std::chrono::milliseconds(0), slice);
+        while (outcome == WaitResult::Ready) {
+            auto started = Clock::now();
+            if (c.call) {
+                result = c.call();
+                error = result < 0 ? errno : 0;
+                if (result >= 0 || (error != EAGAIN && error != EWOULDBLOCK && error != EINTR)) break;
             }
-            pollfd p{c.fd, c.events, 0};
-            if (::poll(&p, 1, static_cast<int>(slice.count())) > 0 && !c.call) break;  // ready
-            // 0: a slice passed; -1: EINTR. Either way look again.
+            release();
+            if (auto over = wait_over(c.deadline, c.stop)) {
+                outcome = *over;
+                break;
+            }
+            // A call that came back at once (not after a slice of SO_RCVTIMEO) met a
+            // non-blocking descriptor: wait for it here.
+            if (!c.call || (error != EINTR && Clock::now() - started < wait_slice_ / 2)) {
+                auto slice = std::chrono::ceil<std::chrono::milliseconds>(wait_slice_);
+                if (c.deadline) {
+                    auto left = std::chrono::ceil<std::chrono::milliseconds>(*c.deadline - Clock::now());
+                    slice = std::clamp(left, std::chrono::milliseconds(0), slice);
+                }
+                pollfd p{c.fd, c.events, 0};
+                int n = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(slice.count(), INT32_MAX)));
+                if (n > 0 && !c.call) break;  // ready
+                // 0: a slice passed; -1: EINTR (a wake-up, or any signal). Either way look again.
+            }
         }
     }
     if (c.done) c.done();
     if (released) hooks_->reacquire(token);
     return outcome;
+}
+
+void Runtime::set_interrupts_pushed(bool on) {
+    static std::once_flag installed;
+    if (on) {
+        std::call_once(installed, [] {
+            struct sigaction now {};
+            if (::sigaction(kWakeSignal, nullptr, &now) != 0 || now.sa_handler != SIG_DFL) return;
+            struct sigaction wake {};
+            wake.sa_handler = [](int) {};  // its only effect: the blocked call returns EINTR
+            wake.sa_flags = SA_RESTART;
+            sigemptyset(&wake.sa_mask);
+            ::sigaction(kWakeSignal, &wake, nullptr);
+        });
+    }
+    interrupts_pushed_.store(on);
+}
+
+void Runtime::wake_for_interrupt() {
+    std::lock_guard w(waiters_mu_);
+    for (Waiter *waiter : waiters_) {
+        if (waiter->cv) {
+            std::lock_guard lk(*waiter->mu);  // so that a waiter between its look and its wait still hears
+            waiter->cv->notify_all();
+        } else {
+            // A signal that lands between the thread's last look and its system call is
+            // missed: that call then ends at its slice, as in a host that does not push.
+            ::pthread_kill(waiter->thread, kWakeSignal);
+        }
+    }
 }
 
 void Runtime::on_wake(uv_async_t *h) {

@@ -24,9 +24,10 @@ uv_handle_t *as_handle(uv_tcp_t *h) { return reinterpret_cast<uv_handle_t *>(h);
 // Calls without a deadline block in the kernel, so the descriptor is in blocking mode
 // with send and receive timeouts of one wait slice: the call comes back that often to
 // look at close() and host interrupts. Accepted sockets inherit both from the listener.
-void set_wait_slices(int fd) {
+void set_wait_slices(int fd, Clock::duration wait_slice) {
     using namespace std::chrono;
-    timeval slice{0, static_cast<suseconds_t>(duration_cast<microseconds>(Runtime::kWaitSlice).count())};
+    auto us = duration_cast<microseconds>(wait_slice).count();
+    timeval slice{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &slice, sizeof slice);
     ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &slice, sizeof slice);
 }
@@ -55,7 +56,7 @@ std::shared_ptr<TcpSocket> TcpSocket::create(std::shared_ptr<Runtime> rt, Family
     // SO_REUSEADDR stays off unless asked for (uv_tcp_bind always sets it).
     int fd = ::socket(family_to_af(family), SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) throw errno_error("socket", family_name(family), errno);
-    set_wait_slices(fd);
+    set_wait_slices(fd, rt->wait_slice());
     return adopt(std::move(rt), family, fd, State::Open);
 }
 

@@ -283,6 +283,21 @@ int t_interrupted() {
     return (st && st->interrupt.load()) ? 1 : 0;
 }
 
+int t_set_interrupt_waker(void (*wake)(void*), void* arg) {
+    detail::HostState* st = current_state();
+    if (!st) return -1;
+    std::lock_guard lk(st->wakers_mu);
+    auto& w = st->interrupt_wakers;
+    for (auto it = w.begin(); it != w.end(); ++it) {
+        if (it->second != arg) continue;
+        if (wake) it->first = wake;
+        else w.erase(it);
+        return 0;
+    }
+    if (wake) w.emplace_back(wake, arg);
+    return 0;
+}
+
 char* t_strdup(const char* s) {
     if (!s) return nullptr;
     size_t n = std::strlen(s) + 1;
@@ -390,14 +405,17 @@ const ksp_host kTable = {
     // 1.2
     .bytes_alloc = t_bytes_alloc,
     .bytes_shrink = t_bytes_shrink,
+    // 1.3
+    .set_interrupt_waker = t_set_interrupt_waker,
 };
 
 // What a host of ABI 1.`minor` reports as its size: where the entries it lacks begin.
 constexpr size_t size_of_table(uint16_t minor) {
-    static_assert(KSP_ABI_MINOR == 2, "a new minor: name its first entry here");
+    static_assert(KSP_ABI_MINOR == 3, "a new minor: name its first entry here");
     switch (minor) {
     case 0: return offsetof(ksp_host, bool_get);
     case 1: return offsetof(ksp_host, bytes_alloc);
+    case 2: return offsetof(ksp_host, set_interrupt_waker);
     default: return sizeof(ksp_host);
     }
 }

@@ -124,7 +124,17 @@ std::string Host::describe(const Value& module) {
 size_t Host::live_objects() const { return live_object_count(); }
 size_t Host::loaded_library_count() const { return open_library_count(); }
 std::string Host::copy_dir() const { return state_->copy_dir; }
-void Host::request_interrupt(bool on) { state_->interrupt.store(on); }
+void Host::request_interrupt(bool on) {
+    state_->interrupt.store(on);
+    if (!on) return;
+    std::lock_guard lk(state_->wakers_mu);
+    for (auto& [wake, arg] : state_->interrupt_wakers) wake(arg);
+}
+
+size_t Host::interrupt_wakers() const {
+    std::lock_guard lk(state_->wakers_mu);
+    return state_->interrupt_wakers.size();
+}
 const ksp_host* Host::table() const { return abi_table(state_->options.abi_minor); }
 bool Host::checking() const { return state_->options.checking; }
 

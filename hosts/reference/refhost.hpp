@@ -9,7 +9,7 @@
 //     so they reach the host through a file-level pointer).
 //   - Every thread that touches values holds the interpreter lock: `refhost::Gil g(host);`.
 //     All Host methods below except live_objects(), loaded_library_count(),
-//     request_interrupt() and table() assume the caller holds it.
+//     request_interrupt(), interrupt_wakers() and table() assume the caller holds it.
 //   - Failures throw refhost::ScriptError carrying the host's error kind.
 #ifndef REFHOST_REFHOST_HPP
 #define REFHOST_REFHOST_HPP
@@ -127,7 +127,8 @@ public:
     size_t live_objects() const;           // objects currently alive (all hosts, process-wide)
     size_t loaded_library_count() const;   // plugin copies currently mapped
     std::string copy_dir() const;          // private dir holding the (unlinked) plugin copies
-    void request_interrupt(bool on);       // what ksp_host.interrupted() reports
+    void request_interrupt(bool on);       // what ksp_host.interrupted() reports; on: wakers run
+    size_t interrupt_wakers() const;       // ABI 1.3 registrations (set_interrupt_waker)
     const ksp_host* table() const;         // the ABI table handed to plugins (as presented)
     bool checking() const;
 

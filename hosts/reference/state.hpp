@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <map>
+#include <utility>
+#include <vector>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -33,6 +35,10 @@ struct HostState {
     std::mutex gil;
     std::atomic<std::thread::id> gil_owner{};
     std::atomic<bool> interrupt{false};
+    // ABI 1.3: told at once of each interrupt (function, arg); under wakers_mu, which is
+    // held while they run, so that a removed one never runs afterwards.
+    std::mutex wakers_mu;
+    std::vector<std::pair<void (*)(void*), void*>> interrupt_wakers;
 
     // Singletons and the host's own types.
     Object* none = nullptr;

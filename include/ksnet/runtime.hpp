@@ -6,8 +6,11 @@
 // socket's condition variable, with the interpreter lock released (see WaitHooks).
 #pragma once
 
+#include <pthread.h>
+#include <signal.h>
 #include <uv.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -74,7 +77,10 @@ class Runtime : public std::enable_shared_from_this<Runtime> {
 public:
     // Starts the loop thread. Throws ksnet::Error if libuv cannot start. The runtime
     // keeps the hooks: a thread woken at shutdown still calls them on its way out.
-    static std::shared_ptr<Runtime> start(std::shared_ptr<WaitHooks> hooks = nullptr);
+    // `wait_slice`: see kWaitSlice (tests lengthen it to show that a wake-up does not
+    // wait for the end of a slice).
+    static std::shared_ptr<Runtime> start(std::shared_ptr<WaitHooks> hooks = nullptr,
+                                          Clock::duration wait_slice = kWaitSlice);
     ~Runtime();
     Runtime(const Runtime &) = delete;
     Runtime &operator=(const Runtime &) = delete;
@@ -111,8 +117,26 @@ public:
                        const Deadline &deadline, const char *op);
 
     // How long a waiting caller may go without looking at stop() and the host's
-    // interrupt flag.
+    // interrupt flag, when nothing wakes it: close() and teardown wake it at once, and so
+    // does a host that pushes its interrupts (wake_for_interrupt). The default; this
+    // runtime's is wait_slice().
     static constexpr auto kWaitSlice = std::chrono::milliseconds(50);
+    Clock::duration wait_slice() const { return wait_slice_; }
+
+    // For hosts that say when they interrupt a script (ABI 1.3): every wait in progress
+    // looks at the interrupt flag now rather than at the end of its slice. A thread in a
+    // condition-variable wait is notified; a thread in a system call gets kWakeSignal,
+    // which makes the call return EINTR. Any thread; never blocks for long.
+    void wake_for_interrupt();
+    // Set once such a host will call wake_for_interrupt. The first time, installs a
+    // handler that does nothing for kWakeSignal, if the process has none (SA_RESTART, so
+    // that other code's system calls do not see EINTR; ours have socket timeouts or are
+    // poll(), which a handled signal always ends).
+    void set_interrupts_pushed(bool on);
+    bool interrupts_pushed() const { return interrupts_pushed_.load(std::memory_order_relaxed); }
+    // Ignored by default, and not used by libuv or glibc (the Go runtime chose it for the
+    // same job).
+    static constexpr int kWakeSignal = SIGURG;
 
     // Makes `c.call`, a system call on `c.fd`, with the interpreter lock released, until
     // it returns anything but EAGAIN/EINTR (Ready: `result` and `error` hold what it
@@ -152,7 +176,15 @@ public:
     void restart_in_child();
 
 private:
-    explicit Runtime(std::shared_ptr<WaitHooks> hooks);
+    Runtime(std::shared_ptr<WaitHooks> hooks, Clock::duration wait_slice);
+    // A thread inside wait() or call_blocking(), while interrupts are pushed: how
+    // wake_for_interrupt reaches it. Lives on that thread's stack (WaiterScope).
+    struct Waiter {
+        pthread_t thread;
+        std::mutex *mu = nullptr;  // a condition-variable wait; null: a system call
+        std::condition_variable *cv = nullptr;
+    };
+    class WaiterScope;
     static void on_wake(uv_async_t *h);
     // Runs the tasks queued so far (tasks_ or lazy_tasks_).
     void drain(std::vector<std::function<void()>> &queue);
@@ -182,6 +214,11 @@ private:
     bool holding_tasks_lock_ = false;  // prepare took mu_; parent/child release it
     Runtime *fork_next_ = nullptr;     // the process's list of running runtimes (fork.cpp)
     friend struct ForkRegistry;
+
+    const Clock::duration wait_slice_;
+    std::atomic<bool> interrupts_pushed_{false};
+    std::mutex waiters_mu_;
+    std::vector<Waiter *> waiters_;  // the threads waiting now
 
     std::unordered_map<LoopResource *, std::shared_ptr<LoopResource>> tracked_;  // loop only
     size_t tracked_count_ = 0;                                                   // under mu_

@@ -57,7 +57,7 @@ extern "C" {
 #endif
 
 #define KSP_ABI_MAJOR 1
-#define KSP_ABI_MINOR 2
+#define KSP_ABI_MINOR 3
 
 /* The one symbol a plugin exports. The loader resolves it with dlsym() and calls it
  * before anything else; its layout (`ksp_plugin_decl`'s first three fields) never
@@ -260,6 +260,20 @@ typedef struct ksp_host {
      * (not a bytes from bytes_alloc, shared already, or `len` longer than the value). */
     ksp_value (*bytes_alloc)(size_t len, void **data);
     int (*bytes_shrink)(ksp_value v, size_t len);
+
+    /* ---- added in ABI 1.3 (check with KSP_HOST_HAS before calling) ---- */
+
+    /* Interrupts pushed to the plugin. The plugin hands the host `wake`; the host calls
+     * wake(arg) each time it asks a script to stop, right after interrupted() turned 1 for
+     * that script's thread: from any thread, with or without the lock, never inside a
+     * signal handler. `wake` must not block, touch values or call the host. The plugin
+     * then ends the waits concerned at once, rather than at its next look at
+     * interrupted() (which it keeps for hosts older than 1.3). Registrations go by `arg`:
+     * a second call with the same arg replaces the first, and wake NULL removes it; once
+     * that call returns, `wake` neither runs nor will run for that arg (teardown removes
+     * its registration). Returns 0, or -1 if the host cannot take one more (nothing is
+     * raised; the plugin then polls interrupted() as with an older host). */
+    int (*set_interrupt_waker)(void (*wake)(void *arg), void *arg);
 } ksp_host;
 
 /* 1 if the host table is large enough to contain `entry`. */

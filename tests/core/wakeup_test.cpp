@@ -1,0 +1,118 @@
+// Blocked calls end at once when something ends them (close() from another thread,
+// teardown, an interrupt the host pushes), not at the end of a wait slice: each case
+// runs with a slice of an hour, so waiting for its end would hang the case.
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <future>
+#include <thread>
+
+#include "ksnet/error.hpp"
+#include "ksnet/tcp.hpp"
+#include "ksnet/udp.hpp"
+#include "loop_fixture.hpp"
+
+using namespace ksnet;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto kHour = std::chrono::hours(1);
+
+struct InterruptFlag : WaitHooks {
+    std::atomic<bool> on{false};
+    bool interrupted() override { return on; }
+};
+
+// Runs `body` on a thread and waits up to 10 s for it; ends the process if it is still
+// blocked then (a hang cannot be undone).
+std::string error_of(std::function<void()> body, const std::function<void()> &end_it) {
+    auto done = std::async(std::launch::async, [&] {
+        try {
+            body();
+        } catch (const Error &e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    });
+    end_it();
+    if (done.wait_for(10s) != std::future_status::ready) {
+        std::fprintf(stderr, "the blocked call was not woken: it waits for the end of its slice\n");
+        std::_Exit(1);
+    }
+    return done.get();
+}
+
+std::shared_ptr<TcpSocket> connected(const std::shared_ptr<Runtime> &rt, std::shared_ptr<TcpSocket> &peer,
+                                     std::shared_ptr<TcpSocket> &listener) {
+    listener = TcpSocket::create(rt, Family::Inet4);
+    listener->bind(Endpoint{Family::Inet4, "127.0.0.1", 0});
+    listener->listen(1);
+    peer = TcpSocket::create(rt, Family::Inet4);
+    peer->connect(Endpoint{Family::Inet4, "127.0.0.1", LoopFixture::port_of(*listener)});
+    return listener->accept().first;
+}
+
+}  // namespace
+
+TEST_CASE("wakeup_pushed_interrupt_ends_a_blocked_tcp_read_at_once") {
+    auto hooks = std::make_shared<InterruptFlag>();
+    auto rt = Runtime::start(hooks, kHour);
+    rt->set_interrupts_pushed(true);
+    std::shared_ptr<TcpSocket> c, l;
+    auto s = connected(rt, c, l);
+    std::string error = error_of([&] { s->read(1); }, [&] {
+        std::this_thread::sleep_for(20ms);  // most likely blocked by now; either way it must end
+        hooks->on = true;
+        rt->wake_for_interrupt();
+    });
+    CHECK(error == "read: interrupted");
+    hooks->on = false;
+    c->write("x");  // the socket still works
+    CHECK(s->read(1) == "x");
+    CHECK(rt->shutdown() == 0);
+}
+
+TEST_CASE("wakeup_pushed_interrupt_ends_a_blocked_accept_and_a_udp_read_at_once") {
+    auto hooks = std::make_shared<InterruptFlag>();
+    auto rt = Runtime::start(hooks, kHour);
+    rt->set_interrupts_pushed(true);
+    auto l = TcpSocket::create(rt, Family::Inet4);
+    l->bind(Endpoint{Family::Inet4, "127.0.0.1", 0});
+    l->listen(1);
+    auto u = UdpSocket::create(rt, Family::Inet4);
+    u->bind(Endpoint{Family::Inet4, "127.0.0.1", 0});
+    auto interrupt = [&] {
+        std::this_thread::sleep_for(20ms);
+        hooks->on = true;
+        rt->wake_for_interrupt();
+    };
+    CHECK(error_of([&] { l->accept(); }, interrupt) == "accept: interrupted");
+    hooks->on = false;
+    CHECK(error_of([&] { u->recv(100); }, interrupt) == "recv: interrupted");
+    CHECK(rt->shutdown() == 0);
+}
+
+TEST_CASE("wakeup_close_from_another_thread_ends_a_blocked_read_at_once") {
+    auto rt = Runtime::start(nullptr, kHour);
+    std::shared_ptr<TcpSocket> c, l;
+    auto s = connected(rt, c, l);
+    std::string error = error_of([&] { s->read(1); }, [&] {
+        std::this_thread::sleep_for(20ms);
+        s->close();
+    });
+    CHECK(error.find("read: ") == 0);
+    CHECK(rt->shutdown() == 0);
+}
+
+TEST_CASE("wakeup_teardown_ends_a_blocked_read_at_once") {
+    auto rt = Runtime::start(nullptr, kHour);
+    std::shared_ptr<TcpSocket> c, l;
+    auto s = connected(rt, c, l);
+    std::string error = error_of([&] { s->read(1); }, [&] {
+        std::this_thread::sleep_for(20ms);
+        CHECK(rt->shutdown() == 0);
+    });
+    CHECK(error == "read: socket closed because the net module was unloaded");
+}
