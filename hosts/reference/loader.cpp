@@ -56,6 +56,40 @@ bool ensure_copy_dir(HostState& st, std::string& error) {
     return true;
 }
 
+// Copies all of `in` to `out`: in the kernel (copy_file_range) where the filesystems
+// allow it, since the copy is most of what an import costs for a plugin with debug
+// information; otherwise through a buffer.
+bool copy_bytes(int in, int out, const std::string& from, const std::string& to, std::string& error) {
+    for (;;) {
+        ssize_t n = copy_file_range(in, nullptr, out, nullptr, size_t{1} << 30, 0);
+        if (n == 0) return true;
+        if (n > 0) continue;
+        if (errno == EINTR) continue;
+        if (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP) break;
+        error = "cannot copy " + from + " to " + to + ": " + std::strerror(errno);
+        return false;
+    }
+    char buf[1 << 16];
+    for (;;) {
+        ssize_t n = read(in, buf, sizeof buf);
+        if (n == 0) return true;
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            error = "cannot read " + from + ": " + std::strerror(errno);
+            return false;
+        }
+        for (ssize_t done = 0; done < n;) {
+            ssize_t w = write(out, buf + done, static_cast<size_t>(n - done));
+            if (w < 0 && errno == EINTR) continue;
+            if (w < 0) {
+                error = "cannot write " + to + ": " + std::strerror(errno);
+                return false;
+            }
+            done += w;
+        }
+    }
+}
+
 bool copy_file(const std::string& from, const std::string& to, std::string& error) {
     int in = open(from.c_str(), O_RDONLY | O_CLOEXEC);
     if (in < 0) {
@@ -68,29 +102,7 @@ bool copy_file(const std::string& from, const std::string& to, std::string& erro
         close(in);
         return false;
     }
-    char buf[1 << 16];
-    bool ok = true;
-    for (;;) {
-        ssize_t n = read(in, buf, sizeof buf);
-        if (n == 0) break;
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            error = "cannot read " + from + ": " + std::strerror(errno);
-            ok = false;
-            break;
-        }
-        for (ssize_t done = 0; done < n;) {
-            ssize_t w = write(out, buf + done, static_cast<size_t>(n - done));
-            if (w < 0 && errno == EINTR) continue;
-            if (w < 0) {
-                error = "cannot write " + to + ": " + std::strerror(errno);
-                ok = false;
-                break;
-            }
-            done += w;
-        }
-        if (!ok) break;
-    }
+    bool ok = copy_bytes(in, out, from, to, error);
     close(in);
     if (close(out) != 0 && ok) {
         error = "cannot write " + to + ": " + std::strerror(errno);
