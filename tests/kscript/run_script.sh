@@ -21,17 +21,18 @@ script=$(realpath "$script")
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-mkdir "$scratch/net"
-cp "$plugin" "$adapter" "$preload" "$scratch/net/"
+folder=$scratch/kpm/net
+mkdir -p "$folder" "$scratch/run"
+cp "$plugin" "$adapter" "$preload" "$folder/"
 
-preloads=$scratch/net/ksp_net_preload.so
+preloads=$folder/ksp_net_preload.so
 if [ "${KSNET_KS_NO_PRELOAD:-0}" = 1 ]; then
     preloads=
 fi
 # An ASan build: ks itself is not instrumented, so the ASan runtime must come first in
 # the process (before the preload library that pulls in the instrumented plugin).
-# kscript keeps its objects until exit and frees few of them, so leak reports at exit
-# would be kscript's: leak detection is off, every other check stays on.
+# Leak reports at exit would be kscript's (caught exceptions and os.thread objects are
+# never freed; docs/kscript.md): leak detection is off, every other check stays on.
 case $sanitize in
 *address*)
     libasan=$("$cc" -print-file-name=libasan.so)
@@ -41,10 +42,15 @@ case $sanitize in
     ;;
 esac
 
-# The scripts' shared helpers (tests/kscript/lib/*.ks) and the plugin folder.
-export KSPATH="$(cd "$(dirname "$script")" && pwd)/lib:$scratch"
-cd "$scratch"
+# The scripts' shared helpers (tests/kscript/lib/*.ks) and the plugin folder's parent;
+# the working directory (kscript searches `.` first) holds neither.
+export KSPATH="$(cd "$(dirname "$script")" && pwd)/lib:$scratch/kpm"
+cd "$scratch/run"
+# Not exec: the trap removes the scratch folder once ks has ended.
+status=0
 if [ -n "$preloads" ]; then
-    exec env LD_PRELOAD="$preloads" "$ks" "$script"
+    env LD_PRELOAD="$preloads" "$ks" "$script" || status=$?
+else
+    "$ks" "$script" || status=$?
 fi
-exec "$ks" "$script"
+exit "$status"
