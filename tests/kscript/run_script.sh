@@ -32,12 +32,17 @@ fi
 # An ASan build: ks itself is not instrumented, so the ASan runtime must come first in
 # the process (before the preload library that pulls in the instrumented plugin).
 # Leak reports at exit would be kscript's (caught exceptions and os.thread objects are
-# never freed; docs/kscript.md): leak detection is off, every other check stays on.
+# never freed; docs/kscript.md): leak detection is off, even when ASAN_OPTIONS (as
+# scripts/test.sh sets it) turns it on, unless KSNET_KS_LEAKS=1; every other check stays on.
 case $sanitize in
 *address*)
     libasan=$("$cc" -print-file-name=libasan.so)
     preloads="$libasan${preloads:+ $preloads}"
-    export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}
+    ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1}
+    if [ "${KSNET_KS_LEAKS:-0}" != 1 ]; then
+        ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0"
+    fi
+    export ASAN_OPTIONS
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
     ;;
 esac
