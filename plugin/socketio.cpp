@@ -265,6 +265,15 @@ ksp_value closed_attr(void *ctx, ksp_value self) {
     });
 }
 
+// kscript's builtin SocketIO has `_fd`; scripts pass it to os.fstat and the like.
+ksp_value fd_attr(void *ctx, ksp_value self) {
+    NetModule &m = mod(ctx);
+    return guarded(m.host, [&] {
+        Call c{m.host, "SocketIO attribute", 0, nullptr};
+        return m.host->int_new(socket_of(m, c, self).fileno());
+    });
+}
+
 const ksp_method kMethods[] = {
     {"bind", bind, "bind(self, addr)",
      "Binds the socket to addr: (host, port) for FK.INET4; (host, port) or (host, port, flow, scope) "
@@ -342,6 +351,9 @@ const ksp_getter kGetters[] = {
     {"peer_port", address_part<&ksnet::Socket::peer_name, true>,
      "The peer's port (int), or none when not connected."},
     {"closed", closed_attr, "True once the socket is closed."},
+    {"_fd", fd_attr,
+     "The operating system's descriptor of the socket (int), as kscript's builtin net has it; -1 "
+     "once closed. The socket keeps owning it: read it, never close it."},
 };
 
 }  // namespace

@@ -34,12 +34,17 @@ Flags:
   --quick            tiny sizes: checks that every workload works and counts right, in
                      seconds; its figures mean nothing
   --out FILE         where to write the JSON results (default: BUILD/bench-results.json)
-  --impls LIST       comma-separated subset of c,c_loop,plugin,python,node (default: all)
+  --impls LIST       comma-separated subset of c,c_loop,plugin,python,node,ks_builtin,ks_plugin
+                     (default: all)
   --workloads LIST   comma-separated subset of the workloads above (default: all)
   --python EXE       the CPython to run scripts/bench/python_bench.py with (default: this
                      interpreter if it is CPython, else python3 on PATH); if none is found
                      the CPython column is skipped with a note
   --node EXE         node executable (default: node on PATH); skipped with a note if missing
+  --ks EXE           kscript's ks (default: the build's kscript_prefix, else ks on PATH): the
+                     columns "kscript builtin net" and "kscript + plugin" run bench/ks_bench.ks
+                     on the same ks, on its builtin net and with the plugin's preload library,
+                     for pingpong, bulk, lines and accept; skipped with a note if missing
   --cpus LIST        run every program under `taskset -c LIST` (e.g. 0: everything on one
                      CPU, which takes cross-CPU wake-ups out of the round-trip figures)
   --check-the-checks instead of measuring, runs every workload once with one unit less than
@@ -52,6 +57,7 @@ Flags:
                      pooling every run made is the steadier figure.
 """
 import argparse
+import atexit
 import json
 import os
 import platform
@@ -59,10 +65,15 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-IMPLS = [("c", "C baseline"), ("c_loop", "C event loop"), ("plugin", "net plugin"), ("python", "CPython"), ("node", "Node")]
+IMPLS = [("c", "C baseline"), ("c_loop", "C event loop"), ("plugin", "net plugin"), ("python", "CPython"), ("node", "Node"),
+         ("ks_builtin", "kscript builtin net"), ("ks_plugin", "kscript + plugin")]
+# The workloads bench/ks_bench.ks has (kscript has no selector for fanin's one-thread
+# server; idle and load measure the plugin through the reference host).
+KS_WORKLOADS = {"pingpong_64", "pingpong_16384", "bulk", "lines", "accept"}
 WIDTH = 20  # of each implementation's column in the table
 
 FULL = {"pp_count": 20000, "pp_count_large": 5000, "bulk_total": 1 << 30, "bulk_chunk": 65536,
@@ -80,7 +91,7 @@ class Workload:
         self.metrics = metrics    # [(metric, "lower"|"higher")]
         self.checks = checks      # {count metric: sizes -> the count the receiver must report}
         self.sabotage = sabotage  # sizes -> sizes that send one unit less
-        self.impls = impls or [k for k, _ in IMPLS]
+        self.impls = impls or [k for k, _ in IMPLS if not k.startswith("ks_") or name in KS_WORKLOADS]
         self.ratio = ratio        # whether a ratio to C means anything
 
 
@@ -167,11 +178,51 @@ def commands(args):
         cmds["node"] = [node, os.path.join(HERE, "bench", "node_bench.js")]
     else:
         notes.append("node not found: the Node column is skipped")
+    cmds.update(kscript_commands(args, notes))
     wanted = args.impls.split(",") if args.impls else [k for k, _ in IMPLS]
     for w in wanted:
         if w not in dict(IMPLS):
             sys.exit(f"bench.py: unknown implementation {w!r} (expected some of " + ",".join(k for k, _ in IMPLS) + ")")
     return {k: v for k, v in cmds.items() if k in wanted}, notes
+
+
+def kscript_of_build(build):
+    """The ks of the kscript the build was configured with (option kscript_prefix), if any."""
+    try:
+        with open(os.path.join(build, "meson-info", "intro-buildoptions.json")) as f:
+            options = {o["name"]: o["value"] for o in json.load(f)}
+    except (OSError, ValueError, KeyError):
+        return None
+    prefix = options.get("kscript_prefix")
+    return os.path.join(prefix, "bin", "ks") if prefix else None
+
+
+def kscript_commands(args, notes):
+    """The two kscript columns, the same script (bench/ks_bench.ks) on the same ks: on
+    kscript's builtin net, and on the plugin (ks started with the preload library, from a
+    scratch copy of the install folder made of this build's files)."""
+    ks = args.ks or kscript_of_build(args.build) or shutil.which("ks")
+    if not ks or not os.access(ks, os.X_OK):
+        notes.append("kscript not found (--ks, the build's kscript_prefix, or ks on PATH): "
+                     "the kscript columns are skipped")
+        return {}
+    script = os.path.join(HERE, "bench", "ks_bench.ks")
+    files = [os.path.join(args.build, "plugin", "ksp_net.so"),
+             os.path.join(args.build, "hosts", "kscript", "ksm_net.so"),
+             os.path.join(args.build, "hosts", "kscript", "ksp_net_preload.so")]
+    cmds = {"ks_builtin": [ks, script]}
+    missing = [f for f in files if not os.path.isfile(f)]
+    if missing:
+        notes.append(f"{missing[0]} not found (a build configured without kscript?): "
+                     "the kscript + plugin column is skipped")
+        return cmds
+    folder = os.path.join(tempfile.mkdtemp(prefix="ksbench-"), "net")
+    atexit.register(shutil.rmtree, os.path.dirname(folder), True)
+    os.mkdir(folder)
+    for f in files:
+        shutil.copy(f, folder)
+    cmds["ks_plugin"] = ["env", "LD_PRELOAD=" + os.path.join(folder, "ksp_net_preload.so"), ks, script]
+    return cmds
 
 
 def run_program(cmd, timeout):
@@ -398,10 +449,11 @@ def main():
     ap.add_argument("--runs", type=int, default=5, help="runs per figure; medians are reported (default 5)")
     ap.add_argument("--quick", action="store_true", help="tiny sizes: checks the suite, not speed")
     ap.add_argument("--out", help="JSON results (default: BUILD/bench-results.json)")
-    ap.add_argument("--impls", help="comma-separated subset of c,plugin,python,node")
+    ap.add_argument("--impls", help="comma-separated subset of " + ",".join(k for k, _ in IMPLS))
     ap.add_argument("--workloads", help="comma-separated subset of " + ",".join(w.name for w in WORKLOADS))
     ap.add_argument("--python", help="CPython executable for python_bench.py")
     ap.add_argument("--node", help="node executable for node_bench.js")
+    ap.add_argument("--ks", help="kscript's ks for bench/ks_bench.ks (default: the build's kscript_prefix, else ks on PATH)")
     ap.add_argument("--cpus", help="run every program under taskset -c CPUS")
     ap.add_argument("--check-the-checks", action="store_true",
                     help="run each workload one unit short and require the count checks to catch it")

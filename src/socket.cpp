@@ -264,6 +264,12 @@ bool Socket::closed() const {
     return poll_->state() == PollSocket::State::Closed;
 }
 
+int Socket::fileno() const {
+    if (tcp_) return tcp_->fileno();
+    if (udp_) return udp_->fileno();
+    return poll_->fileno();
+}
+
 const char *Socket::state_name() const {
     if (tcp_) return TcpSocket::state_name(tcp_->state());
     if (udp_) return UdpSocket::state_name(udp_->state());

@@ -179,6 +179,11 @@ TcpSocket::State TcpSocket::state() const {
     return state_;
 }
 
+int TcpSocket::fileno() const {
+    std::lock_guard lk(mu_);
+    return state_ == State::Closed ? -1 : fd_;
+}
+
 const char *TcpSocket::state_name(State s) {
     switch (s) {
     case State::Open: return "open";

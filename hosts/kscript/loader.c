@@ -13,8 +13,9 @@
 /* The newest ABI minor this adapter maps. The table it hands over ends at that minor's
  * last entry, so a plugin built against a newer header sees (KSP_HOST_HAS) which entries
  * are missing instead of calling past the end. */
-#define KSK_ABI_MINOR 2
-#define KSK_TABLE_SIZE (offsetof(ksp_host, bytes_shrink) + sizeof(((ksp_host *)0)->bytes_shrink))
+#define KSK_ABI_MINOR 3
+#define KSK_TABLE_SIZE \
+    (offsetof(ksp_host, set_interrupt_waker) + sizeof(((ksp_host *)0)->set_interrupt_waker))
 
 static ksp_host host_table;
 static ks_module loaded = NULL;
@@ -81,7 +82,7 @@ static ks_module load_net(void) {
     }
     ks_module m = (ks_module)result.module;
     kso where = (kso)ks_str_new(-1, path);
-    kso host = (kso)ks_str_new(-1, "kscript adapter (ksm_net.so), plugin ABI 1.2");
+    kso host = (kso)ks_str_new(-1, "kscript adapter (ksm_net.so), plugin ABI 1.3");
     int ok = ksk_add_error_types(m) == 0 && ks_dict_set_c(m->attr, "__plugin", where) &&
              ks_dict_set_c(m->attr, "__host", host);
     KS_DECREF(where);

@@ -139,11 +139,6 @@ static KS_FUNC(object_getattr) {
         return bound;
     }
     kso_catch_ignore();
-    if (strcmp(attr->data, "_fd") == 0) {
-        KS_THROW(kst_AttrError, "'%s' object has no attribute '_fd': libuv owns the descriptor",
-                 self->type->i__fullname->data);
-        return NULL;
-    }
     KS_THROW(kst_AttrError, "'%s' object has no attribute %R", self->type->i__fullname->data, attr);
     return NULL;
 }

@@ -55,6 +55,12 @@ public:
         close_handle_on_loop();
     }
 
+    // The OS descriptor, -1 once closed.
+    int fileno() const {
+        std::lock_guard lk(mu_);
+        return closed_locked() ? -1 : fd_;
+    }
+
     // Socket options by name (ksnet/options.hpp).
     void set_option(Option o, int64_t value) {
         std::lock_guard lk(mu_);  // while open, the loop cannot close fd_

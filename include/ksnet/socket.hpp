@@ -82,6 +82,9 @@ public:
     void close();
     bool eof();
     bool closed() const;
+    // The OS descriptor (for a script to read, as kscript's `_fd`; the socket keeps
+    // owning it), -1 once closed.
+    int fileno() const;
     const char *state_name() const;
 
     // nullopt where there is none (never bound / not connected / closed).

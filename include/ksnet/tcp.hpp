@@ -79,6 +79,7 @@ public:
 
     State state() const;
     Family family() const { return family_; }
+    int fileno() const;  // the OS descriptor, -1 once closed
     static const char *state_name(State s);
     // getsockname / getpeername; throw Error(State) when there is none.
     sockaddr_storage local_address() const;

@@ -1,6 +1,11 @@
 // The module as a script sees it: enums, the type, docstrings, and the export table.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <memory>
+#include <tuple>
 
 #include "net_fixture.hpp"
 
@@ -36,6 +41,33 @@ TEST_CASE("socketio_defaults_to_inet4_tcp_auto_and_shows_it") {
     CHECK_FALSE(h.to_bool(h.getattr(s, "closed")));
     h.call_method(s, "close");
     CHECK(h.to_bool(h.getattr(s, "closed")));
+}
+
+// `_fd`, as kscript's builtin has it: the socket's own descriptor (the kernel's name for
+// it matches the socket's attributes), for TCP and UDP, and -1 once closed.
+TEST_CASE("fd_attribute_is_the_sockets_own_descriptor_and_minus_one_once_closed") {
+    NetFixture fx;
+    auto &h = fx.host;
+    Value c, s;
+    std::tie(c, s) = fx.connected_pair();
+    Value u = fx.socket("INET4", "UDP");
+    h.call_method(u, "bind", {fx.addr("127.0.0.1", 0)});
+    for (const Value &sock : {c, s, u}) {
+        int fd = static_cast<int>(h.to_int(h.getattr(sock, "_fd")));
+        REQUIRE(fd >= 0);
+        struct stat st {};
+        REQUIRE(fstat(fd, &st) == 0);
+        CHECK(S_ISSOCK(st.st_mode));
+        sockaddr_in sin{};
+        socklen_t len = sizeof sin;
+        REQUIRE(getsockname(fd, reinterpret_cast<sockaddr *>(&sin), &len) == 0);
+        CHECK(ntohs(sin.sin_port) == fx.port_of(sock));
+    }
+    CHECK(h.to_int(h.getattr(c, "_fd")) != h.to_int(h.getattr(s, "_fd")));
+    for (const Value &sock : {c, s, u}) {
+        h.call_method(sock, "close");
+        CHECK(h.to_int(h.getattr(sock, "_fd")) == -1);
+    }
 }
 
 TEST_CASE("describe_lists_members_signatures_and_docstrings") {
