@@ -198,7 +198,13 @@ const char *TcpSocket::state_name(State s) {
 sockaddr_storage TcpSocket::local_address() const {
     std::lock_guard lk(mu_);  // while held, the loop cannot have closed fd_
     if (state_ == State::Closed) throw Error(ErrorKind::Closed, "getsockname: socket is closed");
-    return local_sockaddr(fd_);
+    sockaddr_storage a = local_sockaddr(fd_);
+    // The kernel answers 0.0.0.0:0 for a socket with no address yet (bind, connect and
+    // listen all give it a port): no local name, as for UDP.
+    if (sockaddr_port(reinterpret_cast<const sockaddr *>(&a)) == 0) {
+        throw Error(ErrorKind::State, "getsockname: socket is not bound");
+    }
+    return a;
 }
 
 sockaddr_storage TcpSocket::peer_address() const {

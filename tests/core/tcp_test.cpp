@@ -176,6 +176,20 @@ TEST_CASE("tcp_operations_in_the_wrong_state_say_so") {
     CHECK_THROWS_WITH(s->bind(Endpoint{}), "bind: the socket is closed");
 }
 
+TEST_CASE("tcp_unbound_socket_has_no_local_name_as_udp") {
+    LoopFixture fx;
+    for (Family f : {Family::Inet4, Family::Inet6}) {
+        auto tcp = Socket::open(fx.rt, f, Kind::Tcp, Protocol::Auto);
+        auto udp = Socket::open(fx.rt, f, Kind::Udp, Protocol::Auto);
+        CHECK(!tcp->local_name());
+        CHECK(!udp->local_name());
+        CHECK(tcp->describe().find("local=") == std::string::npos);
+        tcp->bind(Endpoint{f, f == Family::Inet4 ? "127.0.0.1" : "::1", 0});
+        REQUIRE(tcp->local_name());
+        CHECK(tcp->local_name()->port != 0);
+    }
+}
+
 TEST_CASE("tcp_close_from_another_thread_wakes_a_blocked_reader") {
     LoopFixture fx;
     auto [c, s] = fx.pair();
