@@ -55,15 +55,20 @@ void join_without_gil(NetFixture &fx, std::thread &t) {
     fx.without_gil([&] { t.join(); });
 }
 
-// The TCP states of the IPv4 connection whose local port is `port` ("" once it is gone).
-std::string tcp_states(uint16_t port) { return rawsock::tcp_states_of_local_port(port); }
+// One IPv4 loopback connection as the kernel's table shows it, seen from one side.
+struct Connection {
+    uint16_t local = 0, remote = 0;
+    std::string states() const { return rawsock::tcp_states_of_local_port(local, remote); }
+    bool gone() const { return states().empty(); }  // e.g. the kernel has taken a reset
+};
 
-// The kernel has taken the peer's reset: the connection is gone from its table.
-bool connection_gone(uint16_t port) { return tcp_states(port).empty(); }
-
-uint16_t local_port_of(NetFixture &fx, const Value &sock) {
-    return static_cast<uint16_t>(fx.host.to_int(fx.host.getattr(sock, "local_port")));
+// The connection of a plugin client `c` to the raw peer `peer`.
+Connection connection_of(NetFixture &fx, const Value &c, int peer) {
+    return {static_cast<uint16_t>(fx.host.to_int(fx.host.getattr(c, "local_port"))), rawsock::local_port(peer)};
 }
+
+// Whether `port` has a listening socket.
+bool listening(int64_t port) { return contains(rawsock::tcp_states_of_local_port(static_cast<uint16_t>(port), 0), "0A"); }
 
 // A plugin client connected to a raw C listener: (client, raw server-side fd).
 std::pair<Value, int> plugin_client_of_raw_peer(NetFixture &fx) {
@@ -78,8 +83,8 @@ std::pair<Value, int> plugin_client_of_raw_peer(NetFixture &fx) {
 
 // Writes 64 KiB at a time until the call raises (at most `rounds` writes); returns it.
 // After a write that worked it waits for the peer's reset (a peer that closed answers
-// the write with one), so that the next write meets it. `port`: sock's local port.
-std::optional<ScriptError> write_until_error(NetFixture &fx, const Value &sock, uint16_t port, int rounds) {
+// the write with one), so that the next write meets it. `conn`: sock's connection.
+std::optional<ScriptError> write_until_error(NetFixture &fx, const Value &sock, const Connection &conn, int rounds) {
     auto &h = fx.host;
     Value chunk = h.bytes(std::string(64 * 1024, 'w'));
     for (int i = 0; i < rounds; ++i) {
@@ -88,7 +93,7 @@ std::optional<ScriptError> write_until_error(NetFixture &fx, const Value &sock, 
         } catch (const ScriptError &e) {
             return e;
         }
-        if (!fx.wait_until([&] { return connection_gone(port); }, "the peer's reset after a write")) break;
+        if (!fx.wait_until([&] { return conn.gone(); }, "the peer's reset after a write")) break;
     }
     return std::nullopt;
 }
@@ -111,11 +116,11 @@ TEST_CASE("write_to_a_peer_that_reset_raises_epipe_or_econnreset_and_sigpipe_nev
     auto c_peer = plugin_client_of_raw_peer(fx);
     auto c = c_peer.first;
     auto peer = c_peer.second;
-    uint16_t port = local_port_of(fx, c);
+    Connection conn = connection_of(fx, c, peer);
     h.call_method(c, "write", {h.bytes("hello")});
     rawsock::reset_close(peer);
-    fx.wait_until([&] { return connection_gone(port); }, "the peer's reset");
-    check_broken_pipe(write_until_error(fx, c, port, 50));
+    fx.wait_until([&] { return conn.gone(); }, "the peer's reset");
+    check_broken_pipe(write_until_error(fx, c, conn, 50));
     // Still a clear error on the next call, and close works.
     ScriptError again = raised([&] { h.call_method(c, "write", {h.bytes("x"), h.floating(5.0)}); });
     CHECK_MESSAGE((again.kind == KSP_ERR_OS || again.kind == KSP_ERR_IO), again.what());
@@ -129,15 +134,15 @@ TEST_CASE("write_to_a_peer_that_closed_with_unread_data_raises_epipe_or_econnres
     auto c_peer = plugin_client_of_raw_peer(fx);
     auto c = c_peer.first;
     auto peer = c_peer.second;
-    uint16_t port = local_port_of(fx, c);
+    Connection conn = connection_of(fx, c, peer);
     h.call_method(c, "write", {h.bytes("data the peer never reads"), h.floating(5.0)});
     fx.wait_until([&] {
         int queued = 0;
         return ::ioctl(peer, FIONREAD, &queued) == 0 && queued > 0;
     }, "the data in the peer's receive queue");
     ::close(peer);  // unread data: the kernel answers with RST, not FIN
-    fx.wait_until([&] { return connection_gone(port); }, "the peer's reset");
-    check_broken_pipe(write_until_error(fx, c, port, 50));
+    fx.wait_until([&] { return conn.gone(); }, "the peer's reset");
+    check_broken_pipe(write_until_error(fx, c, conn, 50));
     h.call_method(c, "close");
 }
 
@@ -148,10 +153,10 @@ TEST_CASE("write_to_a_peer_that_closed_cleanly_raises_epipe_or_econnreset_and_si
     auto c_peer = plugin_client_of_raw_peer(fx);
     auto c = c_peer.first;
     auto peer = c_peer.second;
-    uint16_t port = local_port_of(fx, c);
+    Connection conn = connection_of(fx, c, peer);
     ::close(peer);  // FIN; the peer's kernel resets the first segment we send after it
-    fx.wait_until([&] { return tcp_states(port) == "08 "; }, "the peer's FIN (CLOSE_WAIT)");
-    check_broken_pipe(write_until_error(fx, c, port, 50));
+    fx.wait_until([&] { return conn.states() == "08 "; }, "the peer's FIN (CLOSE_WAIT)");
+    check_broken_pipe(write_until_error(fx, c, conn, 50));
     h.call_method(c, "close");
 }
 
@@ -163,15 +168,15 @@ TEST_CASE("write_on_a_host_thread_to_a_reset_peer_never_raises_sigpipe_in_that_t
     auto c_peer = plugin_client_of_raw_peer(fx);
     auto c = c_peer.first;
     auto peer = c_peer.second;
-    uint16_t port = local_port_of(fx, c);
+    Connection conn = connection_of(fx, c, peer);
     rawsock::reset_close(peer);
-    fx.wait_until([&] { return connection_gone(port); }, "the peer's reset");
+    fx.wait_until([&] { return conn.gone(); }, "the peer's reset");
     Outcome out;
     std::optional<ScriptError> got;
     std::thread t([&] {
         rawsock::SigpipeDefault sigpipe;
         Gil g(h);
-        got = write_until_error(fx, c, port, 50);
+        got = write_until_error(fx, c, conn, 50);
         out.returned = true;
     });
     join_without_gil(fx, t);
@@ -362,7 +367,7 @@ TEST_CASE("rebind_right_after_closing_a_listener_that_never_connected_works_with
     int64_t port = fx.port_of(l);
     h.call_method(l, "close");
     // The loop closes the descriptor asynchronously.
-    fx.wait_until([&] { return tcp_states(static_cast<uint16_t>(port)).empty(); }, "the old listener to close");
+    fx.wait_until([&] { return !listening(port); }, "the old listener to close");
     Value again = h.call(fx.SocketIO);
     h.call_method(again, "bind", {fx.addr("127.0.0.1", port)});
     h.call_method(again, "listen");
@@ -400,6 +405,8 @@ TEST_CASE("rebind_over_time_wait_needs_reuseaddr_on_the_old_and_the_new_socket")
         Value c = h.call(fx.SocketIO);
         h.call_method(c, "connect", {fx.addr("127.0.0.1", port), h.floating(5.0)});
         Value s = h.item(h.call_method(l, "accept", {h.floating(5.0)}), 0);
+        auto client_port = static_cast<uint16_t>(h.to_int(h.getattr(c, "local_port")));
+        Connection server_side{static_cast<uint16_t>(port), client_port}, client_side{client_port, static_cast<uint16_t>(port)};
         Value &first = server_first ? s : c;
         Value &second = server_first ? c : s;
         h.call_method(first, "close");
@@ -408,8 +415,9 @@ TEST_CASE("rebind_over_time_wait_needs_reuseaddr_on_the_old_and_the_new_socket")
         h.call_method(second, "close");
         h.call_method(l, "close");
         // The loop closes them asynchronously: wait until nothing but TIME_WAIT is left.
-        fx.wait_until([&] { return only_time_wait(tcp_states(static_cast<uint16_t>(port))); },
-                      "the closed sockets to leave at most TIME_WAIT on port " + std::to_string(port));
+        fx.wait_until([&] {
+            return !listening(port) && only_time_wait(server_side.states()) && only_time_wait(client_side.states());
+        }, "the closed sockets to leave at most TIME_WAIT on port " + std::to_string(port));
         return port;
     };
     // Tries to bind (and listen on) `port`, with or without reuseaddr; "" or the error.
@@ -425,8 +433,7 @@ TEST_CASE("rebind_over_time_wait_needs_reuseaddr_on_the_old_and_the_new_socket")
             result = e.what();
         }
         h.call_method(n, "close");
-        fx.wait_until([&] { return only_time_wait(tcp_states(static_cast<uint16_t>(port))); },
-                      "the new listener on port " + std::to_string(port) + " to close");
+        fx.wait_until([&] { return !listening(port); }, "the new listener on port " + std::to_string(port) + " to close");
         return result;
     };
     {
