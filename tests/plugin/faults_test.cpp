@@ -642,7 +642,7 @@ Outcome call_under_signals(NetFixture &fx, std::function<void()> call, int signa
         },
         &m);
     fx.without_gil([&] {
-        waits::wait_until_blocked(m, "the call to be signalled");
+        waits::wait_until_blocked(m, "the call to be signalled (before the first signal)");
         for (int i = 0; i < signals && !finished.load(); ++i) {
             // Not a wait for anything: the pace of the signals, part of the scenario.
             std::this_thread::sleep_for(100ms);
