@@ -371,8 +371,12 @@ TEST_CASE("poll_socket_unix_seqpacket_listen_accept_connect_keeps_message_bounda
     CHECK(l->state() == PollSocket::State::Listening);
     CHECK_THROWS_WITH(l->recv(1), "recv: socket is listening (use accept())");
     std::shared_ptr<PollSocket> server;
-    std::thread acceptor([&] { server = l->accept(Clock::now() + 5s).first; });  // blocks until the connect
-    std::this_thread::sleep_for(20ms);
+    waits::ThreadMark accepting;
+    std::thread acceptor([&] {
+        accepting.here();
+        server = l->accept(Clock::now() + 5s).first;  // blocks until the connect
+    });
+    waits::wait_until_blocked(accepting, "accept");
     auto c = PollSocket::create(fx.rt, AF_UNIX, SOCK_SEQPACKET, 0);
     c->connect(sa(&un), len, Clock::now() + 5s);
     acceptor.join();
@@ -465,11 +469,13 @@ TEST_CASE("poll_socket_close_from_another_thread_wakes_a_blocked_recv_and_accept
     auto l = PollSocket::create(fx.rt, AF_INET, SOCK_STREAM, 0);
     l->bind(sa(&any), sizeof any);
     l->listen(1);
-    std::thread closer([a, l] {
-        std::this_thread::sleep_for(50ms);
+    waits::ThreadMark receiving;
+    std::thread closer([a, l, &receiving] {
+        waits::wait_until_blocked(receiving, "recv");
         a->close();
         l->close();
     });
+    receiving.here();
     CHECK_THROWS_WITH(a->recv(10), "recv: the socket is closed");  // no deadline: the close ends it
     CHECK_THROWS_WITH(l->accept(), "accept: the socket is closed");
     closer.join();
@@ -484,14 +490,17 @@ TEST_CASE("poll_socket_shutdown_closes_it_and_wakes_a_blocked_recv_with_the_reas
     auto any = loopback4();
     a->bind(sa(&any), sizeof any);
     std::string error;
+    waits::ThreadMark receiving;
     std::thread blocked([&] {
         try {
+            receiving.here();
             a->recv(10);
         } catch (const Error &e) {
             error = e.what();
         }
     });
-    std::this_thread::sleep_for(50ms);
+    waits::wait_until_blocked(receiving, "recv");
+    waits::wait_until([&] { return rt->tracked_count() == 1; }, "the loop to take the socket");
     CHECK(rt->tracked_count() == 1);
     CHECK(rt->shutdown() == 0);
     blocked.join();

@@ -193,10 +193,12 @@ TEST_CASE("tcp_unbound_socket_has_no_local_name_as_udp") {
 TEST_CASE("tcp_close_from_another_thread_wakes_a_blocked_reader") {
     LoopFixture fx;
     auto [c, s] = fx.pair();
-    std::thread closer([s = s] {
-        std::this_thread::sleep_for(50ms);
+    waits::ThreadMark reading;
+    std::thread closer([s = s, &reading] {
+        waits::wait_until_blocked(reading, "read");
         s->close();
     });
+    reading.here();
     CHECK_THROWS_AS(s->read(1), Error);
     closer.join();
 }
@@ -267,16 +269,18 @@ TEST_CASE("tcp_shutdown_with_open_sockets_closes_them_and_wakes_blocked_calls") 
     l->bind(Endpoint{Family::Inet4, "127.0.0.1", 0});
     l->listen(4);
     std::string error;
+    waits::ThreadMark accepting;
     std::thread blocked([&] {
         try {
+            accepting.here();
             l->accept();
         } catch (const Error &e) {
             error = e.what();
         }
     });
+    waits::wait_until_blocked(accepting, "accept");
     // The loop takes a new socket lazily, within kLazyDrain.
-    auto until = Clock::now() + 4 * Runtime::kLazyDrain;
-    while (rt->tracked_count() != 1 && Clock::now() < until) std::this_thread::sleep_for(5ms);
+    waits::wait_until([&] { return rt->tracked_count() == 1; }, "the loop to take the socket");
     CHECK(rt->tracked_count() == 1);
     CHECK(rt->shutdown() == 0);
     blocked.join();

@@ -179,10 +179,9 @@ TEST_CASE("teardown_cancels_name_resolutions_instead_of_waiting_for_them") {
         }
     });
     // Tracked: the socket (handed over within kLazyDrain) and the resolution, queued for
-    // the pool. (A core that does not track resolutions never gets there: it has posted
-    // its resolution long before the time is up, and its shutdown then hangs.)
-    auto until = Clock::now() + 5 * Runtime::kLazyDrain;
-    while (rt->tracked_count() < 2 && Clock::now() < until) std::this_thread::sleep_for(1ms);
+    // the pool. (A core that does not track resolutions never gets there: the wait fails,
+    // and its shutdown then hangs, which must_finish reports.)
+    waits::wait_until([&] { return rt->tracked_count() >= 2; }, "the socket and its name resolution to be tracked");
     must_finish("shutdown", 10s, [&] { CHECK(rt->shutdown() == 0); });
     caller.join();
     CHECK(error == "connect localhost:9: name resolution cancelled: the net module was unloaded");

@@ -108,7 +108,9 @@ TEST_CASE("udp_10000_datagrams_arrive_intact_in_order_on_loopback") {
         }
     });
     for (uint32_t seq = 0; seq < kCount; ++seq) {
-        // Pace: stay at most 256 datagrams ahead of the reader (bounded wait).
+        // Pace: stay at most 256 datagrams ahead of the reader, waiting at most 200 ms.
+        // (Flow control, not synchronisation: a reader that falls behind for longer costs
+        // datagrams, which the case counts as lost and allows up to a limit.)
         for (int spins = 0; static_cast<int64_t>(seq) - last_seen > 256 && spins < 2000; ++spins) {
             std::this_thread::sleep_for(100us);
         }
@@ -277,10 +279,12 @@ TEST_CASE("udp_recv_timeout_raises_timeout_and_keeps_the_socket_usable") {
 TEST_CASE("udp_close_from_another_thread_wakes_a_blocked_recv") {
     LoopFixture fx;
     auto rx = bound(fx);
-    std::thread closer([rx] {
-        std::this_thread::sleep_for(50ms);
+    waits::ThreadMark receiving;
+    std::thread closer([rx, &receiving] {
+        waits::wait_until_blocked(receiving, "recv");
         rx->close();
     });
+    receiving.here();
     auto e = error_of([&] { rx->recv(10); });  // no deadline: only the close ends it
     closer.join();
     CHECK(e.kind() == ErrorKind::Closed);
@@ -323,10 +327,11 @@ TEST_CASE("udp_full_queue_drops_the_newest_datagrams_and_counts_them") {
     for (uint32_t seq = 0; seq < total; ++seq) {
         tx->send(make_datagram(seq));
         if (seq % 128 == 127) {  // let the loop take everything from the kernel
-            for (int i = 0; i < 2000 && rx->queued() + rx->dropped() < seq + 1; ++i) std::this_thread::sleep_for(100us);
+            waits::wait_until([&] { return rx->queued() + rx->dropped() >= seq + 1; },
+                              "the loop to take datagram " + std::to_string(seq) + " from the kernel");
         }
     }
-    for (int i = 0; i < 2000 && rx->queued() + rx->dropped() < total; ++i) std::this_thread::sleep_for(100us);
+    waits::wait_until([&] { return rx->queued() + rx->dropped() >= total; }, "the loop to take every datagram");
     CHECK(rx->queued() == UdpSocket::kQueueLimit);
     CHECK(rx->dropped() == total - UdpSocket::kQueueLimit);
     // The oldest stayed, in order.
@@ -339,14 +344,17 @@ TEST_CASE("udp_shutdown_with_an_open_socket_closes_it_and_wakes_recv_with_the_re
     auto s = UdpSocket::create(rt, Family::Inet4);
     s->bind(Endpoint{Family::Inet4, "127.0.0.1", 0});
     std::string error;
+    waits::ThreadMark receiving;
     std::thread blocked([&] {
         try {
+            receiving.here();
             s->recv(10);
         } catch (const Error &e) {
             error = e.what();
         }
     });
-    std::this_thread::sleep_for(50ms);
+    waits::wait_until_blocked(receiving, "recv");
+    waits::wait_until([&] { return rt->tracked_count() == 1; }, "the loop to take the socket");
     CHECK(rt->tracked_count() == 1);
     CHECK(rt->shutdown() == 0);
     blocked.join();

@@ -33,13 +33,11 @@ struct Outcome {
 };
 
 // Runs `call` on a new host thread that holds the interpreter lock, recording how it
-// ended in `out`. `started` (if given) is set to the thread's id just before the call.
-std::thread host_thread(Host &h, Outcome &out, std::function<void()> call,
-                        std::atomic<pthread_t> *started = nullptr, std::atomic<bool> *ready = nullptr) {
-    return std::thread([&h, &out, call = std::move(call), started, ready] {
+// ended in `out`. `mark` (if given) is set just before the call.
+std::thread host_thread(Host &h, Outcome &out, std::function<void()> call, ThreadMark *mark = nullptr) {
+    return std::thread([&h, &out, call = std::move(call), mark] {
         Gil g(h);
-        if (started) started->store(pthread_self());
-        if (ready) ready->store(true);
+        if (mark) mark->here();
         auto t0 = std::chrono::steady_clock::now();
         try {
             call();
@@ -53,13 +51,24 @@ std::thread host_thread(Host &h, Outcome &out, std::function<void()> call,
     });
 }
 
-void sleep_without_gil(NetFixture &fx, std::chrono::milliseconds d) {
-    fx.without_gil([&] { std::this_thread::sleep_for(d); });
-}
-
 void join_without_gil(NetFixture &fx, std::thread &t) {
     fx.without_gil([&] { t.join(); });
 }
+
+// One IPv4 loopback connection as the kernel's table shows it, seen from one side.
+struct Connection {
+    uint16_t local = 0, remote = 0;
+    std::string states() const { return rawsock::tcp_states_of_local_port(local, remote); }
+    bool gone() const { return states().empty(); }  // e.g. the kernel has taken a reset
+};
+
+// The connection of a plugin client `c` to the raw peer `peer`.
+Connection connection_of(NetFixture &fx, const Value &c, int peer) {
+    return {static_cast<uint16_t>(fx.host.to_int(fx.host.getattr(c, "local_port"))), rawsock::local_port(peer)};
+}
+
+// Whether `port` has a listening socket.
+bool listening(int64_t port) { return contains(rawsock::tcp_states_of_local_port(static_cast<uint16_t>(port), 0), "0A"); }
 
 // A plugin client connected to a raw C listener: (client, raw server-side fd).
 std::pair<Value, int> plugin_client_of_raw_peer(NetFixture &fx) {
@@ -73,7 +82,9 @@ std::pair<Value, int> plugin_client_of_raw_peer(NetFixture &fx) {
 }
 
 // Writes 64 KiB at a time until the call raises (at most `rounds` writes); returns it.
-std::optional<ScriptError> write_until_error(NetFixture &fx, const Value &sock, int rounds) {
+// After a write that worked it waits for the peer's reset (a peer that closed answers
+// the write with one), so that the next write meets it. `conn`: sock's connection.
+std::optional<ScriptError> write_until_error(NetFixture &fx, const Value &sock, const Connection &conn, int rounds) {
     auto &h = fx.host;
     Value chunk = h.bytes(std::string(64 * 1024, 'w'));
     for (int i = 0; i < rounds; ++i) {
@@ -82,7 +93,7 @@ std::optional<ScriptError> write_until_error(NetFixture &fx, const Value &sock, 
         } catch (const ScriptError &e) {
             return e;
         }
-        sleep_without_gil(fx, 5ms);
+        if (!fx.wait_until([&] { return conn.gone(); }, "the peer's reset after a write")) break;
     }
     return std::nullopt;
 }
@@ -105,10 +116,11 @@ TEST_CASE("write_to_a_peer_that_reset_raises_epipe_or_econnreset_and_sigpipe_nev
     auto c_peer = plugin_client_of_raw_peer(fx);
     auto c = c_peer.first;
     auto peer = c_peer.second;
+    Connection conn = connection_of(fx, c, peer);
     h.call_method(c, "write", {h.bytes("hello")});
     rawsock::reset_close(peer);
-    sleep_without_gil(fx, 20ms);
-    check_broken_pipe(write_until_error(fx, c, 50));
+    fx.wait_until([&] { return conn.gone(); }, "the peer's reset");
+    check_broken_pipe(write_until_error(fx, c, conn, 50));
     // Still a clear error on the next call, and close works.
     ScriptError again = raised([&] { h.call_method(c, "write", {h.bytes("x"), h.floating(5.0)}); });
     CHECK_MESSAGE((again.kind == KSP_ERR_OS || again.kind == KSP_ERR_IO), again.what());
@@ -122,11 +134,15 @@ TEST_CASE("write_to_a_peer_that_closed_with_unread_data_raises_epipe_or_econnres
     auto c_peer = plugin_client_of_raw_peer(fx);
     auto c = c_peer.first;
     auto peer = c_peer.second;
+    Connection conn = connection_of(fx, c, peer);
     h.call_method(c, "write", {h.bytes("data the peer never reads"), h.floating(5.0)});
-    sleep_without_gil(fx, 20ms);
+    fx.wait_until([&] {
+        int queued = 0;
+        return ::ioctl(peer, FIONREAD, &queued) == 0 && queued > 0;
+    }, "the data in the peer's receive queue");
     ::close(peer);  // unread data: the kernel answers with RST, not FIN
-    sleep_without_gil(fx, 20ms);
-    check_broken_pipe(write_until_error(fx, c, 50));
+    fx.wait_until([&] { return conn.gone(); }, "the peer's reset");
+    check_broken_pipe(write_until_error(fx, c, conn, 50));
     h.call_method(c, "close");
 }
 
@@ -137,9 +153,10 @@ TEST_CASE("write_to_a_peer_that_closed_cleanly_raises_epipe_or_econnreset_and_si
     auto c_peer = plugin_client_of_raw_peer(fx);
     auto c = c_peer.first;
     auto peer = c_peer.second;
+    Connection conn = connection_of(fx, c, peer);
     ::close(peer);  // FIN; the peer's kernel resets the first segment we send after it
-    sleep_without_gil(fx, 20ms);
-    check_broken_pipe(write_until_error(fx, c, 50));
+    fx.wait_until([&] { return conn.states() == "08 "; }, "the peer's FIN (CLOSE_WAIT)");
+    check_broken_pipe(write_until_error(fx, c, conn, 50));
     h.call_method(c, "close");
 }
 
@@ -151,13 +168,15 @@ TEST_CASE("write_on_a_host_thread_to_a_reset_peer_never_raises_sigpipe_in_that_t
     auto c_peer = plugin_client_of_raw_peer(fx);
     auto c = c_peer.first;
     auto peer = c_peer.second;
+    Connection conn = connection_of(fx, c, peer);
     rawsock::reset_close(peer);
+    fx.wait_until([&] { return conn.gone(); }, "the peer's reset");
     Outcome out;
     std::optional<ScriptError> got;
     std::thread t([&] {
         rawsock::SigpipeDefault sigpipe;
         Gil g(h);
-        got = write_until_error(fx, c, 50);
+        got = write_until_error(fx, c, conn, 50);
         out.returned = true;
     });
     join_without_gil(fx, t);
@@ -173,11 +192,10 @@ TEST_CASE("peer_reset_wakes_a_blocked_reader_with_oserror_naming_econnreset") {
     auto c = c_peer.first;
     auto peer = c_peer.second;
     Outcome out;
-    std::atomic<bool> ready{false};
+    ThreadMark mark;
     std::thread reader = host_thread(h, out, [&] { h.call_method(c, "read", {h.integer(100), h.floating(10.0)}); },
-                                     nullptr, &ready);
-    sleep_without_gil(fx, 150ms);
-    CHECK(ready.load());
+                                     &mark);
+    fx.wait_until_blocked(mark, "read");
     rawsock::reset_close(peer);
     join_without_gil(fx, reader);
     CHECK(out.other == "");
@@ -348,7 +366,8 @@ TEST_CASE("rebind_right_after_closing_a_listener_that_never_connected_works_with
     Value l = fx.listener();
     int64_t port = fx.port_of(l);
     h.call_method(l, "close");
-    sleep_without_gil(fx, 20ms);  // the loop closes the descriptor asynchronously
+    // The loop closes the descriptor asynchronously.
+    fx.wait_until([&] { return !listening(port); }, "the old listener to close");
     Value again = h.call(fx.SocketIO);
     h.call_method(again, "bind", {fx.addr("127.0.0.1", port)});
     h.call_method(again, "listen");
@@ -365,6 +384,14 @@ TEST_CASE("rebind_over_time_wait_needs_reuseaddr_on_the_old_and_the_new_socket")
     // can be bound again at once, with or without the option.
     // Before the plugin starts its thread: the whole test runs in the new namespace.
     if (!rawsock::own_network_namespace()) MESSAGE("no network namespace of its own: shares the TIME_WAIT table");
+    auto only_time_wait = [](const std::string &states) {
+        std::istringstream words(states);
+        std::string st;
+        while (words >> st) {
+            if (st != "06") return false;
+        }
+        return true;
+    };
     NetFixture fx;
     auto &h = fx.host;
     // Listens on a free port with `reuse`, has one connection closed by `server_first`,
@@ -378,6 +405,8 @@ TEST_CASE("rebind_over_time_wait_needs_reuseaddr_on_the_old_and_the_new_socket")
         Value c = h.call(fx.SocketIO);
         h.call_method(c, "connect", {fx.addr("127.0.0.1", port), h.floating(5.0)});
         Value s = h.item(h.call_method(l, "accept", {h.floating(5.0)}), 0);
+        auto client_port = static_cast<uint16_t>(h.to_int(h.getattr(c, "local_port")));
+        Connection server_side{static_cast<uint16_t>(port), client_port}, client_side{client_port, static_cast<uint16_t>(port)};
         Value &first = server_first ? s : c;
         Value &second = server_first ? c : s;
         h.call_method(first, "close");
@@ -385,7 +414,10 @@ TEST_CASE("rebind_over_time_wait_needs_reuseaddr_on_the_old_and_the_new_socket")
         CHECK(h.to_bytes(h.call_method(second, "read", {h.none(), h.floating(5.0)})) == "");
         h.call_method(second, "close");
         h.call_method(l, "close");
-        sleep_without_gil(fx, 50ms);
+        // The loop closes them asynchronously: wait until nothing but TIME_WAIT is left.
+        fx.wait_until([&] {
+            return !listening(port) && only_time_wait(server_side.states()) && only_time_wait(client_side.states());
+        }, "the closed sockets to leave at most TIME_WAIT on port " + std::to_string(port));
         return port;
     };
     // Tries to bind (and listen on) `port`, with or without reuseaddr; "" or the error.
@@ -401,7 +433,7 @@ TEST_CASE("rebind_over_time_wait_needs_reuseaddr_on_the_old_and_the_new_socket")
             result = e.what();
         }
         h.call_method(n, "close");
-        sleep_without_gil(fx, 20ms);
+        fx.wait_until([&] { return !listening(port); }, "the new listener on port " + std::to_string(port) + " to close");
         return result;
     };
     {
@@ -505,9 +537,12 @@ EmfileRun accept_while_out_of_descriptors(NetFixture &fx) {
                 Value pair = h.call_method(l, "accept", {h.floating(0.25)});
                 ++run.accepted;
                 h.call_method(h.item(pair, 0), "close");
-                sleep_without_gil(fx, 20ms);
-                // The closed socket's descriptor came back: take it again.
-                for (int fd : exhaust_descriptors()) fillers.push_back(fd);
+                // The loop closes the socket's descriptor asynchronously: take it again.
+                fx.wait_until([&] {
+                    std::vector<int> freed = exhaust_descriptors();
+                    fillers.insert(fillers.end(), freed.begin(), freed.end());
+                    return !freed.empty();
+                }, "the accepted socket's descriptor to be freed");
             } catch (const ScriptError &e) {
                 if (e.kind == KSP_ERR_OS && contains(e.what(), "EMFILE")) {
                     ++run.emfile;
@@ -520,7 +555,8 @@ EmfileRun accept_while_out_of_descriptors(NetFixture &fx) {
             }
         }
         // Idle a while: a loop thread spinning on the full descriptor table shows here.
-        sleep_without_gil(fx, 500ms);
+        // (Not a wait for anything: the stretch of time the CPU use is measured over.)
+        fx.without_gil([] { std::this_thread::sleep_for(500ms); });
         run.cpu = rawsock::cpu_seconds() - cpu0;
         run.wall = rawsock::seconds_since(t0);
         for (int fd : fillers) ::close(fd);
@@ -586,13 +622,15 @@ struct Usr1Handler {
     ~Usr1Handler() { sigaction(SIGUSR1, &old, nullptr); }
 };
 
-// Starts `call` on a host thread and signals it every 100 ms for as long as it runs
-// (at most `signals` times); returns how it ended. A call whose deadline moved at each
-// signal would run until the signals stop, plus its whole timeout.
-Outcome call_under_signals(NetFixture &fx, std::function<void()> call, int signals) {
+// Starts `call` on a host thread and, once it is blocked, signals it every 100 ms for as
+// long as it runs (at most `signals` times); returns how it ended. A call whose deadline
+// moved at each signal would run until the signals stop, plus its whole timeout.
+// `mark` (if given) lets another thread watch the caller.
+Outcome call_under_signals(NetFixture &fx, std::function<void()> call, int signals, ThreadMark *mark = nullptr) {
     Outcome out;
-    std::atomic<pthread_t> tid{};
-    std::atomic<bool> ready{false}, finished{false};
+    ThreadMark own;
+    ThreadMark &m = mark ? *mark : own;
+    std::atomic<bool> finished{false};
     std::thread t = host_thread(
         fx.host, out,
         [&finished, call = std::move(call)] {
@@ -602,12 +640,13 @@ Outcome call_under_signals(NetFixture &fx, std::function<void()> call, int signa
             } done{finished};
             call();
         },
-        &tid, &ready);
+        &m);
     fx.without_gil([&] {
-        while (!ready.load()) std::this_thread::sleep_for(1ms);
+        waits::wait_until_blocked(m, "the call to be signalled (before the first signal)");
         for (int i = 0; i < signals && !finished.load(); ++i) {
+            // Not a wait for anything: the pace of the signals, part of the scenario.
             std::this_thread::sleep_for(100ms);
-            if (!finished.load()) pthread_kill(tid.load(), SIGUSR1);  // joined below: the id stays valid
+            if (!finished.load()) pthread_kill(m.handle.load(), SIGUSR1);  // joined below: the id stays valid
         }
         t.join();
     });
@@ -635,7 +674,7 @@ TEST_CASE("signal_to_a_thread_blocked_in_read_neither_ends_the_call_nor_moves_it
     // Data after the signals: the read returns it, with no spurious error.
     g_usr1_count = 0;
     std::thread sender([&] {
-        std::this_thread::sleep_for(450ms);
+        waits::wait_until([] { return g_usr1_count.load() >= 3; }, "three signals to the blocked read");
         Gil g(h);
         h.call_method(c, "write", {h.bytes("after signals")});
     });
@@ -664,8 +703,9 @@ TEST_CASE("signal_to_a_thread_blocked_in_accept_neither_ends_the_call_nor_moves_
     // A connection arriving between signals is accepted.
     int client = -1;
     uint16_t port = static_cast<uint16_t>(fx.port_of(l));
+    g_usr1_count = 0;
     std::thread connector([&] {
-        std::this_thread::sleep_for(350ms);
+        waits::wait_until([] { return g_usr1_count.load() >= 2; }, "two signals to the blocked accept");
         client = rawsock::connect_to(port);
     });
     Outcome got = call_under_signals(
@@ -686,7 +726,7 @@ TEST_CASE("signals_to_threads_blocked_in_the_kernel_without_a_timeout_do_not_end
     Usr1Handler handler;
     auto c_s = fx.connected_pair();
     std::thread sender([&] {
-        std::this_thread::sleep_for(450ms);
+        waits::wait_until([] { return g_usr1_count.load() >= 3; }, "three signals to the blocked read");
         Gil g(h);
         h.call_method(c_s.first, "write", {h.bytes("after signals")});
     });
@@ -700,11 +740,11 @@ TEST_CASE("signals_to_threads_blocked_in_the_kernel_without_a_timeout_do_not_end
     Value l = fx.listener();
     uint16_t port = static_cast<uint16_t>(fx.port_of(l));
     int client = -1;
+    g_usr1_count = 0;
     std::thread connector([&] {
-        std::this_thread::sleep_for(350ms);
+        waits::wait_until([] { return g_usr1_count.load() >= 3; }, "three signals to the blocked accept");
         client = rawsock::connect_to(port);
     });
-    g_usr1_count = 0;
     Outcome accepted = call_under_signals(
         fx, [&] { h.call_method(h.item(h.call_method(l, "accept"), 0), "close"); }, 3);
     join_without_gil(fx, connector);
@@ -726,8 +766,11 @@ TEST_CASE("signal_to_a_thread_blocked_in_a_large_write_neither_ends_the_call_nor
     for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 131) >> 7);
     Value big = h.bytes(data);
     std::string received;
+    ThreadMark writer;
     std::thread reader([&] {
-        std::this_thread::sleep_for(300ms);  // let the write block on full buffers first
+        // The write blocks on full buffers and is signalled there before anything is read.
+        waits::wait_until([] { return g_usr1_count.load() >= 2; }, "two signals to the blocked write");
+        waits::wait_until_blocked(writer, "the write, after the signals");
         char buf[65536];
         while (received.size() < data.size()) {
             ssize_t r = ::recv(peer, buf, sizeof buf, 0);
@@ -735,12 +778,13 @@ TEST_CASE("signal_to_a_thread_blocked_in_a_large_write_neither_ends_the_call_nor
             received.append(buf, static_cast<size_t>(r));
         }
     });
-    Outcome out = call_under_signals(fx, [&] { h.call_method(c, "write", {big, h.floating(20.0)}); }, 6);
+    Outcome out = call_under_signals(fx, [&] { h.call_method(c, "write", {big, h.floating(20.0)}); }, 6, &writer);
     join_without_gil(fx, reader);
     CHECK(out.returned);
     CHECK_MESSAGE(!out.error.has_value(), out.message());
     CHECK(received.size() == data.size());
     CHECK(received == data);
+    CHECK(g_usr1_count.load() >= 2);
     ::close(peer);
     h.call_method(c, "close");
 }
@@ -762,10 +806,9 @@ void check_woken_by_close(const Outcome &out, const char *op) {
 void close_while_blocked(NetFixture &fx, const Value &sock, std::function<void()> call, const char *op) {
     auto &h = fx.host;
     Outcome out;
-    std::atomic<bool> ready{false};
-    std::thread t = host_thread(h, out, std::move(call), nullptr, &ready);
-    sleep_without_gil(fx, 200ms);
-    CHECK(ready.load());
+    ThreadMark mark;
+    std::thread t = host_thread(h, out, std::move(call), &mark);
+    fx.wait_until_blocked(mark, op);
     CHECK_FALSE(out.returned);
     h.call_method(sock, "close");
     join_without_gil(fx, t);
@@ -867,12 +910,14 @@ TEST_CASE("unload_with_blocked_read_write_and_accept_wakes_each_with_ioerror") {
         Value r = host.item(host.call_method(l, "accept"), 0);
         Value big = host.bytes(std::string(64u << 20, 'U'));
         Outcome accepting, reading, writing;
+        ThreadMark marks[3];
         std::vector<std::thread> threads;
-        threads.push_back(host_thread(host, accepting, [&] { host.call_method(l, "accept", {host.floating(10.0)}); }));
-        threads.push_back(host_thread(host, reading, [&] { host.call_method(r, "read", {host.integer(1), host.floating(10.0)}); }));
-        threads.push_back(host_thread(host, writing, [&] { host.call_method(c, "write", {big, host.floating(10.0)}); }));
+        threads.push_back(host_thread(host, accepting, [&] { host.call_method(l, "accept", {host.floating(10.0)}); }, &marks[0]));
+        threads.push_back(host_thread(host, reading, [&] { host.call_method(r, "read", {host.integer(1), host.floating(10.0)}); }, &marks[1]));
+        threads.push_back(host_thread(host, writing, [&] { host.call_method(c, "write", {big, host.floating(10.0)}); }, &marks[2]));
         void *token = host.table()->release_lock();
-        std::this_thread::sleep_for(300ms);
+        const char *ops[3] = {"accept", "read", "write"};
+        for (int i = 0; i < 3; ++i) waits::wait_until_blocked(marks[i], ops[i]);
         host.table()->acquire_lock(token);
         host.unload("net");
         token = host.table()->release_lock();
@@ -943,14 +988,15 @@ TEST_CASE("unload_with_64_blocked_readers_wakes_them_all_promptly") {
             servers.push_back(host.item(host.call_method(l, "accept"), 0));
         }
         std::vector<Outcome> outs(kReaders);
+        std::vector<ThreadMark> marks(kReaders);
         std::vector<std::thread> threads;
         for (int i = 0; i < kReaders; ++i) {
             threads.push_back(host_thread(host, outs[i], [&host, &servers, i] {
                 host.call_method(servers[i], "read", {host.integer(1), host.floating(30.0)});
-            }));
+            }, &marks[i]));
         }
         void *token = host.table()->release_lock();
-        std::this_thread::sleep_for(300ms);
+        for (int i = 0; i < kReaders; ++i) waits::wait_until_blocked(marks[i], "read " + std::to_string(i));
         host.table()->acquire_lock(token);
         auto t0 = std::chrono::steady_clock::now();
         host.unload("net");

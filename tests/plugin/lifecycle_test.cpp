@@ -19,16 +19,18 @@ TEST_CASE("unload_with_open_sockets_closes_them_and_wakes_blocked_calls") {
         host.call_method(l, "bind", {host.tuple({host.str("127.0.0.1"), host.integer(0)})});
         host.call_method(l, "listen");
         std::string error;
+        ThreadMark mark;
         std::thread blocked([&] {
             Gil g(host);
             try {
+                mark.here();
                 host.call_method(l, "accept");
             } catch (const ScriptError &e) {
                 error = e.what();
             }
         });
         void *token = host.table()->release_lock();
-        std::this_thread::sleep_for(50ms);
+        waits::wait_until_blocked(mark, "accept");
         host.table()->acquire_lock(token);
         host.unload("net");
         token = host.table()->release_lock();

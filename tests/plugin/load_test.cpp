@@ -144,6 +144,7 @@ TEST_CASE("load_1000_connections_at_once_each_exchange_100_checksummed_messages_
     // keep all 200,000 messages.
     NetFixture fx{false};
     auto &h = fx.host;
+    const int sockets_before = census::open_sockets();
     Value l = h.call(fx.SocketIO);
     h.call_method(l, "bind", {fx.addr("127.0.0.1", 0)});
     h.call_method(l, "listen", {h.integer(kConns)});
@@ -178,9 +179,9 @@ TEST_CASE("load_1000_connections_at_once_each_exchange_100_checksummed_messages_
                     client_socks[t].push_back(c);
                     ++connected;
                 }
-                fx.without_gil([&] {
-                    while (!go.load()) std::this_thread::sleep_for(1ms);
-                });
+                bool going = false;
+                fx.without_gil([&] { going = waits::wait_until([&] { return go.load(); }, "the servers to start", 120s); });
+                if (!going) throw std::runtime_error("the servers never started");
                 auto &mine = client_socks[t];
                 for (int seq = 0; seq < kMessages; ++seq) {
                     for (size_t k = 0; k < mine.size(); ++k) {
@@ -206,7 +207,7 @@ TEST_CASE("load_1000_connections_at_once_each_exchange_100_checksummed_messages_
     fx.without_gil([&] {
         acceptor.join();
         // A client may still be on its way out of connect() after its peer was accepted.
-        for (int i = 0; i < 3000 && connected.load() < kConns; ++i) std::this_thread::sleep_for(1ms);
+        waits::wait_until([&] { return connected.load() == kConns; }, "every client to return from connect()");
     });
     REQUIRE(accept_error == "");
     REQUIRE(accepted.size() == size_t{kConns});
@@ -266,7 +267,8 @@ TEST_CASE("load_1000_connections_at_once_each_exchange_100_checksummed_messages_
     h.call_method(l, "close");
     client_socks.clear();
     accepted.clear();
-    fx.without_gil([] { std::this_thread::sleep_for(100ms); });  // the loop closes descriptors
+    // The loop closes the descriptors asynchronously.
+    fx.wait_until([&] { return census::open_sockets() == sockets_before; }, "the loop to close every socket");
 }
 
 
@@ -277,6 +279,7 @@ TEST_CASE("load_connect_accept_close_cycles_leave_no_growth_in_fds_or_memory") {
     Value l = h.call(fx.SocketIO);
     h.call_method(l, "bind", {fx.addr("127.0.0.1", 0)});
     h.call_method(l, "listen", {h.integer(128)});
+    const int sockets0 = census::open_sockets();  // the listener's
     Value where = fx.addr("127.0.0.1", fx.port_of(l));
     Value no_more = h.integer(1);
     Value wait = h.floating(10.0);
@@ -290,22 +293,22 @@ TEST_CASE("load_connect_accept_close_cycles_leave_no_growth_in_fds_or_memory") {
         if (!h.to_bytes(h.call_method(c, "read", {no_more, wait})).empty()) throw std::runtime_error("data?");
         h.call_method(c, "close");
     };
-    // The loop takes the listener lazily (within 100 ms), and libuv's first stream handle
-    // reserves one more descriptor for itself (for EMFILE): count after both.
-    fx.without_gil([] { std::this_thread::sleep_for(250ms); });
-    const int fds0 = census::open_fds();  // the listener's and the runtime's
     auto settle = [&] {
-        // Closing is asynchronous: give the loop a moment to close the descriptors, and
-        // to run the queue of hand-overs (which holds each new socket for up to 100 ms).
+        // Closing is asynchronous: the loop closes the descriptors.
+        fx.wait_until([&] { return census::open_sockets() == sockets0; }, "the loop to close every connection");
+        // The runtime's queue of hand-overs still holds the sockets closed before the
+        // loop took them (their memory, not their descriptors) until its next run, which
+        // the runtime guarantees within kLazyDrain. Nothing outside the runtime shows that
+        // run, so this sleep outlasts the period (a kept sleep, not a guess at a state).
         fx.without_gil([] { std::this_thread::sleep_for(250ms); });
-        for (int i = 0; i < 100 && census::open_fds() != fds0; ++i) {
-            fx.without_gil([] { std::this_thread::sleep_for(10ms); });
-        }
     };
     const long warm_up = std::min<long>(2000, cycles / 10 + 1);
     for (long i = 0; i < warm_up; ++i) cycle();
     settle();
-    CHECK(census::open_fds() == fds0);
+    CHECK(census::open_sockets() == sockets0);
+    // Counted after the warm-up: by then libuv's first stream handle has reserved one more
+    // descriptor for itself (for EMFILE).
+    const int fds0 = census::open_fds();  // the listener's, the runtime's and that one
     size_t objects0 = h.live_objects();
     malloc_trim(0);
     size_t heap0 = live_heap_bytes();
@@ -323,6 +326,7 @@ TEST_CASE("load_connect_accept_close_cycles_leave_no_growth_in_fds_or_memory") {
     settle();
     malloc_trim(0);
     int fds1 = census::open_fds();
+    CHECK(census::open_sockets() == sockets0);
     size_t heap1 = live_heap_bytes();
     long rss1 = rss_kib();
     CHECK(fds1 == fds0);
@@ -342,14 +346,15 @@ TEST_CASE("load_64_host_threads_block_on_their_own_sockets_while_the_lock_stays_
     auto &h = fx.host;
     std::vector<std::pair<Value, Value>> pairs;
     for (int i = 0; i < kThreads; ++i) pairs.push_back(fx.connected_pair());
-    std::atomic<int> waiting{0}, done{0};
+    std::atomic<int> done{0};
+    std::vector<ThreadMark> marks(kThreads);
     std::vector<std::string> errors(kThreads);
     std::vector<std::thread> threads;
     for (int i = 0; i < kThreads; ++i) {
         threads.emplace_back([&, i] {
             Gil g(h);
             try {
-                ++waiting;
+                marks[i].here();
                 std::string got = h.to_bytes(h.call_method(pairs[i].second, "read", {h.integer(100), h.floating(30.0)}));
                 if (got != "wake " + std::to_string(i)) throw std::runtime_error("got '" + got + "'");
                 h.call_method(pairs[i].second, "write", {h.bytes("done " + std::to_string(i))});
@@ -360,8 +365,7 @@ TEST_CASE("load_64_host_threads_block_on_their_own_sockets_while_the_lock_stays_
         });
     }
     fx.without_gil([&] {
-        while (waiting.load() < kThreads) std::this_thread::sleep_for(1ms);
-        std::this_thread::sleep_for(100ms);
+        for (int i = 0; i < kThreads; ++i) waits::wait_until_blocked(marks[i], "read " + std::to_string(i));
     });
     // Every thread is blocked in read(): this thread takes the lock and works freely.
     auto t0 = std::chrono::steady_clock::now();
@@ -403,6 +407,7 @@ TEST_CASE("load_two_threads_share_one_socket_one_reading_one_writing_without_dea
                 Value part = h.call_method(s, "read", {h.integer(kChunk), h.floating(30.0)});
                 if (h.len(part) == 0) break;
                 // A slow peer: the reader and the writer spend most of their time blocked.
+                // (Not a wait for anything: the peer's pace, part of the scenario.)
                 fx.without_gil([] { std::this_thread::sleep_for(2ms); });
                 h.call_method(s, "write", {part, h.floating(30.0)});
             }
@@ -455,7 +460,7 @@ TEST_CASE("load_two_threads_share_one_socket_one_reading_one_writing_without_dea
                 h.integer(ticks.load());
                 ++ticks;
             }
-            std::this_thread::sleep_for(1ms);
+            std::this_thread::sleep_for(1ms);  // the ticker's pace, part of the scenario
         }
     });
     auto t0 = std::chrono::steady_clock::now();

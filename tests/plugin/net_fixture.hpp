@@ -14,6 +14,7 @@
 
 #include "process_census.hpp"
 #include "refhost.hpp"
+#include "waits.hpp"
 
 namespace nettest {
 
@@ -21,6 +22,7 @@ using refhost::Gil;
 using refhost::Host;
 using refhost::ScriptError;
 using refhost::Value;
+using waits::ThreadMark;
 
 inline std::string plugin_dir() {
     const char *dir = std::getenv("KSNET_PLUGIN_DIR");
@@ -93,6 +95,20 @@ struct NetFixture {
         void *token = host.table()->release_lock();
         body();
         host.table()->acquire_lock(token);
+    }
+
+    // The waits of waits.hpp, with the interpreter lock released while waiting (the
+    // thread waited for may need it to get where it is going).
+    template <class Done>
+    bool wait_until(Done &&done, const std::string &what) {
+        bool reached = false;
+        without_gil([&] { reached = waits::wait_until(done, what); });
+        return reached;
+    }
+    bool wait_until_blocked(const waits::ThreadMark &mark, const std::string &what) {
+        bool reached = false;
+        without_gil([&] { reached = waits::wait_until_blocked(mark, what); });
+        return reached;
     }
 };
 

@@ -169,12 +169,14 @@ TEST_CASE("blocked_accept_releases_the_interpreter_lock") {
     Value l = fx.listener();
     int64_t port = fx.port_of(l);
     std::atomic<bool> accepted{false};
+    ThreadMark mark;
     std::thread server([&] {
         Gil g(h);
+        mark.here();
         Value pair = h.call_method(l, "accept");
         accepted = true;
     });
-    fx.without_gil([] { std::this_thread::sleep_for(50ms); });
+    fx.wait_until_blocked(mark, "accept");
     // The server is blocked in accept(); if it held the lock we could not run this.
     CHECK_FALSE(accepted);
     Value c = h.call(fx.SocketIO);
@@ -189,15 +191,17 @@ TEST_CASE("close_from_another_thread_wakes_a_blocked_read_with_ioerror") {
     Value c, s;
     std::tie(c, s) = fx.connected_pair();
     std::optional<ScriptError> error;
+    ThreadMark mark;
     std::thread reader([&, s = s] {
         Gil g(h);
         try {
+            mark.here();
             h.call_method(s, "read", {h.integer(10)});
         } catch (const ScriptError &e) {
             error = e;
         }
     });
-    fx.without_gil([] { std::this_thread::sleep_for(50ms); });
+    fx.wait_until_blocked(mark, "read");
     h.call_method(s, "close");
     fx.without_gil([&] { reader.join(); });
     REQUIRE(error);

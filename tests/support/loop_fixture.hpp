@@ -10,6 +10,7 @@
 #include "ksnet/runtime.hpp"
 #include "ksnet/tcp.hpp"
 #include "process_census.hpp"
+#include "waits.hpp"
 
 namespace ksnet {
 

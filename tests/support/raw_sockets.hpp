@@ -115,9 +115,11 @@ inline void send_all(int fd, const std::string &data) {
     }
 }
 
-// The TCP states (hex, as /proc/net/tcp shows them: 06 is TIME_WAIT) of IPv4 sockets
-// whose local port is `port`.
-inline std::string tcp_states_of_local_port(uint16_t port) {
+// The TCP states (hex, as /proc/net/tcp shows them: 06 is TIME_WAIT, 08 CLOSE_WAIT, 0A
+// LISTEN) of IPv4 sockets whose local port is `port` and, when `remote` is given, whose
+// remote port is `remote` (0 for listeners). Other connections may share a local port
+// number (ephemeral ports are reused towards other destinations, TIME_WAIT lingers).
+inline std::string tcp_states_of_local_port(uint16_t port, int remote_port = -1) {
     std::ifstream in("/proc/net/tcp");
     std::string line, states;
     std::getline(in, line);  // header
@@ -125,9 +127,11 @@ inline std::string tcp_states_of_local_port(uint16_t port) {
         std::istringstream fields(line);
         std::string sl, local, remote, st;
         fields >> sl >> local >> remote >> st;
-        size_t colon = local.find(':');
-        if (colon == std::string::npos) continue;
-        if (std::stoul(local.substr(colon + 1), nullptr, 16) == port) states += st + " ";
+        size_t colon = local.find(':'), rcolon = remote.find(':');
+        if (colon == std::string::npos || rcolon == std::string::npos) continue;
+        if (std::stoul(local.substr(colon + 1), nullptr, 16) != port) continue;
+        if (remote_port >= 0 && std::stoul(remote.substr(rcolon + 1), nullptr, 16) != static_cast<unsigned long>(remote_port)) continue;
+        states += st + " ";
     }
     return states;
 }
