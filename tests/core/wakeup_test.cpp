@@ -12,6 +12,7 @@
 #include "ksnet/tcp.hpp"
 #include "ksnet/udp.hpp"
 #include "loop_fixture.hpp"
+#include "waits.hpp"
 
 using namespace ksnet;
 using namespace std::chrono_literals;
@@ -25,17 +26,21 @@ struct InterruptFlag : WaitHooks {
     bool interrupted() override { return on; }
 };
 
-// Runs `body` on a thread and waits up to 10 s for it; ends the process if it is still
-// blocked then (a hang cannot be undone).
+// Runs `body` on a thread, calls end_it once that thread is blocked in the kernel, and
+// waits up to 10 s for it; ends the process if it is still blocked then (a hang cannot be
+// undone).
 std::string error_of(std::function<void()> body, const std::function<void()> &end_it) {
+    waits::ThreadMark mark;
     auto done = std::async(std::launch::async, [&] {
         try {
+            mark.here();
             body();
         } catch (const Error &e) {
             return std::string(e.what());
         }
         return std::string("no error");
     });
+    waits::wait_until_blocked(mark, "the call to end");
     end_it();
     if (done.wait_for(10s) != std::future_status::ready) {
         std::fprintf(stderr, "the blocked call was not woken: it waits for the end of its slice\n");
@@ -63,7 +68,6 @@ TEST_CASE("wakeup_pushed_interrupt_ends_a_blocked_tcp_read_at_once") {
     std::shared_ptr<TcpSocket> c, l;
     auto s = connected(rt, c, l);
     std::string error = error_of([&] { s->read(1); }, [&] {
-        std::this_thread::sleep_for(20ms);  // most likely blocked by now; either way it must end
         hooks->on = true;
         rt->wake_for_interrupt();
     });
@@ -84,7 +88,6 @@ TEST_CASE("wakeup_pushed_interrupt_ends_a_blocked_accept_and_a_udp_read_at_once"
     auto u = UdpSocket::create(rt, Family::Inet4);
     u->bind(Endpoint{Family::Inet4, "127.0.0.1", 0});
     auto interrupt = [&] {
-        std::this_thread::sleep_for(20ms);
         hooks->on = true;
         rt->wake_for_interrupt();
     };
@@ -99,7 +102,6 @@ TEST_CASE("wakeup_close_from_another_thread_ends_a_blocked_read_at_once") {
     std::shared_ptr<TcpSocket> c, l;
     auto s = connected(rt, c, l);
     std::string error = error_of([&] { s->read(1); }, [&] {
-        std::this_thread::sleep_for(20ms);
         s->close();
     });
     CHECK(error.find("read: ") == 0);
@@ -111,7 +113,6 @@ TEST_CASE("wakeup_teardown_ends_a_blocked_read_at_once") {
     std::shared_ptr<TcpSocket> c, l;
     auto s = connected(rt, c, l);
     std::string error = error_of([&] { s->read(1); }, [&] {
-        std::this_thread::sleep_for(20ms);
         CHECK(rt->shutdown() == 0);
     });
     CHECK(error == "read: socket closed because the net module was unloaded");

@@ -19,9 +19,11 @@ std::string interrupted_read(NetFixture &fx) {
     std::tie(c, s) = fx.connected_pair();
     std::string error;
     ksp_error_kind kind = KSP_ERR_ERROR;
+    ThreadMark mark;
     std::thread reader([&] {
         Gil g(h);
         try {
+            mark.here();
             h.call_method(s, "read", {h.integer(1)});
             error = "no error";
         } catch (const ScriptError &e) {
@@ -29,8 +31,8 @@ std::string interrupted_read(NetFixture &fx) {
             kind = e.kind;
         }
     });
+    fx.wait_until_blocked(mark, "read");
     fx.without_gil([&] {
-        std::this_thread::sleep_for(20ms);  // most likely blocked by now; either way it must end
         h.request_interrupt(true);
         reader.join();
     });
