@@ -77,7 +77,7 @@ ksp_value bytes_value(const ksp_host *h, const std::string &s) {
     return checked(h, h->bytes_new(s.data(), s.size())).release();
 }
 
-ksp_value bytes_filled_by(const ksp_host *h, size_t cap, const std::function<size_t(char *, size_t)> &fill) {
+ksp_value bytes_filled_by(const ksp_host *h, size_t cap, ksnet::FunctionRef<size_t(char *, size_t)> fill) {
     if (!KSP_HOST_HAS(h, bytes_alloc) || !KSP_HOST_HAS(h, bytes_shrink)) {
         std::string buffer(cap, '\0');
         buffer.resize(fill(buffer.data(), cap));

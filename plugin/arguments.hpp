@@ -27,7 +27,7 @@ ksp_value bytes_value(const ksp_host *h, const std::string &s);
 // A bytes of at most `cap` bytes written by fill(data, cap), which returns how many it
 // wrote. A host of ABI 1.2 lets fill() write into the bytes itself (bytes_alloc); an
 // older one gets a copy.
-ksp_value bytes_filled_by(const ksp_host *h, size_t cap, const std::function<size_t(char *, size_t)> &fill);
+ksp_value bytes_filled_by(const ksp_host *h, size_t cap, ksnet::FunctionRef<size_t(char *, size_t)> fill);
 ksp_value str_value(const ksp_host *h, const std::string &s);
 
 }  // namespace netplug

@@ -240,7 +240,7 @@ private:
 };
 
 WaitResult Runtime::wait(std::mutex &mu, std::condition_variable &cv,
-                         const std::function<bool()> &pred, const Deadline &deadline,
+                         FunctionRef<bool()> pred, const Deadline &deadline,
                          bool interruptible) {
     void *token = hooks_->release();
     WaitResult result;
@@ -281,12 +281,12 @@ void throw_unless_ready(WaitResult r, const char *op) {
     }
 }
 
-void Runtime::wait_or_throw(std::mutex &mu, std::condition_variable &cv, const std::function<bool()> &pred,
+void Runtime::wait_or_throw(std::mutex &mu, std::condition_variable &cv, FunctionRef<bool()> pred,
                             const Deadline &deadline, const char *op) {
     throw_unless_ready(wait(mu, cv, pred, deadline), op);
 }
 
-std::optional<WaitResult> Runtime::wait_over(const Deadline &deadline, const std::function<bool()> &stop) {
+std::optional<WaitResult> Runtime::wait_over(const Deadline &deadline, FunctionRef<bool()> stop) {
     if (stop && stop()) return WaitResult::Stopped;
     if (hooks_->interrupted()) return WaitResult::Interrupted;
     if (deadline && Clock::now() >= *deadline) return WaitResult::TimedOut;

@@ -233,7 +233,7 @@ void TcpSocket::throw_if_closing_locked(const char *op) const {
     if (state_ == State::Closed || closing_) throw_closed_locked(op);
 }
 
-void TcpSocket::wait_or_throw(const std::function<bool()> &pred, const Deadline &deadline,
+void TcpSocket::wait_or_throw(FunctionRef<bool()> pred, const Deadline &deadline,
                               const char *op) {
     rt_->wait_or_throw(mu_, cv_, pred, deadline, op);
 }
@@ -354,20 +354,22 @@ void TcpSocket::wait_ready(std::unique_lock<std::mutex> &lk, short events, const
 }
 
 ssize_t TcpSocket::blocking_locked(std::unique_lock<std::mutex> &lk, short events, const char *op,
-                                   const Deadline &deadline, std::function<ssize_t()> call, int &err,
+                                   const Deadline &deadline, FunctionRef<ssize_t()> call, int &err,
                                    bool first_try_locked) {
     begin_io_locked();
     lk.unlock();
-    BlockingCall c;
-    c.fd = fd_;
-    c.events = events;
-    c.call = std::move(call);
-    c.deadline = deadline;
-    c.stop = [this] { return closing_.load(); };
-    c.done = [this] {
+    auto stop = [this] { return closing_.load(); };
+    auto done = [this] {
         std::lock_guard g(mu_);
         end_io_locked();
     };
+    BlockingCall c;
+    c.fd = fd_;
+    c.events = events;
+    c.call = call;
+    c.deadline = deadline;
+    c.stop = stop;
+    c.done = done;
     c.first_try_locked = first_try_locked;
     ssize_t result = -1;
     WaitResult r = rt_->call_blocking(c, result, err);

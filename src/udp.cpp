@@ -140,7 +140,7 @@ void UdpSocket::check_size(size_t n, const char *op) const {
     }
 }
 
-void UdpSocket::wait_or_throw(const std::function<bool()> &pred, const Deadline &deadline, const char *op) {
+void UdpSocket::wait_or_throw(FunctionRef<bool()> pred, const Deadline &deadline, const char *op) {
     rt_->wait_or_throw(mu_, cv_, pred, deadline, op);
 }
 

@@ -21,6 +21,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "ksnet/function_ref.hpp"
+
 namespace ksnet {
 
 using Clock = std::chrono::steady_clock;
@@ -62,13 +64,13 @@ void throw_unless_ready(WaitResult r, const char *op);
 struct BlockingCall {
     int fd = -1;
     short events = 0;                    // POLLIN or POLLOUT
-    std::function<ssize_t()> call;       // empty: only wait until fd is ready
+    FunctionRef<ssize_t()> call;         // empty: only wait until fd is ready
     Deadline deadline;
-    std::function<bool()> stop;          // true: give up (close() from another thread)
+    FunctionRef<bool()> stop;            // true: give up (close() from another thread)
     // Runs after the last system call and before the interpreter lock is taken back: a
     // caller lets go of the descriptor there, since whoever holds the lock (teardown)
     // may be waiting for it.
-    std::function<void()> done;
+    FunctionRef<void()> done;
     // Make the first attempt with the interpreter lock held (see kUnlockedCopy).
     bool first_try_locked = false;
 };
@@ -109,11 +111,11 @@ public:
     // Waits until pred() is true (pred is evaluated with `mu` held), the deadline
     // passes or (if interruptible) the host interrupts. Releases the interpreter lock
     // meanwhile. The caller must not hold `mu`.
-    WaitResult wait(std::mutex &mu, std::condition_variable &cv, const std::function<bool()> &pred,
+    WaitResult wait(std::mutex &mu, std::condition_variable &cv, FunctionRef<bool()> pred,
                     const Deadline &deadline, bool interruptible = true);
 
     // The same, throwing (throw_unless_ready) unless pred() came true.
-    void wait_or_throw(std::mutex &mu, std::condition_variable &cv, const std::function<bool()> &pred,
+    void wait_or_throw(std::mutex &mu, std::condition_variable &cv, FunctionRef<bool()> pred,
                        const Deadline &deadline, const char *op);
 
     // How long a waiting caller may go without looking at stop() and the host's
@@ -189,7 +191,7 @@ private:
     // Runs the tasks queued so far (tasks_ or lazy_tasks_).
     void drain(std::vector<std::function<void()>> &queue);
     // Why a wait ends now (stop(), a host interrupt, the deadline), if it does.
-    std::optional<WaitResult> wait_over(const Deadline &deadline, const std::function<bool()> &stop);
+    std::optional<WaitResult> wait_over(const Deadline &deadline, FunctionRef<bool()> stop);
     void loop_main();
     void spawn_loop_thread();
 

@@ -117,7 +117,7 @@ private:
     // Returns what `call` returned, with errno in `err`; without `call`, waits until fd_
     // is ready. Throws on close, unload, interrupt or the deadline.
     ssize_t blocking_locked(std::unique_lock<std::mutex> &lk, short events, const char *op, const Deadline &deadline,
-                            std::function<ssize_t()> call, int &err, bool first_try_locked = false);
+                            FunctionRef<ssize_t()> call, int &err, bool first_try_locked = false);
     // Makes callers blocked in the kernel on fd_ return now (close() from another thread).
     void wake_callers_locked();
     // Takes one turn as the reader / writer (waiting for the current one to finish).
@@ -135,7 +135,7 @@ private:
     void check_readable_locked(const char *op) const;
     [[noreturn]] void throw_line_too_long_locked() const;
     std::string name_for_errors() const;
-    void wait_or_throw(const std::function<bool()> &pred, const Deadline &deadline, const char *op);
+    void wait_or_throw(FunctionRef<bool()> pred, const Deadline &deadline, const char *op);
 
     std::shared_ptr<Runtime> rt_;
     const Family family_;

@@ -111,7 +111,7 @@ private:
     void check_family(const Endpoint &ep, const char *op) const;
     void check_size(size_t n, const char *op) const;
     std::string name_for_errors_locked() const;
-    void wait_or_throw(const std::function<bool()> &pred, const Deadline &deadline, const char *op);
+    void wait_or_throw(FunctionRef<bool()> pred, const Deadline &deadline, const char *op);
     void send_common(std::string_view data, const Endpoint *ep, const sockaddr_storage *addr,
                      const Deadline &deadline, const char *opname);
     Entry take(size_t max, const Deadline &deadline, const char *op);
