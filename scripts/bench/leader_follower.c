@@ -1,0 +1,476 @@
+/* leader_follower.c - a prototype for issue 12: raw_c.c's ping-pong with both sockets
+ * as uv_tcp_t on one uv_loop_t shared by the client thread and the server thread, and
+ * no thread that owns the loop. One mutex guards every libuv call. A thread that needs
+ * data and finds nobody running the loop becomes the leader: it waits in poll() on
+ * uv_backend_fd() with the mutex released, then dispatches with uv_run(UV_RUN_NOWAIT)
+ * holding it. Read callbacks append to the socket's buffer and wake the thread waiting
+ * on it. Other waiting threads are followers, asleep on their own condition variable.
+ * Writes go through uv_try_write, and uv_write for what the kernel did not take.
+ *
+ *   bench_leader_follower POLICY SIZE COUNT [gil] [slice_us=N]
+ *
+ * POLICY says what a leader does when its own data arrives while followers still wait:
+ *   handoff  it makes the first follower the leader and wakes it.
+ *   writer   it wakes nobody; a thread that writes while followers wait and nobody leads
+ *            dispatches once (uv_run(UV_RUN_NOWAIT)) after its write, and a follower
+ *            waits at most slice_us (default 1000) before it leads itself.
+ * `gil` adds an interpreter lock: each thread holds it except while it waits or writes,
+ * as the plugin's script threads do.
+ *
+ * Prints "pingpong_SIZE metric value" lines like raw_c, plus context switches
+ * (getrusage, the whole process) and the policy's own events per round trip. Exits 1
+ * if either side counted fewer bytes than were sent. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <uv.h>
+
+enum policy { POLICY_HANDOFF, POLICY_WRITER };
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what, int uv_code) {
+    fprintf(stderr, "leader_follower: %s: %s\n", what, uv_code ? uv_strerror(uv_code) : strerror(errno));
+    exit(2);
+}
+
+static void check(int rc, const char *what) {
+    if (rc < 0) die(what, rc);
+}
+
+/* A thread waiting for something (data on a socket, a write's completion). */
+struct waiter {
+    pthread_cond_t cv;
+    int signalled;          /* what it waits for may have happened */
+    int lead;               /* it was made the leader while asleep */
+    struct waiter *next;    /* in the followers' list */
+};
+
+struct shared_loop {
+    uv_loop_t loop;
+    pthread_mutex_t mu;     /* guards the loop, every handle and everything below */
+    struct waiter *leader;  /* the thread running the loop, or NULL */
+    struct waiter *followers;
+    enum policy policy;
+    long slice_us;          /* writer policy: a follower's longest sleep without a leader */
+    /* events, for the report */
+    unsigned long leads, polls, dispatches, writer_dispatches, handoffs, fallback_leads;
+};
+
+struct conn {
+    uv_tcp_t tcp;
+    struct shared_loop *sl;
+    char *buf;
+    size_t have, cap;
+    int eof, err, reading;
+    struct waiter *reader;  /* the thread waiting for this socket's data */
+};
+
+enum { READ_ROOM = 65536, HIGH_WATER = 4 << 20 };
+
+/* Sets the flag and wakes the thread if it sleeps; a leader checks the flag itself. */
+static void signal_waiter(struct waiter *w) {
+    if (!w) return;
+    w->signalled = 1;
+    pthread_cond_signal(&w->cv);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out) {
+    (void)suggested;
+    struct conn *c = h->data;
+    if (c->cap - c->have < READ_ROOM) {
+        size_t cap = c->cap ? c->cap : READ_ROOM;
+        while (cap - c->have < READ_ROOM) cap *= 2;
+        char *bigger = realloc(c->buf, cap);
+        if (!bigger) die("realloc", 0);
+        c->buf = bigger;
+        c->cap = cap;
+    }
+    *out = uv_buf_init(c->buf + c->have, (unsigned)(c->cap - c->have));
+}
+
+static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
+    (void)b;
+    struct conn *c = s->data;
+    if (n > 0) c->have += (size_t)n;
+    else if (n == UV_EOF) c->eof = 1;
+    else if (n < 0) c->err = (int)n;
+    if (n < 0 || c->have >= HIGH_WATER) {  /* stop at end, error, or a full buffer */
+        uv_read_stop(s);
+        c->reading = 0;
+    }
+    signal_waiter(c->reader);
+}
+
+typedef int (*ready_fn)(void *arg);
+
+/* The leader: runs the loop until its own condition holds. Mutex held on entry and exit. */
+static void lead_until(struct shared_loop *sl, struct waiter *me, ready_fn ready, void *arg) {
+    sl->leader = me;
+    sl->leads++;
+    while (!ready(arg)) {
+        struct pollfd p = {.fd = uv_backend_fd(&sl->loop), .events = POLLIN};
+        int timeout = uv_backend_timeout(&sl->loop);
+        pthread_mutex_unlock(&sl->mu);
+        int r = poll(&p, 1, timeout);
+        pthread_mutex_lock(&sl->mu);
+        if (r < 0 && errno != EINTR) die("poll", 0);
+        sl->polls++;
+        sl->dispatches++;
+        uv_run(&sl->loop, UV_RUN_NOWAIT);
+    }
+}
+
+/* The leader's condition holds: it stops leading. Under the handoff policy the first
+ * follower whose own condition is not yet met becomes the leader. */
+static void resign(struct shared_loop *sl) {
+    sl->leader = NULL;
+    if (sl->policy != POLICY_HANDOFF) return;
+    for (struct waiter *f = sl->followers; f; f = f->next) {
+        if (f->signalled) continue;
+        f->lead = 1;
+        sl->leader = f;  /* reserved now, so a thread arriving meanwhile follows */
+        sl->handoffs++;
+        pthread_cond_signal(&f->cv);
+        return;
+    }
+}
+
+static void add_follower(struct shared_loop *sl, struct waiter *w) {
+    w->next = sl->followers;
+    sl->followers = w;
+}
+
+static void remove_follower(struct shared_loop *sl, struct waiter *w) {
+    for (struct waiter **p = &sl->followers; *p; p = &(*p)->next) {
+        if (*p == w) {
+            *p = w->next;
+            return;
+        }
+    }
+}
+
+static void deadline_in(struct timespec *ts, long us) {
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_nsec += (us % 1000000) * 1000;
+    ts->tv_sec += us / 1000000 + ts->tv_nsec / 1000000000;
+    ts->tv_nsec %= 1000000000;
+}
+
+/* Waits, leading or following, until ready(arg). Mutex held on entry and exit. */
+static void wait_until(struct shared_loop *sl, struct waiter *me, ready_fn ready, void *arg) {
+    me->signalled = 0;
+    me->lead = 0;
+    while (!ready(arg)) {
+        if (sl->leader == NULL) {
+            lead_until(sl, me, ready, arg);
+            resign(sl);
+            return;
+        }
+        if (sl->leader == me) {  /* made the leader by a resigning one */
+            lead_until(sl, me, ready, arg);
+            resign(sl);
+            return;
+        }
+        add_follower(sl, me);
+        while (!me->signalled && !me->lead) {
+            if (sl->policy == POLICY_WRITER) {
+                struct timespec dl;
+                deadline_in(&dl, sl->slice_us);
+                int r = pthread_cond_timedwait(&me->cv, &sl->mu, &dl);
+                if (r == ETIMEDOUT && sl->leader == NULL) {
+                    sl->fallback_leads++;
+                    break;
+                }
+            } else {
+                pthread_cond_wait(&me->cv, &sl->mu);
+            }
+        }
+        remove_follower(sl, me);
+        me->signalled = 0;
+    }
+    if (sl->leader == me) resign(sl);  /* made the leader, but its data had come */
+}
+
+/* Under the writer policy, a writer that finds followers waiting and nobody leading
+ * dispatches once: on loopback its write has usually just delivered their data. */
+static void dispatch_for_followers(struct shared_loop *sl) {
+    if (sl->policy == POLICY_WRITER && sl->followers && sl->leader == NULL) {
+        sl->writer_dispatches++;
+        sl->dispatches++;
+        uv_run(&sl->loop, UV_RUN_NOWAIT);
+    }
+}
+
+/* ---- the blocking calls a script would make ---- */
+
+struct read_want {
+    struct conn *c;
+    size_t n;
+};
+
+static int read_ready(void *arg) {
+    struct read_want *w = arg;
+    return w->c->have >= w->n || w->c->eof || w->c->err;
+}
+
+/* Reads exactly n bytes into dst; returns how many arrived before end of stream. */
+static size_t conn_read_exact(struct conn *c, struct waiter *me, char *dst, size_t n) {
+    struct shared_loop *sl = c->sl;
+    pthread_mutex_lock(&sl->mu);
+    struct read_want want = {c, n};
+    c->reader = me;
+    wait_until(sl, me, read_ready, &want);
+    c->reader = NULL;
+    size_t got = c->have < n ? c->have : n;
+    memcpy(dst, c->buf, got);
+    memmove(c->buf, c->buf + got, c->have - got);
+    c->have -= got;
+    if (!c->reading && !c->eof && !c->err && c->have < HIGH_WATER / 2) {
+        check(uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb), "uv_read_start");
+        c->reading = 1;
+    }
+    pthread_mutex_unlock(&sl->mu);
+    return got;
+}
+
+struct write_op {
+    uv_write_t req;
+    struct waiter *writer;
+    int done, status;
+};
+
+static void write_cb(uv_write_t *req, int status) {
+    struct write_op *op = req->data;
+    op->done = 1;
+    op->status = status;
+    signal_waiter(op->writer);
+}
+
+static int write_ready(void *arg) { return ((struct write_op *)arg)->done; }
+
+static void conn_write_all(struct conn *c, struct waiter *me, const char *src, size_t n) {
+    struct shared_loop *sl = c->sl;
+    pthread_mutex_lock(&sl->mu);
+    uv_buf_t b = uv_buf_init((char *)src, (unsigned)n);
+    int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (r < 0 && r != UV_EAGAIN) die("uv_try_write", r);
+    size_t put = r > 0 ? (size_t)r : 0;
+    if (put < n) {  /* the kernel took part of it: queue the rest and wait for it */
+        struct write_op op = {.writer = me};
+        op.req.data = &op;
+        b = uv_buf_init((char *)src + put, (unsigned)(n - put));
+        check(uv_write(&op.req, (uv_stream_t *)&c->tcp, &b, 1, write_cb), "uv_write");
+        wait_until(sl, me, write_ready, &op);
+        if (op.status < 0) die("write", op.status);
+    }
+    dispatch_for_followers(sl);
+    pthread_mutex_unlock(&sl->mu);
+}
+
+/* ---- the simulated interpreter lock ---- */
+
+static int use_gil;
+static pthread_mutex_t gil = PTHREAD_MUTEX_INITIALIZER;
+
+static void gil_release(void) {
+    if (use_gil) pthread_mutex_unlock(&gil);
+}
+
+static void gil_acquire(void) {
+    if (use_gil) pthread_mutex_lock(&gil);
+}
+
+/* A script's read and write: the lock is released while the call waits or writes. */
+static size_t script_read(struct conn *c, struct waiter *me, char *dst, size_t n) {
+    gil_release();
+    size_t got = conn_read_exact(c, me, dst, n);
+    gil_acquire();
+    return got;
+}
+
+static void script_write(struct conn *c, struct waiter *me, const char *src, size_t n) {
+    gil_release();
+    conn_write_all(c, me, src, n);
+    gil_acquire();
+}
+
+/* ---- setup: a listener, a client and the accepted server side, on one loop ---- */
+
+static void conn_init(struct shared_loop *sl, struct conn *c) {
+    memset(c, 0, sizeof *c);
+    c->sl = sl;
+    check(uv_tcp_init(&sl->loop, &c->tcp), "uv_tcp_init");
+    c->tcp.data = c;
+}
+
+struct setup {
+    struct conn *server;
+    int accepted, connected;
+};
+
+static void on_connection(uv_stream_t *listener, int status) {
+    check(status, "listen");
+    struct setup *s = listener->data;
+    check(uv_accept(listener, (uv_stream_t *)&s->server->tcp), "uv_accept");
+    s->accepted = 1;
+}
+
+static void on_connect(uv_connect_t *req, int status) {
+    check(status, "connect");
+    ((struct setup *)req->data)->connected = 1;
+}
+
+static void start_reading(struct conn *c) {
+    check(uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb), "uv_read_start");
+    c->reading = 1;
+}
+
+/* ---- ping-pong ---- */
+
+struct server_job {
+    struct conn *c;
+    size_t size, count, got;
+};
+
+static void *server_main(void *arg) {
+    struct server_job *j = arg;
+    struct waiter me = {0};
+    pthread_cond_init(&me.cv, NULL);
+    char *buf = malloc(j->size);
+    if (!buf) die("malloc", 0);
+    gil_acquire();
+    for (size_t i = 0; i < j->count; ++i) {
+        size_t got = script_read(j->c, &me, buf, j->size);
+        j->got += got;
+        if (got != j->size) break;
+        script_write(j->c, &me, buf, j->size);
+    }
+    gil_release();
+    free(buf);
+    pthread_cond_destroy(&me.cv);
+    return NULL;
+}
+
+static void close_cb(uv_handle_t *h) { (void)h; }
+
+int main(int argc, char **argv) {
+    if (argc < 4) {
+        fprintf(stderr, "usage: %s handoff|writer SIZE COUNT [gil] [slice_us=N]\n", argv[0]);
+        return 2;
+    }
+    struct shared_loop sl;
+    memset(&sl, 0, sizeof sl);
+    if (strcmp(argv[1], "handoff") == 0) sl.policy = POLICY_HANDOFF;
+    else if (strcmp(argv[1], "writer") == 0) sl.policy = POLICY_WRITER;
+    else {
+        fprintf(stderr, "leader_follower: POLICY must be handoff or writer, not '%s'\n", argv[1]);
+        return 2;
+    }
+    size_t size = strtoull(argv[2], NULL, 10), count = strtoull(argv[3], NULL, 10);
+    if (size == 0 || size > (1u << 30) || count == 0) {
+        fprintf(stderr, "leader_follower: SIZE must be 1 to 2^30 and COUNT at least 1\n");
+        return 2;
+    }
+    sl.slice_us = 1000;
+    for (int i = 4; i < argc; ++i) {
+        if (strcmp(argv[i], "gil") == 0) use_gil = 1;
+        else if (strncmp(argv[i], "slice_us=", 9) == 0) sl.slice_us = strtol(argv[i] + 9, NULL, 10);
+        else {
+            fprintf(stderr, "leader_follower: unknown option '%s' (expected gil or slice_us=N)\n", argv[i]);
+            return 2;
+        }
+    }
+    if (sl.slice_us < 1) sl.slice_us = 1;
+
+    check(uv_loop_init(&sl.loop), "uv_loop_init");
+    pthread_mutex_init(&sl.mu, NULL);
+
+    /* Setup runs on this thread alone, before the server thread exists. */
+    uv_tcp_t listener;
+    struct conn client, server;
+    check(uv_tcp_init(&sl.loop, &listener), "uv_tcp_init");
+    conn_init(&sl, &client);
+    conn_init(&sl, &server);
+    struct sockaddr_in addr;
+    uv_ip4_addr("127.0.0.1", 0, &addr);
+    check(uv_tcp_bind(&listener, (const struct sockaddr *)&addr, 0), "bind");
+    check(uv_listen((uv_stream_t *)&listener, 16, on_connection), "listen");
+    int len = sizeof addr;
+    check(uv_tcp_getsockname(&listener, (struct sockaddr *)&addr, &len), "getsockname");
+    struct setup st = {.server = &server};
+    listener.data = &st;
+    uv_connect_t creq;
+    creq.data = &st;
+    check(uv_tcp_connect(&creq, &client.tcp, (const struct sockaddr *)&addr, on_connect), "connect");
+    while (!st.accepted || !st.connected) uv_run(&sl.loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&listener, close_cb);
+    start_reading(&client);
+    start_reading(&server);
+
+    struct server_job job = {&server, size, count, 0};
+    pthread_t server_thread;
+    if (pthread_create(&server_thread, NULL, server_main, &job) != 0) die("pthread_create", 0);
+
+    struct waiter me = {0};
+    pthread_cond_init(&me.cv, NULL);
+    char *buf = malloc(size);
+    if (!buf) die("malloc", 0);
+    memset(buf, 'p', size);
+    size_t back = 0;
+    gil_acquire();
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
+    double t0 = now_s();
+    for (size_t i = 0; i < count; ++i) {
+        script_write(&client, &me, buf, size);
+        back += script_read(&client, &me, buf, size);
+    }
+    double t = now_s() - t0;
+    getrusage(RUSAGE_SELF, &ru1);
+    gil_release();
+    pthread_join(server_thread, NULL);
+
+    uv_close((uv_handle_t *)&client.tcp, close_cb);
+    uv_close((uv_handle_t *)&server.tcp, close_cb);
+    uv_run(&sl.loop, UV_RUN_DEFAULT);
+    int closed = uv_loop_close(&sl.loop);
+
+    double n = (double)count;
+    printf("pingpong_%zu rtt_us %.3f\n", size, t / n * 1e6);
+    printf("pingpong_%zu bytes %zu\n", size, back);
+    printf("pingpong_%zu server_bytes %zu\n", size, job.got);
+    printf("pingpong_%zu vcsw_per_rt %.3f\n", size, (double)(ru1.ru_nvcsw - ru0.ru_nvcsw) / n);
+    printf("pingpong_%zu ivcsw_per_rt %.3f\n", size, (double)(ru1.ru_nivcsw - ru0.ru_nivcsw) / n);
+    printf("pingpong_%zu leads_per_rt %.3f\n", size, (double)sl.leads / n);
+    printf("pingpong_%zu polls_per_rt %.3f\n", size, (double)sl.polls / n);
+    printf("pingpong_%zu dispatches_per_rt %.3f\n", size, (double)sl.dispatches / n);
+    printf("pingpong_%zu writer_dispatches_per_rt %.3f\n", size, (double)sl.writer_dispatches / n);
+    printf("pingpong_%zu handoffs_per_rt %.3f\n", size, (double)sl.handoffs / n);
+    printf("pingpong_%zu fallback_leads_per_rt %.3f\n", size, (double)sl.fallback_leads / n);
+    free(buf);
+    free(client.buf);
+    free(server.buf);
+    pthread_cond_destroy(&me.cv);
+    pthread_mutex_destroy(&sl.mu);
+    if (closed != 0) {
+        fprintf(stderr, "leader_follower: uv_loop_close: %s\n", uv_strerror(closed));
+        return 1;
+    }
+    size_t want = size * count;
+    if (back != want || job.got != want) {
+        fprintf(stderr, "leader_follower: client got %zu, server got %zu, of %zu bytes\n", back, job.got, want);
+        return 1;
+    }
+    return 0;
+}
