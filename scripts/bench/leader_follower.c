@@ -7,7 +7,7 @@
  * on it. Other waiting threads are followers, asleep on their own condition variable.
  * Writes go through uv_try_write, and uv_write for what the kernel did not take.
  *
- *   bench_leader_follower POLICY SIZE COUNT [gil] [slice_us=N]
+ *   bench_leader_follower POLICY SIZE COUNT [gil] [adaptive] [slice_us=N]
  *
  * POLICY says what a leader does when its own data arrives while followers still wait:
  *   handoff  it makes the first follower the leader and wakes it.
@@ -15,7 +15,8 @@
  *            dispatches once (uv_run(UV_RUN_NOWAIT)) after its write, and a follower
  *            waits at most slice_us (default 1000) before it leads itself.
  * `gil` adds an interpreter lock: each thread holds it except while it waits or writes,
- * as the plugin's script threads do.
+ * as the plugin's script threads do. `adaptive` makes the loop's mutex spin a little
+ * before it sleeps (glibc's PTHREAD_MUTEX_ADAPTIVE_NP).
  *
  * Prints "pingpong_SIZE metric value" lines like raw_c, plus context switches
  * (getrusage, the whole process) and the policy's own events per round trip. Exits 1
@@ -53,6 +54,7 @@ struct waiter {
     pthread_cond_t cv;
     int signalled;          /* what it waits for may have happened */
     int lead;               /* it was made the leader while asleep */
+    int queued;             /* in the shared loop's list of threads to wake */
     struct waiter *next;    /* in the followers' list */
 };
 
@@ -62,7 +64,16 @@ struct shared_loop {
     struct waiter *leader;  /* the thread running the loop, or NULL */
     struct waiter *followers;
     enum policy policy;
+    /* libuv tells epoll of a watcher that starts or stops only in its next uv_run, so a
+     * leader that polls the backend descriptor first runs the loop once if a call may
+     * have changed a watcher (uv_read_start, uv_read_stop, uv_write, a write's end). */
+    int watchers_changed;
+    uv_async_t kick;        /* wakes a leader asleep in poll() after such a change */
     long slice_us;          /* writer policy: a follower's longest sleep without a leader */
+    /* Threads to wake once the mutex is released: a thread woken while the waker still
+     * holds the mutex would sleep again at once, on the mutex. */
+    struct waiter *to_wake[8];
+    int n_to_wake;
     /* events, for the report */
     unsigned long leads, polls, dispatches, writer_dispatches, handoffs, fallback_leads;
 };
@@ -78,11 +89,44 @@ struct conn {
 
 enum { READ_ROOM = 65536, HIGH_WATER = 4 << 20 };
 
-/* Sets the flag and wakes the thread if it sleeps; a leader checks the flag itself. */
+static struct shared_loop *the_loop;
+
+/* Sets the flag (under the mutex) and queues the thread to be woken when the mutex is
+ * released; a leader checks the flag itself. Waiters live as long as their thread, so
+ * a wake that comes late finds a condition variable still there. */
 static void signal_waiter(struct waiter *w) {
     if (!w) return;
+    struct shared_loop *sl = the_loop;
     w->signalled = 1;
-    pthread_cond_signal(&w->cv);
+    if (w->queued) return;
+    if (sl->n_to_wake == (int)(sizeof sl->to_wake / sizeof sl->to_wake[0])) {
+        pthread_cond_signal(&w->cv);
+        return;
+    }
+    w->queued = 1;
+    sl->to_wake[sl->n_to_wake++] = w;
+}
+
+/* Wakes the queued threads now, mutex held: for a thread about to sleep itself. */
+static void wake_queued(struct shared_loop *sl) {
+    for (int i = 0; i < sl->n_to_wake; ++i) {
+        sl->to_wake[i]->queued = 0;
+        pthread_cond_signal(&sl->to_wake[i]->cv);
+    }
+    sl->n_to_wake = 0;
+}
+
+/* Releases the mutex, then wakes the threads queued meanwhile. */
+static void unlock_and_wake(struct shared_loop *sl) {
+    struct waiter *wake[sizeof sl->to_wake / sizeof sl->to_wake[0]];
+    int n = sl->n_to_wake;
+    for (int i = 0; i < n; ++i) {
+        wake[i] = sl->to_wake[i];
+        wake[i]->queued = 0;
+    }
+    sl->n_to_wake = 0;
+    pthread_mutex_unlock(&sl->mu);
+    for (int i = 0; i < n; ++i) pthread_cond_signal(&wake[i]->cv);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out) {
@@ -108,9 +152,19 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
     if (n < 0 || c->have >= HIGH_WATER) {  /* stop at end, error, or a full buffer */
         uv_read_stop(s);
         c->reading = 0;
+        c->sl->watchers_changed = 1;
     }
     signal_waiter(c->reader);
 }
+
+/* A thread that is not the leader changed a watcher: the leader may be asleep in poll()
+ * on a set that lacks it, so it is woken (the slow path: a partial write, a restart). */
+static void note_watchers_changed(struct shared_loop *sl, struct waiter *me) {
+    sl->watchers_changed = 1;
+    if (sl->leader && sl->leader != me) uv_async_send(&sl->kick);
+}
+
+static void kick_cb(uv_async_t *a) { (void)a; }
 
 typedef int (*ready_fn)(void *arg);
 
@@ -119,9 +173,15 @@ static void lead_until(struct shared_loop *sl, struct waiter *me, ready_fn ready
     sl->leader = me;
     sl->leads++;
     while (!ready(arg)) {
+        if (sl->watchers_changed) {
+            sl->watchers_changed = 0;
+            sl->dispatches++;
+            uv_run(&sl->loop, UV_RUN_NOWAIT);
+            continue;
+        }
         struct pollfd p = {.fd = uv_backend_fd(&sl->loop), .events = POLLIN};
         int timeout = uv_backend_timeout(&sl->loop);
-        pthread_mutex_unlock(&sl->mu);
+        unlock_and_wake(sl);
         int r = poll(&p, 1, timeout);
         pthread_mutex_lock(&sl->mu);
         if (r < 0 && errno != EINTR) die("poll", 0);
@@ -141,7 +201,7 @@ static void resign(struct shared_loop *sl) {
         f->lead = 1;
         sl->leader = f;  /* reserved now, so a thread arriving meanwhile follows */
         sl->handoffs++;
-        pthread_cond_signal(&f->cv);
+        signal_waiter(f);
         return;
     }
 }
@@ -183,7 +243,8 @@ static void wait_until(struct shared_loop *sl, struct waiter *me, ready_fn ready
             return;
         }
         add_follower(sl, me);
-        while (!me->signalled && !me->lead) {
+        wake_queued(sl);
+        while (!me->signalled) {
             if (sl->policy == POLICY_WRITER) {
                 struct timespec dl;
                 deadline_in(&dl, sl->slice_us);
@@ -224,23 +285,31 @@ static int read_ready(void *arg) {
     return w->c->have >= w->n || w->c->eof || w->c->err;
 }
 
-/* Reads exactly n bytes into dst; returns how many arrived before end of stream. */
+/* Reads exactly n bytes into dst; returns how many arrived before end of stream. A
+ * message larger than the buffer's high-water mark is taken out in parts. */
 static size_t conn_read_exact(struct conn *c, struct waiter *me, char *dst, size_t n) {
     struct shared_loop *sl = c->sl;
+    size_t got = 0;
     pthread_mutex_lock(&sl->mu);
-    struct read_want want = {c, n};
-    c->reader = me;
-    wait_until(sl, me, read_ready, &want);
-    c->reader = NULL;
-    size_t got = c->have < n ? c->have : n;
-    memcpy(dst, c->buf, got);
-    memmove(c->buf, c->buf + got, c->have - got);
-    c->have -= got;
-    if (!c->reading && !c->eof && !c->err && c->have < HIGH_WATER / 2) {
-        check(uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb), "uv_read_start");
-        c->reading = 1;
+    while (got < n) {
+        size_t left = n - got;
+        struct read_want want = {c, left < HIGH_WATER / 2 ? left : HIGH_WATER / 2};
+        c->reader = me;
+        wait_until(sl, me, read_ready, &want);
+        c->reader = NULL;
+        size_t take = c->have < left ? c->have : left;
+        memcpy(dst + got, c->buf, take);
+        memmove(c->buf, c->buf + take, c->have - take);
+        c->have -= take;
+        got += take;
+        if (!c->reading && !c->eof && !c->err && c->have < HIGH_WATER / 2) {
+            check(uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb), "uv_read_start");
+            c->reading = 1;
+            note_watchers_changed(sl, me);
+        }
+        if (take == 0) break;  /* end of stream or an error */
     }
-    pthread_mutex_unlock(&sl->mu);
+    unlock_and_wake(sl);
     return got;
 }
 
@@ -253,6 +322,7 @@ struct write_op {
 static void write_cb(uv_write_t *req, int status) {
     struct write_op *op = req->data;
     op->done = 1;
+    the_loop->watchers_changed = 1;
     op->status = status;
     signal_waiter(op->writer);
 }
@@ -271,11 +341,12 @@ static void conn_write_all(struct conn *c, struct waiter *me, const char *src, s
         op.req.data = &op;
         b = uv_buf_init((char *)src + put, (unsigned)(n - put));
         check(uv_write(&op.req, (uv_stream_t *)&c->tcp, &b, 1, write_cb), "uv_write");
+        note_watchers_changed(sl, me);
         wait_until(sl, me, write_ready, &op);
         if (op.status < 0) die("write", op.status);
     }
     dispatch_for_followers(sl);
-    pthread_mutex_unlock(&sl->mu);
+    unlock_and_wake(sl);
 }
 
 /* ---- the simulated interpreter lock ---- */
@@ -341,24 +412,22 @@ static void start_reading(struct conn *c) {
 struct server_job {
     struct conn *c;
     size_t size, count, got;
+    struct waiter *me;  /* outlives the thread: a wake queued for it may come late */
 };
 
 static void *server_main(void *arg) {
     struct server_job *j = arg;
-    struct waiter me = {0};
-    pthread_cond_init(&me.cv, NULL);
     char *buf = malloc(j->size);
     if (!buf) die("malloc", 0);
     gil_acquire();
     for (size_t i = 0; i < j->count; ++i) {
-        size_t got = script_read(j->c, &me, buf, j->size);
+        size_t got = script_read(j->c, j->me, buf, j->size);
         j->got += got;
         if (got != j->size) break;
-        script_write(j->c, &me, buf, j->size);
+        script_write(j->c, j->me, buf, j->size);
     }
     gil_release();
     free(buf);
-    pthread_cond_destroy(&me.cv);
     return NULL;
 }
 
@@ -366,7 +435,7 @@ static void close_cb(uv_handle_t *h) { (void)h; }
 
 int main(int argc, char **argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: %s handoff|writer SIZE COUNT [gil] [slice_us=N]\n", argv[0]);
+        fprintf(stderr, "usage: %s handoff|writer SIZE COUNT [gil] [adaptive] [slice_us=N]\n", argv[0]);
         return 2;
     }
     struct shared_loop sl;
@@ -383,18 +452,26 @@ int main(int argc, char **argv) {
         return 2;
     }
     sl.slice_us = 1000;
+    int adaptive = 0;
     for (int i = 4; i < argc; ++i) {
         if (strcmp(argv[i], "gil") == 0) use_gil = 1;
+        else if (strcmp(argv[i], "adaptive") == 0) adaptive = 1;
         else if (strncmp(argv[i], "slice_us=", 9) == 0) sl.slice_us = strtol(argv[i] + 9, NULL, 10);
         else {
-            fprintf(stderr, "leader_follower: unknown option '%s' (expected gil or slice_us=N)\n", argv[i]);
+            fprintf(stderr, "leader_follower: unknown option '%s' (expected gil, adaptive or slice_us=N)\n", argv[i]);
             return 2;
         }
     }
     if (sl.slice_us < 1) sl.slice_us = 1;
 
     check(uv_loop_init(&sl.loop), "uv_loop_init");
-    pthread_mutex_init(&sl.mu, NULL);
+    the_loop = &sl;
+    check(uv_async_init(&sl.loop, &sl.kick, kick_cb), "uv_async_init");
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    if (adaptive) pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(&sl.mu, &ma);
+    pthread_mutexattr_destroy(&ma);
 
     /* Setup runs on this thread alone, before the server thread exists. */
     uv_tcp_t listener;
@@ -418,12 +495,13 @@ int main(int argc, char **argv) {
     start_reading(&client);
     start_reading(&server);
 
-    struct server_job job = {&server, size, count, 0};
+    struct waiter server_waiter = {0}, me = {0};
+    pthread_cond_init(&server_waiter.cv, NULL);
+    pthread_cond_init(&me.cv, NULL);
+    struct server_job job = {&server, size, count, 0, &server_waiter};
     pthread_t server_thread;
     if (pthread_create(&server_thread, NULL, server_main, &job) != 0) die("pthread_create", 0);
 
-    struct waiter me = {0};
-    pthread_cond_init(&me.cv, NULL);
     char *buf = malloc(size);
     if (!buf) die("malloc", 0);
     memset(buf, 'p', size);
@@ -434,7 +512,9 @@ int main(int argc, char **argv) {
     double t0 = now_s();
     for (size_t i = 0; i < count; ++i) {
         script_write(&client, &me, buf, size);
-        back += script_read(&client, &me, buf, size);
+        size_t got = script_read(&client, &me, buf, size);
+        back += got;
+        if (got != size) break;
     }
     double t = now_s() - t0;
     getrusage(RUSAGE_SELF, &ru1);
@@ -443,6 +523,7 @@ int main(int argc, char **argv) {
 
     uv_close((uv_handle_t *)&client.tcp, close_cb);
     uv_close((uv_handle_t *)&server.tcp, close_cb);
+    uv_close((uv_handle_t *)&sl.kick, close_cb);
     uv_run(&sl.loop, UV_RUN_DEFAULT);
     int closed = uv_loop_close(&sl.loop);
 
@@ -462,6 +543,7 @@ int main(int argc, char **argv) {
     free(client.buf);
     free(server.buf);
     pthread_cond_destroy(&me.cv);
+    pthread_cond_destroy(&server_waiter.cv);
     pthread_mutex_destroy(&sl.mu);
     if (closed != 0) {
         fprintf(stderr, "leader_follower: uv_loop_close: %s\n", uv_strerror(closed));
