@@ -7,16 +7,23 @@
  * on it. Other waiting threads are followers, asleep on their own condition variable.
  * Writes go through uv_try_write, and uv_write for what the kernel did not take.
  *
- *   bench_leader_follower POLICY SIZE COUNT [gil] [adaptive] [slice_us=N]
+ *   bench_leader_follower POLICY SIZE COUNT [gil] [adaptive] [spin=N] [slice_us=N]
  *
  * POLICY says what a leader does when its own data arrives while followers still wait:
  *   handoff  it makes the first follower the leader and wakes it.
  *   writer   it wakes nobody; a thread that writes while followers wait and nobody leads
  *            dispatches once (uv_run(UV_RUN_NOWAIT)) after its write, and a follower
  *            waits at most slice_us (default 1000) before it leads itself.
+ *   direct   no leader at all: a thread waiting on one socket sleeps in poll() on that
+ *            socket's descriptor (and its own eventfd) with the mutex released, so the
+ *            kernel wakes exactly the thread whose data came, as with blocking sockets;
+ *            it then dispatches with uv_run(UV_RUN_NOWAIT). Data that another thread's
+ *            dispatch took for it is announced through the eventfd. (Waits on things
+ *            without a descriptor, timers or name lookups, would still need a leader.)
  * `gil` adds an interpreter lock: each thread holds it except while it waits or writes,
  * as the plugin's script threads do. `adaptive` makes the loop's mutex spin a little
- * before it sleeps (glibc's PTHREAD_MUTEX_ADAPTIVE_NP).
+ * before it sleeps (glibc's PTHREAD_MUTEX_ADAPTIVE_NP); `spin=N` makes a thread try it
+ * N times, pausing between tries, before it sleeps on it.
  *
  * Prints "pingpong_SIZE metric value" lines like raw_c, plus context switches
  * (getrusage, the whole process) and the policy's own events per round trip. Exits 1
@@ -25,14 +32,17 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <time.h>
 #include <uv.h>
 
-enum policy { POLICY_HANDOFF, POLICY_WRITER };
+enum policy { POLICY_HANDOFF, POLICY_WRITER, POLICY_DIRECT };
 
 static double now_s(void) {
     struct timespec ts;
@@ -55,6 +65,9 @@ struct waiter {
     int signalled;          /* what it waits for may have happened */
     int lead;               /* it was made the leader while asleep */
     int queued;             /* in the shared loop's list of threads to wake */
+    int efd;                /* direct policy: written to wake the thread from poll() */
+    int in_poll;            /* direct policy: asleep in poll(), so the eventfd wakes it */
+    int fd, events;         /* direct policy: the descriptor and events it waits for */
     struct waiter *next;    /* in the followers' list */
 };
 
@@ -90,6 +103,17 @@ struct conn {
 enum { READ_ROOM = 65536, HIGH_WATER = 4 << 20 };
 
 static struct shared_loop *the_loop;
+static int spin_iterations;  /* `spin=N`: tries of the mutex before sleeping on it */
+
+/* A thread woken by the kernel usually finds the mutex held by the thread whose write
+ * woke it, for the rest of that system call; spinning a little can beat sleeping. */
+static void lock_loop(struct shared_loop *sl) {
+    for (int i = 0; i < spin_iterations; ++i) {
+        if (pthread_mutex_trylock(&sl->mu) == 0) return;
+        __builtin_ia32_pause();
+    }
+    pthread_mutex_lock(&sl->mu);
+}
 
 /* Sets the flag (under the mutex) and queues the thread to be woken when the mutex is
  * released; a leader checks the flag itself. Waiters live as long as their thread, so
@@ -110,8 +134,14 @@ static void signal_waiter(struct waiter *w) {
 /* Wakes the queued threads now, mutex held: for a thread about to sleep itself. */
 static void wake_queued(struct shared_loop *sl) {
     for (int i = 0; i < sl->n_to_wake; ++i) {
-        sl->to_wake[i]->queued = 0;
-        pthread_cond_signal(&sl->to_wake[i]->cv);
+        struct waiter *w = sl->to_wake[i];
+        w->queued = 0;
+        if (w->in_poll) {
+            uint64_t one = 1;
+            if (write(w->efd, &one, sizeof one) < 0) die("eventfd write", 0);
+        } else {
+            pthread_cond_signal(&w->cv);
+        }
     }
     sl->n_to_wake = 0;
 }
@@ -119,14 +149,23 @@ static void wake_queued(struct shared_loop *sl) {
 /* Releases the mutex, then wakes the threads queued meanwhile. */
 static void unlock_and_wake(struct shared_loop *sl) {
     struct waiter *wake[sizeof sl->to_wake / sizeof sl->to_wake[0]];
+    int by_fd[sizeof sl->to_wake / sizeof sl->to_wake[0]];
     int n = sl->n_to_wake;
     for (int i = 0; i < n; ++i) {
         wake[i] = sl->to_wake[i];
         wake[i]->queued = 0;
+        by_fd[i] = wake[i]->in_poll;
     }
     sl->n_to_wake = 0;
     pthread_mutex_unlock(&sl->mu);
-    for (int i = 0; i < n; ++i) pthread_cond_signal(&wake[i]->cv);
+    for (int i = 0; i < n; ++i) {
+        if (by_fd[i]) {
+            uint64_t one = 1;
+            if (write(wake[i]->efd, &one, sizeof one) < 0) die("eventfd write", 0);
+        } else {
+            pthread_cond_signal(&wake[i]->cv);
+        }
+    }
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out) {
@@ -183,7 +222,7 @@ static void lead_until(struct shared_loop *sl, struct waiter *me, ready_fn ready
         int timeout = uv_backend_timeout(&sl->loop);
         unlock_and_wake(sl);
         int r = poll(&p, 1, timeout);
-        pthread_mutex_lock(&sl->mu);
+        lock_loop(sl);
         if (r < 0 && errno != EINTR) die("poll", 0);
         sl->polls++;
         sl->dispatches++;
@@ -227,10 +266,43 @@ static void deadline_in(struct timespec *ts, long us) {
     ts->tv_nsec %= 1000000000;
 }
 
+/* Direct policy: sleeps in poll() on the waiter's own descriptor, dispatches when it
+ * is ready. Mutex held on entry and exit. */
+static void wait_direct(struct shared_loop *sl, struct waiter *me, ready_fn ready, void *arg) {
+    while (!ready(arg)) {
+        if (sl->watchers_changed) {  /* a restarted read must reach epoll before it can be dispatched */
+            sl->watchers_changed = 0;
+            sl->dispatches++;
+            uv_run(&sl->loop, UV_RUN_NOWAIT);
+            continue;
+        }
+        struct pollfd p[2] = {{.fd = me->fd, .events = (short)me->events}, {.fd = me->efd, .events = POLLIN}};
+        me->in_poll = 1;
+        unlock_and_wake(sl);
+        int r = poll(p, 2, -1);
+        lock_loop(sl);
+        me->in_poll = 0;
+        if (r < 0 && errno != EINTR) die("poll", 0);
+        sl->polls++;
+        if (p[1].revents) {  /* another thread's dispatch took data for us */
+            uint64_t v;
+            if (read(me->efd, &v, sizeof v) < 0 && errno != EAGAIN) die("eventfd read", 0);
+        }
+        if (p[0].revents && !ready(arg)) {
+            sl->dispatches++;
+            uv_run(&sl->loop, UV_RUN_NOWAIT);
+        }
+    }
+}
+
 /* Waits, leading or following, until ready(arg). Mutex held on entry and exit. */
 static void wait_until(struct shared_loop *sl, struct waiter *me, ready_fn ready, void *arg) {
     me->signalled = 0;
     me->lead = 0;
+    if (sl->policy == POLICY_DIRECT) {
+        wait_direct(sl, me, ready, arg);
+        return;
+    }
     while (!ready(arg)) {
         if (sl->leader == NULL) {
             lead_until(sl, me, ready, arg);
@@ -290,11 +362,13 @@ static int read_ready(void *arg) {
 static size_t conn_read_exact(struct conn *c, struct waiter *me, char *dst, size_t n) {
     struct shared_loop *sl = c->sl;
     size_t got = 0;
-    pthread_mutex_lock(&sl->mu);
+    lock_loop(sl);
     while (got < n) {
         size_t left = n - got;
         struct read_want want = {c, left < HIGH_WATER / 2 ? left : HIGH_WATER / 2};
         c->reader = me;
+        me->events = POLLIN;
+        uv_fileno((uv_handle_t *)&c->tcp, &me->fd);
         wait_until(sl, me, read_ready, &want);
         c->reader = NULL;
         size_t take = c->have < left ? c->have : left;
@@ -331,7 +405,7 @@ static int write_ready(void *arg) { return ((struct write_op *)arg)->done; }
 
 static void conn_write_all(struct conn *c, struct waiter *me, const char *src, size_t n) {
     struct shared_loop *sl = c->sl;
-    pthread_mutex_lock(&sl->mu);
+    lock_loop(sl);
     uv_buf_t b = uv_buf_init((char *)src, (unsigned)n);
     int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
     if (r < 0 && r != UV_EAGAIN) die("uv_try_write", r);
@@ -342,6 +416,8 @@ static void conn_write_all(struct conn *c, struct waiter *me, const char *src, s
         b = uv_buf_init((char *)src + put, (unsigned)(n - put));
         check(uv_write(&op.req, (uv_stream_t *)&c->tcp, &b, 1, write_cb), "uv_write");
         note_watchers_changed(sl, me);
+        me->events = POLLOUT;
+        uv_fileno((uv_handle_t *)&c->tcp, &me->fd);
         wait_until(sl, me, write_ready, &op);
         if (op.status < 0) die("write", op.status);
     }
@@ -433,17 +509,30 @@ static void *server_main(void *arg) {
 
 static void close_cb(uv_handle_t *h) { (void)h; }
 
+static void waiter_init(struct waiter *w) {
+    memset(w, 0, sizeof *w);
+    pthread_cond_init(&w->cv, NULL);
+    w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (w->efd < 0) die("eventfd", 0);
+}
+
+static void waiter_destroy(struct waiter *w) {
+    pthread_cond_destroy(&w->cv);
+    close(w->efd);
+}
+
 int main(int argc, char **argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: %s handoff|writer SIZE COUNT [gil] [adaptive] [slice_us=N]\n", argv[0]);
+        fprintf(stderr, "usage: %s handoff|writer|direct SIZE COUNT [gil] [adaptive] [spin=N] [slice_us=N]\n", argv[0]);
         return 2;
     }
     struct shared_loop sl;
     memset(&sl, 0, sizeof sl);
     if (strcmp(argv[1], "handoff") == 0) sl.policy = POLICY_HANDOFF;
     else if (strcmp(argv[1], "writer") == 0) sl.policy = POLICY_WRITER;
+    else if (strcmp(argv[1], "direct") == 0) sl.policy = POLICY_DIRECT;
     else {
-        fprintf(stderr, "leader_follower: POLICY must be handoff or writer, not '%s'\n", argv[1]);
+        fprintf(stderr, "leader_follower: POLICY must be handoff, writer or direct, not '%s'\n", argv[1]);
         return 2;
     }
     size_t size = strtoull(argv[2], NULL, 10), count = strtoull(argv[3], NULL, 10);
@@ -456,9 +545,10 @@ int main(int argc, char **argv) {
     for (int i = 4; i < argc; ++i) {
         if (strcmp(argv[i], "gil") == 0) use_gil = 1;
         else if (strcmp(argv[i], "adaptive") == 0) adaptive = 1;
+        else if (strncmp(argv[i], "spin=", 5) == 0) spin_iterations = atoi(argv[i] + 5);
         else if (strncmp(argv[i], "slice_us=", 9) == 0) sl.slice_us = strtol(argv[i] + 9, NULL, 10);
         else {
-            fprintf(stderr, "leader_follower: unknown option '%s' (expected gil, adaptive or slice_us=N)\n", argv[i]);
+            fprintf(stderr, "leader_follower: unknown option '%s' (expected gil, adaptive, spin=N or slice_us=N)\n", argv[i]);
             return 2;
         }
     }
@@ -495,9 +585,9 @@ int main(int argc, char **argv) {
     start_reading(&client);
     start_reading(&server);
 
-    struct waiter server_waiter = {0}, me = {0};
-    pthread_cond_init(&server_waiter.cv, NULL);
-    pthread_cond_init(&me.cv, NULL);
+    struct waiter server_waiter, me;
+    waiter_init(&server_waiter);
+    waiter_init(&me);
     struct server_job job = {&server, size, count, 0, &server_waiter};
     pthread_t server_thread;
     if (pthread_create(&server_thread, NULL, server_main, &job) != 0) die("pthread_create", 0);
@@ -542,8 +632,8 @@ int main(int argc, char **argv) {
     free(buf);
     free(client.buf);
     free(server.buf);
-    pthread_cond_destroy(&me.cv);
-    pthread_cond_destroy(&server_waiter.cv);
+    waiter_destroy(&me);
+    waiter_destroy(&server_waiter);
     pthread_mutex_destroy(&sl.mu);
     if (closed != 0) {
         fprintf(stderr, "leader_follower: uv_loop_close: %s\n", uv_strerror(closed));
