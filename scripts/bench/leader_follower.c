@@ -7,7 +7,7 @@
  * on it. Other waiting threads are followers, asleep on their own condition variable.
  * Writes go through uv_try_write, and uv_write for what the kernel did not take.
  *
- *   bench_leader_follower POLICY SIZE COUNT [gil] [adaptive] [spin=N] [slice_us=N]
+ *   bench_leader_follower POLICY SIZE COUNT [gil] [adaptive] [spin=N] [send_unlocked] [slice_us=N]
  *
  * POLICY says what a leader does when its own data arrives while followers still wait:
  *   handoff  it makes the first follower the leader and wakes it.
@@ -23,7 +23,10 @@
  * `gil` adds an interpreter lock: each thread holds it except while it waits or writes,
  * as the plugin's script threads do. `adaptive` makes the loop's mutex spin a little
  * before it sleeps (glibc's PTHREAD_MUTEX_ADAPTIVE_NP); `spin=N` makes a thread try it
- * N times, pausing between tries, before it sleeps on it.
+ * N times, pausing between tries, before it sleeps on it. `send_unlocked` makes a
+ * write's first try a send() on the handle's descriptor without the mutex (the rest,
+ * if any, still goes through uv_write): a write wakes the peer, which then needs the
+ * mutex the writer would otherwise still hold.
  *
  * Prints "pingpong_SIZE metric value" lines like raw_c, plus context switches
  * (getrusage, the whole process) and the policy's own events per round trip. Exits 1
@@ -38,6 +41,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <time.h>
 #include <uv.h>
@@ -97,6 +101,7 @@ struct conn {
     char *buf;
     size_t have, cap;
     int eof, err, reading;
+    int fd;                 /* the handle's descriptor, for send_unlocked */
     struct waiter *reader;  /* the thread waiting for this socket's data */
 };
 
@@ -403,13 +408,27 @@ static void write_cb(uv_write_t *req, int status) {
 
 static int write_ready(void *arg) { return ((struct write_op *)arg)->done; }
 
+static int send_unlocked;  /* `send_unlocked`: the first try is send(), without the mutex */
+
 static void conn_write_all(struct conn *c, struct waiter *me, const char *src, size_t n) {
     struct shared_loop *sl = c->sl;
-    lock_loop(sl);
-    uv_buf_t b = uv_buf_init((char *)src, (unsigned)n);
-    int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    if (r < 0 && r != UV_EAGAIN) die("uv_try_write", r);
-    size_t put = r > 0 ? (size_t)r : 0;
+    uv_buf_t b;
+    size_t put = 0;
+    if (send_unlocked) {
+        /* Sound only because nothing else writes to this descriptor meanwhile: one
+         * writer per socket, and its uv_write (below) is done before the call returns. */
+        ssize_t r = send(c->fd, src, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (r < 0 && errno != EAGAIN && errno != EINTR) die("send", 0);
+        put = r > 0 ? (size_t)r : 0;
+        if (put == n && sl->policy != POLICY_WRITER) return;
+        lock_loop(sl);
+    } else {
+        lock_loop(sl);
+        b = uv_buf_init((char *)src, (unsigned)n);
+        int r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (r < 0 && r != UV_EAGAIN) die("uv_try_write", r);
+        put = r > 0 ? (size_t)r : 0;
+    }
     if (put < n) {  /* the kernel took part of it: queue the rest and wait for it */
         struct write_op op = {.writer = me};
         op.req.data = &op;
@@ -523,7 +542,7 @@ static void waiter_destroy(struct waiter *w) {
 
 int main(int argc, char **argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: %s handoff|writer|direct SIZE COUNT [gil] [adaptive] [spin=N] [slice_us=N]\n", argv[0]);
+        fprintf(stderr, "usage: %s handoff|writer|direct SIZE COUNT [gil] [adaptive] [spin=N] [send_unlocked] [slice_us=N]\n", argv[0]);
         return 2;
     }
     struct shared_loop sl;
@@ -545,10 +564,11 @@ int main(int argc, char **argv) {
     for (int i = 4; i < argc; ++i) {
         if (strcmp(argv[i], "gil") == 0) use_gil = 1;
         else if (strcmp(argv[i], "adaptive") == 0) adaptive = 1;
+        else if (strcmp(argv[i], "send_unlocked") == 0) send_unlocked = 1;
         else if (strncmp(argv[i], "spin=", 5) == 0) spin_iterations = atoi(argv[i] + 5);
         else if (strncmp(argv[i], "slice_us=", 9) == 0) sl.slice_us = strtol(argv[i] + 9, NULL, 10);
         else {
-            fprintf(stderr, "leader_follower: unknown option '%s' (expected gil, adaptive, spin=N or slice_us=N)\n", argv[i]);
+            fprintf(stderr, "leader_follower: unknown option '%s' (expected gil, adaptive, spin=N, send_unlocked or slice_us=N)\n", argv[i]);
             return 2;
         }
     }
@@ -584,6 +604,8 @@ int main(int argc, char **argv) {
     uv_close((uv_handle_t *)&listener, close_cb);
     start_reading(&client);
     start_reading(&server);
+    check(uv_fileno((uv_handle_t *)&client.tcp, &client.fd), "uv_fileno");
+    check(uv_fileno((uv_handle_t *)&server.tcp, &server.fd), "uv_fileno");
 
     struct waiter server_waiter, me;
     waiter_init(&server_waiter);
