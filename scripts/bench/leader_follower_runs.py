@@ -7,6 +7,7 @@ calls and CPU time per round trip. The figures in docs/design.md ("Leader/follow
 libuv") come from it.
 
     leader_follower_runs.py --build BUILD [--rounds 7] [--count 5000] [--cpus 0]
+                            [--variants 'direct, send_unlocked' ...]
 """
 import argparse
 import json
@@ -77,8 +78,16 @@ def main():
     ap.add_argument("--count", type=int, default=5000)
     ap.add_argument("--cpus", default="", help="taskset CPU list, e.g. 0 (default: any)")
     ap.add_argument("--no-counts", action="store_true")
+    ap.add_argument("--variants", nargs="+", help="names from the table (C always runs)")
     ap.add_argument("--out")
     a = ap.parse_args()
+    global VARIANTS
+    if a.variants:
+        known = [name for name, _ in VARIANTS]
+        for v in a.variants:
+            if v not in known:
+                sys.exit(f"--variants: unknown variant '{v}'; expected one of: {', '.join(known)}")
+        VARIANTS = [VARIANTS[0]] + [(n, args) for n, args in VARIANTS[1:] if n in a.variants]
     loads = [loadavg()]
     rtt = {(name, size): [] for name, _ in VARIANTS for size in SIZES}
     for r in range(a.rounds):
