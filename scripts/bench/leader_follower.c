@@ -115,7 +115,9 @@ static int spin_iterations;  /* `spin=N`: tries of the mutex before sleeping on 
 static void lock_loop(struct shared_loop *sl) {
     for (int i = 0; i < spin_iterations; ++i) {
         if (pthread_mutex_trylock(&sl->mu) == 0) return;
+#if defined(__x86_64__) || defined(__i386__)
         __builtin_ia32_pause();
+#endif
     }
     pthread_mutex_lock(&sl->mu);
 }
