@@ -532,7 +532,11 @@ static void close_cb(uv_handle_t *h) { (void)h; }
 
 static void waiter_init(struct waiter *w) {
     memset(w, 0, sizeof *w);
-    pthread_cond_init(&w->cv, NULL);
+    pthread_condattr_t ca;  /* deadlines are on CLOCK_MONOTONIC (deadline_in) */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
     w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (w->efd < 0) die("eventfd", 0);
 }

@@ -25,6 +25,8 @@ VARIANTS = [
     ("writer, gil", ["writer", "gil"]),
     ("direct", ["direct"]),
     ("handoff, send_unlocked", ["handoff", "send_unlocked"]),
+    ("writer, send_unlocked", ["writer", "send_unlocked"]),
+    ("writer, send_unlocked, gil", ["writer", "send_unlocked", "gil"]),
     ("direct, send_unlocked", ["direct", "send_unlocked"]),
     ("direct, send_unlocked, gil", ["direct", "send_unlocked", "gil"]),
 ]
