@@ -37,17 +37,9 @@ static ks_module load_net(void) {
         KS_INCREF(loaded);
         return loaded;
     }
-    char dir[4096], path[4200];
-    if (own_folder(dir, sizeof dir) < 0) {
-        KS_THROW(kst_ImportError, "net: the kscript adapter cannot find its own folder (dladdr)");
-        return NULL;
-    }
-    snprintf(path, sizeof path, "%s/ksp_net.so", dir);
-    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!lib) {
-        KS_THROW(kst_ImportError, "net: cannot load the plugin %s: %s", path, dlerror());
-        return NULL;
-    }
+    char path[4200];
+    void *lib = open_beside("ksm_net.so", "ksp_net.so", path, sizeof path);
+    if (!lib) return NULL;
     ksp_plugin_entry_fn entry = (ksp_plugin_entry_fn)dlsym(lib, KSP_PLUGIN_ENTRY_SYMBOL);
     const ksp_plugin_decl *decl = entry ? entry() : NULL;
     if (!decl) {

@@ -1,10 +1,12 @@
 /* own_folder.h - the folder the including library was loaded from, so that each kscript
- * library finds its neighbour (ksm_net.so finds ksp_net.so, the preload finds ksm_net.so).
- * Static: dladdr must be given an address inside the library asking. */
+ * library opens its neighbour (ksm_net.so opens ksp_net.so, the preload ksm_net.so).
+ * Static: dladdr must be given an address inside the library asking. Include it after
+ * kscript's headers (open_beside raises kscript's ImportError). */
 #ifndef KSK_OWN_FOLDER_H
 #define KSK_OWN_FOLDER_H
 
 #include <dlfcn.h>
+#include <stdio.h>
 #include <string.h>
 
 /* 0 and the folder in `out`, or -1 if dladdr cannot tell or `cap` is too small. */
@@ -17,6 +19,20 @@ static int own_folder(char *out, size_t cap) {
     memcpy(out, slash ? info.dli_fname : ".", n);
     out[n] = '\0';
     return 0;
+}
+
+/* dlopen()s `file` from this library's folder, its full name left in `path`; NULL with
+ * ImportError raised (naming `who`, the library asking) if it cannot. */
+static void *open_beside(const char *who, const char *file, char *path, size_t cap) {
+    char dir[4096];
+    if (own_folder(dir, sizeof dir) < 0) {
+        KS_THROW(kst_ImportError, "net: %s cannot find its own folder (dladdr)", who);
+        return NULL;
+    }
+    snprintf(path, cap, "%s/%s", dir, file);
+    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) KS_THROW(kst_ImportError, "net: %s cannot load %s: %s", who, path, dlerror());
+    return lib;
 }
 
 #endif

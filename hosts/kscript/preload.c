@@ -19,17 +19,9 @@
 #pragma weak _kso_free
 
 __attribute__((visibility("default"))) ks_module _ksi_net(void) {
-    char dir[4096], path[4200];
-    if (own_folder(dir, sizeof dir) < 0) {
-        KS_THROW(kst_ImportError, "net: ksp_net_preload.so cannot find its own folder (dladdr)");
-        return NULL;
-    }
-    snprintf(path, sizeof path, "%s/ksm_net.so", dir);
-    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!lib) {
-        KS_THROW(kst_ImportError, "net: cannot load %s: %s", path, dlerror());
-        return NULL;
-    }
+    char path[4200];
+    void *lib = open_beside("ksp_net_preload.so", "ksm_net.so", path, sizeof path);
+    if (!lib) return NULL;
     struct ks_cextinit *init = (struct ks_cextinit *)dlsym(lib, "_ks_cextinit_this");
     if (!init || !init->loadfunc) {
         KS_THROW(kst_ImportError, "net: %s has no _ks_cextinit_this", path);
