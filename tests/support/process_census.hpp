@@ -15,14 +15,20 @@
 
 namespace census {
 
-inline int count_entries(const char *dir) {
-    int n = 0;
+// Calls visit(name) for each entry of `dir` but "." and "..".
+template <class Visit>
+void for_each_entry(const char *dir, Visit &&visit) {
     if (DIR *d = opendir(dir)) {
         while (dirent *e = readdir(d)) {
-            if (e->d_name[0] != '.') ++n;
+            if (e->d_name[0] != '.') visit(e->d_name);
         }
         closedir(d);
     }
+}
+
+inline int count_entries(const char *dir) {
+    int n = 0;
+    for_each_entry(dir, [&](const char *) { ++n; });
     return n;
 }
 
@@ -32,16 +38,12 @@ inline int open_fds() { return count_entries("/proc/self/fd") - 1; }  // less op
 // runtime's and libuv's other descriptors.
 inline int open_sockets() {
     int n = 0;
-    if (DIR *d = opendir("/proc/self/fd")) {
-        while (dirent *e = readdir(d)) {
-            if (e->d_name[0] == '.') continue;
-            char target[64] = {};
-            std::string link = std::string("/proc/self/fd/") + e->d_name;
-            ssize_t len = readlink(link.c_str(), target, sizeof target - 1);
-            if (len > 0 && std::string(target, static_cast<size_t>(len)).rfind("socket:", 0) == 0) ++n;
-        }
-        closedir(d);
-    }
+    for_each_entry("/proc/self/fd", [&](const char *name) {
+        char target[64] = {};
+        std::string link = std::string("/proc/self/fd/") + name;
+        ssize_t len = readlink(link.c_str(), target, sizeof target - 1);
+        if (len > 0 && std::string(target, static_cast<size_t>(len)).rfind("socket:", 0) == 0) ++n;
+    });
     return n;
 }
 inline int threads() { return count_entries("/proc/self/task"); }
