@@ -259,7 +259,7 @@ void* t_object_payload(ksp_value obj, ksp_value type) {
 
 // ---- errors ----
 ksp_value t_raise(ksp_error_kind kind, const char* message) {
-    if (static_cast<unsigned>(kind) > KSP_ERR_INTERRUPT) kind = KSP_ERR_ERROR;
+    if (static_cast<unsigned>(kind) > KSP_ERR_MOVED) kind = KSP_ERR_ERROR;
     return guarded<ksp_value>("raise", nullptr, [&] { return raise(kind, message ? message : ""); });
 }
 int t_error_occurred() { return error_occurred() ? 1 : 0; }
@@ -411,12 +411,12 @@ const ksp_host kTable = {
 
 // What a host of ABI 1.`minor` reports as its size: where the entries it lacks begin.
 constexpr size_t size_of_table(uint16_t minor) {
-    static_assert(KSP_ABI_MINOR == 3, "a new minor: name its first entry here");
+    static_assert(KSP_ABI_MINOR == 4, "a new minor: name its first entry here");
     switch (minor) {
     case 0: return offsetof(ksp_host, bool_get);
     case 1: return offsetof(ksp_host, bytes_alloc);
     case 2: return offsetof(ksp_host, set_interrupt_waker);
-    default: return sizeof(ksp_host);
+    default: return sizeof(ksp_host);  // 1.4 added no entry here (see ksp_handover)
     }
 }
 

@@ -29,6 +29,7 @@ const char* error_kind_name(ksp_error_kind kind) {
     case KSP_ERR_TIMEOUT: return "TimeoutError";
     case KSP_ERR_STOP_ITER: return "OutOfIterException";
     case KSP_ERR_INTERRUPT: return "InterruptError";
+    case KSP_ERR_MOVED: return "MovedError";  // never reaches a script: the call is retried
     }
     return "Error";
 }

@@ -57,7 +57,7 @@ extern "C" {
 #endif
 
 #define KSP_ABI_MAJOR 1
-#define KSP_ABI_MINOR 3
+#define KSP_ABI_MINOR 4
 
 /* The one symbol a plugin exports. The loader resolves it with dlsym() and calls it
  * before anything else; its layout (`ksp_plugin_decl`'s first three fields) never
@@ -98,7 +98,13 @@ typedef enum ksp_error_kind {
     KSP_ERR_TIMEOUT = 12,    /* a blocking call ran out of time (a host may make this an
                                 OSError subtype) */
     KSP_ERR_STOP_ITER = 13,  /* not an error: `__next` raises it to end an iteration */
-    KSP_ERR_INTERRUPT = 14   /* the wait was interrupted (`ksp_host.interrupted`) */
+    KSP_ERR_INTERRUPT = 14,  /* the wait was interrupted (`ksp_host.interrupted`) */
+    /* ABI 1.4. Not an error: the call's object was being handed to another version of
+     * its plugin (live reload, see ksp_handover) while the call waited, and the call did
+     * nothing the script could see. The host calls the same method again, by name, on
+     * the object as it is now, with the same arguments; a script never sees this kind.
+     * A plugin raises it only for an object whose handover has begun. */
+    KSP_ERR_MOVED = 15
 } ksp_error_kind;
 
 /* A native function: a method (self is the instance), a type's constructor (self is
@@ -280,6 +286,39 @@ typedef struct ksp_host {
 #define KSP_HOST_HAS(host, entry) \
     ((host)->size >= offsetof(ksp_host, entry) + sizeof((host)->entry))
 
+/* Live reload (ABI 1.4): one version of a plugin hands its live instances, with what
+ * they hold (descriptors, buffered bytes, calls in progress), to the next version loaded
+ * beside it in the same process. The host drives every step with the lock held:
+ *   1. It loads and inits the new version (init as for an import).
+ *   2. old->begin(old ctx): from now on, calls of the old version that are waiting
+ *      (lock released) leave their objects: each either completes (its result no longer
+ *      needs the object) or raises KSP_ERR_MOVED once it has the lock again.
+ *   3. For every live instance of the old version's types, in no particular order:
+ *      state = old->save(old ctx, old type, payload), a new bytes value the old version
+ *      writes in a format of its own (with a version in it); then
+ *      payload' = new->restore(new ctx, new type, state), where the new type is the new
+ *      version's type of the same name. save and restore may refuse by raising.
+ *   4. Commit, if every save and restore succeeded: old->end(old ctx, 1); each instance
+ *      now has the new type and payload'; the old type's finalizer runs on each old
+ *      payload (it must not release what the new payload took over); the module object
+ *      keeps its identity and gets the new version's attributes; then the old version's
+ *      teardown runs. Calls of the old version still on their way back may still
+ *      complete or raise KSP_ERR_MOVED (step 2) after teardown.
+ *      Rollback, on any failure (including the new version's load or init): the new
+ *      type's finalizer runs on each payload' (it releases only what restore made: the
+ *      old version still owns what it saved), the new version is torn down, and
+ *      old->end(old ctx, 0): the old version serves every object as before.
+ * A plugin that cannot do this leaves `handover` NULL; the host then reloads it the old
+ * way (teardown first: its objects are closed) and says so. */
+typedef struct ksp_handover {
+    size_t size;  /* sizeof(ksp_handover) as the plugin was built */
+    /* 0, or -1 after raising (the plugin refuses to hand over now). */
+    int (*begin)(void *ctx);
+    ksp_value (*save)(void *ctx, ksp_value type, void *payload);
+    void *(*restore)(void *ctx, ksp_value type, ksp_value state);
+    void (*end)(void *ctx, int committed);
+} ksp_handover;
+
 /* What init hands back. On success `module` is a new reference and `teardown` is
  * called exactly once, with `ctx` and the lock held, when the host unloads the plugin:
  * it must end the calls in progress, stop every thread, close every handle and free
@@ -292,6 +331,8 @@ typedef struct ksp_init_result {
     void (*teardown)(void *ctx);
     void *ctx;
     char *error;
+    /* ---- added in ABI 1.4: a plugin sets it only if `size` covers it ---- */
+    const ksp_handover *handover;  /* NULL: the plugin cannot be reloaded live */
 } ksp_init_result;
 
 /* The plugin's declaration, returned by the entry symbol. The first three fields keep
