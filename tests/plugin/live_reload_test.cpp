@@ -255,41 +255,55 @@ TEST_CASE("live_reload_1000_swaps_while_100_connections_carry_checksummed_stream
     for (auto &[c, s] : conns) f.host.call_method(s, "close");
 }
 
-TEST_CASE("live_reload_with_64_threads_blocked_in_read_and_accept") {
-    constexpr int kReaders = 40, kAcceptors = 24;
+TEST_CASE("live_reload_with_64_threads_blocked_in_read_accept_and_connect") {
+    constexpr int kReaders = 32, kAcceptors = 16, kConnectors = 16;
+    constexpr int kThreads = kReaders + kAcceptors + kConnectors;
     ReloadFixture f;
     Value l = f.listener();
     std::vector<std::pair<Value, Value>> conns;
     for (int i = 0; i < kReaders; ++i) conns.push_back(f.connected_pair(l));
-    std::atomic<int> done{0};
-    std::vector<std::string> results(kReaders + kAcceptors);
-    std::vector<waits::ThreadMark> marks(kReaders + kAcceptors);
+    // Connects block on a listener whose backlog is full: with backlog 0 the kernel
+    // queues one connection and drops the SYNs of the others, which it sends again later.
+    Value full = f.host.call(f.SocketIO);
+    f.host.call_method(full, "bind", {f.addr("127.0.0.1", 0)});
+    f.host.call_method(full, "listen", {f.host.integer(0)});
+    std::vector<Value> fillers;
+    for (int i = 0; i < 1; ++i) {
+        Value c = f.host.call(f.SocketIO);
+        f.host.call_method(c, "connect", {f.addr("127.0.0.1", f.port_of(full))});
+        fillers.push_back(c);
+    }
+    std::vector<std::string> results(kThreads);
+    std::vector<Value> connectors(kConnectors);
+    std::vector<waits::ThreadMark> marks(kThreads);
     std::vector<std::thread> threads;
-    for (int i = 0; i < kReaders; ++i) {
-        threads.emplace_back([&, i, s = conns[i].second] {
+    auto run = [&](int i, const std::function<std::string()> &body) {
+        threads.emplace_back([&, i, body] {
             Gil g(f.host);
             marks[i].here();
             try {
-                results[i] = f.host.to_bytes(f.host.call_method(s, "read", {f.host.integer(100)}));
+                results[i] = body();
             } catch (const std::exception &e) {
                 results[i] = std::string("error: ") + e.what();
             }
-            ++done;
         });
+    };
+    for (int i = 0; i < kReaders; ++i) {
+        run(i, [&, s = conns[i].second] { return f.host.to_bytes(f.host.call_method(s, "read", {f.host.integer(100)})); });
     }
     for (int i = kReaders; i < kReaders + kAcceptors; ++i) {
-        threads.emplace_back([&, i] {
-            Gil g(f.host);
-            marks[i].here();
-            try {
-                Value pair = f.host.call_method(l, "accept");
-                Value conn = f.host.item(pair, 0);
-                results[i] = f.host.to_bytes(f.host.call_method(conn, "read", {f.host.integer(100)}));
-                f.host.call_method(conn, "close");
-            } catch (const std::exception &e) {
-                results[i] = std::string("error: ") + e.what();
-            }
-            ++done;
+        run(i, [&] {
+            Value conn = f.host.item(f.host.call_method(l, "accept"), 0);
+            std::string got = f.host.to_bytes(f.host.call_method(conn, "read", {f.host.integer(100)}));
+            f.host.call_method(conn, "close");
+            return got;
+        });
+    }
+    for (int i = 0; i < kConnectors; ++i) connectors[i] = f.host.call(f.SocketIO);
+    for (int i = kReaders + kAcceptors; i < kThreads; ++i) {
+        run(i, [&, c = connectors[i - kReaders - kAcceptors]] {
+            f.host.call_method(c, "connect", {f.addr("127.0.0.1", f.port_of(full))});
+            return std::string("connected");
         });
     }
     bool blocked = true;
@@ -298,6 +312,7 @@ TEST_CASE("live_reload_with_64_threads_blocked_in_read_and_accept") {
     });
     REQUIRE(blocked);
     for (int round = 0; round < 5; ++round) CHECK(f.swap().live);
+
     for (int i = 0; i < kReaders; ++i) f.host.call_method(conns[i].first, "write", {f.host.bytes("r" + std::to_string(i))});
     std::vector<Value> clients;
     for (int i = 0; i < kAcceptors; ++i) {
@@ -306,18 +321,26 @@ TEST_CASE("live_reload_with_64_threads_blocked_in_read_and_accept") {
         f.host.call_method(c, "write", {f.host.bytes("a")});
         clients.push_back(c);
     }
+    // Make room in the full backlog until every connect got through.
+    std::vector<Value> served;
+    for (int n = 0; n < kConnectors + 1; ++n) {
+        served.push_back(f.host.item(f.host.call_method(full, "accept", {f.host.floating(10.0)}), 0));
+    }
     f.without_gil([&] {
         for (auto &t : threads) t.join();
     });
     for (int i = 0; i < kReaders; ++i) CHECK(results[i] == "r" + std::to_string(i));
     for (int i = kReaders; i < kReaders + kAcceptors; ++i) CHECK(results[i] == "a");
-    CHECK(done.load() == kReaders + kAcceptors);
-    for (auto &c : clients) f.host.call_method(c, "close");
+    for (int i = kReaders + kAcceptors; i < kThreads; ++i) CHECK(results[i] == "connected");
+    for (auto *group : {&clients, &served, &fillers, &connectors}) {
+        for (Value &v : *group) f.host.call_method(v, "close");
+    }
     for (auto &[c, s] : conns) {
         f.host.call_method(c, "close");
         f.host.call_method(s, "close");
     }
     f.host.call_method(l, "close");
+    f.host.call_method(full, "close");
 }
 
 TEST_CASE("live_reload_during_a_connect_storm_refuses_no_connection") {
