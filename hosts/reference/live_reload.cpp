@@ -242,7 +242,7 @@ ReloadResult Host::reload_live(const std::string& name) {
     if (!why_not.empty()) {
         const size_t closed = entry.lib->live_instances.load();
         switch_module(entry, fresh);
-        result.message = why_not + ": reloaded by closing its objects (" + std::to_string(closed) + ")";
+        result.message = why_not + ": reloaded by closing its objects (" + std::to_string(closed) + " open)";
         return result;
     }
 

@@ -85,6 +85,15 @@ ksp_value invoke_getter(const TypeObject* owner, const Getter* g, ksp_value self
     return refuse_moved(check_result(result, owner, &g->name), owner, &g->name);
 }
 
+// True if `old` is a type of an unloaded version and `t` (or a base) is its namesake:
+// what a live reload made of an instance of `old`.
+bool moved_from(const TypeObject* t, const TypeObject* old) {
+    if (!old->unloaded()) return false;
+    for (; t; t = t->base)
+        if (t->qualified_name == old->qualified_name && !t->unloaded()) return true;
+    return false;
+}
+
 // After a live reload `self` is an instance of the new version's type: its method
 // `name`, if that type has one and is not unloaded itself.
 bool method_now(ksp_value self, const std::string& name, const TypeObject*& owner, const Method*& m) {
@@ -187,9 +196,10 @@ ksp_value call(ksp_value callable, size_t nargs, const ksp_value* args) {
     if (o->kind == ObjKind::Method) {
         auto* m = static_cast<MethodObject*>(o);
         if (m->self) return call_bound(m->owner, m->method, as_val(m->self), nargs, args);
-        // Unbound: `T.method(obj, ...)`; obj must be a T.
+        // Unbound: `T.method(obj, ...)`; obj must be a T, or what became of a T when a
+        // live reload moved it to the new version of T.
         auto* self = nargs ? as<InstanceObject>(args[0], ObjKind::Instance) : nullptr;
-        if (!self || !self->type->is_subtype_of(m->owner))
+        if (!self || !(self->type->is_subtype_of(m->owner) || moved_from(self->type, m->owner)))
             return raise(KSP_ERR_TYPE, qualified(m->owner, m->method->name) + " needs a '" +
                                            m->owner->qualified_name + "' as its first argument, not " +
                                            (nargs ? as_obj(args[0])->type_name() : std::string("nothing")));

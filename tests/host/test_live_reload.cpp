@@ -126,6 +126,7 @@ TEST_CASE("live_reload_keeps_state_and_identity_and_runs_new_code") {
     Value q = new_pipe(h, m, 7);
     h.call_method(p, "write", {h.bytes("written before")});
     Value bound_incr = h.getattr(p, "incr");  // bound to the old version's method
+    Value unbound_incr = h.getattr(h.getattr(m, "Pipe"), "incr");  // the old type's
     CHECK(h.to_int(h.call_method(p, "version")) == 1);
     const int fds = census::open_fds();
     const std::string copies = h.copy_dir() + "/";
@@ -146,6 +147,7 @@ TEST_CASE("live_reload_keeps_state_and_identity_and_runs_new_code") {
     CHECK(h.to_int(h.call_method(p, "version")) == 2);
     CHECK(h.to_int(h.call_method(p, "incr")) == 42);
     CHECK(h.to_int(h.call(bound_incr)) == 43);
+    CHECK(h.to_int(h.call(unbound_incr, {p})) == 44);
     CHECK(h.to_int(h.getattr(q, "value")) == 7);
     Read before = wait_read(h, p);  // the pipe, and the bytes in it, survived
     CHECK(before.version == 2);
@@ -320,6 +322,7 @@ TEST_CASE("live_reload_to_a_version_without_handover_reloads_the_old_way_and_say
     Gil g(h);
     Value m = h.import(kName);
     Value p = new_pipe(h, m, 0);
+    Value unbound_incr = h.getattr(h.getattr(m, "Pipe"), "incr");
     install(dir, "fixture_handover_no_handover");
     ReloadResult r = h.reload_live(kName);
     CHECK_FALSE(r.live);
@@ -327,13 +330,16 @@ TEST_CASE("live_reload_to_a_version_without_handover_reloads_the_old_way_and_say
     CHECK(r.module.get() == m.get());
     CHECK(r.message == "version 'fixture_handover 2' of 'fixture_handover' from " + dir.path() +
                            "/ksp_fixture_handover.so cannot take objects over (no ksp_handover): reloaded by closing "
-                           "its objects (1)");
+                           "its objects (1 open)");
     CHECK(h.to_int(h.getattr(m, "version")) == 2);
+    CHECK(error_of([&] { h.call(unbound_incr, {p}); }) ==
+          "module 'fixture_handover' was unloaded; Pipe.incr is no longer available");
     CHECK(error_of([&] { h.call_method(p, "incr"); }) ==
           "module 'fixture_handover' was unloaded; Pipe.incr is no longer available");
     CHECK(h.to_int(h.call_method(new_pipe(h, m, 0), "version")) == 2);
     CHECK(h.loaded_library_count() == 2);  // p still needs the old finalizer
     p = Value();
+    unbound_incr = Value();
     CHECK(h.loaded_library_count() == 1);
 }
 
@@ -349,7 +355,7 @@ TEST_CASE("live_reload_from_a_version_without_handover_reloads_the_old_way_and_s
     CHECK_FALSE(r.live);
     CHECK(r.module.get() == m.get());
     CHECK(r.message == "version 'fixture_handover 2' of 'fixture_handover' cannot hand its objects over (no "
-                       "ksp_handover): reloaded by closing its objects (0)");
+                       "ksp_handover): reloaded by closing its objects (0 open)");
     CHECK(h.to_int(h.getattr(m, "version")) == 1);
 }
 
@@ -367,7 +373,7 @@ TEST_CASE("live_reload_in_a_host_presenting_1_3_reloads_the_old_way_and_says_so"
     ReloadResult r = h.reload_live(kName);
     CHECK_FALSE(r.live);
     CHECK(r.module.get() == m.get());
-    CHECK(r.message == "this host presents ABI 1.3, which has no live reload: reloaded by closing its objects (1)");
+    CHECK(r.message == "this host presents ABI 1.3, which has no live reload: reloaded by closing its objects (1 open)");
     CHECK(h.to_int(h.getattr(m, "version")) == 2);
     CHECK(contains(error_of([&] { h.call_method(p, "incr"); }), "was unloaded"));
 }
