@@ -28,6 +28,24 @@ const std::string kName = "fixture_handover";
 // Makes `variant` (a build of fixtures/fixture_handover.c) the plugin in `dir`.
 void install(const TempDir& dir, const std::string& variant) { dir.install(support::fixture_so(variant), kName); }
 
+refhost::HostOptions options_presenting(const std::string& dir, uint16_t minor) {
+    refhost::HostOptions options = support::options_for(dir);
+    options.abi_minor = minor;
+    return options;
+}
+
+// A host (checking mode on) with build `variant` of fixture_handover imported as `m`,
+// the lock held.
+struct Loaded {
+    explicit Loaded(const std::string& variant, uint16_t minor = KSP_ABI_MINOR)
+        : h((install(dir, variant), options_presenting(dir.path(), minor))), g(h), m(h.import(kName)) {}
+    LeakGuard guard;
+    TempDir dir;
+    Host h;
+    Gil g;
+    Value m;
+};
+
 Value new_pipe(Host& h, const Value& module, int64_t start) {
     return h.call(h.getattr(module, "Pipe"), {h.integer(start)});
 }
@@ -116,12 +134,10 @@ std::string failed_reload(Host& h, const std::string& step) {
 TEST_SUITE("live_reload") {
 
 TEST_CASE("live_reload_keeps_state_and_identity_and_runs_new_code") {
-    LeakGuard guard;
-    TempDir dir;
-    install(dir, "fixture_handover");
-    Host h(support::options_for(dir.path()));
-    Gil g(h);
-    Value m = h.import(kName);
+    Loaded f("fixture_handover");
+    Host& h = f.h;
+    const Value& m = f.m;
+    const TempDir& dir = f.dir;
     Value p = new_pipe(h, m, 41);
     Value q = new_pipe(h, m, 7);
     h.call_method(p, "write", {h.bytes("written before")});
@@ -162,12 +178,10 @@ TEST_CASE("live_reload_keeps_state_and_identity_and_runs_new_code") {
 }
 
 TEST_CASE("live_reload_back_and_forth_moves_objects_each_time") {
-    LeakGuard guard;
-    TempDir dir;
-    install(dir, "fixture_handover");
-    Host h(support::options_for(dir.path()));
-    Gil g(h);
-    Value m = h.import(kName);
+    Loaded f("fixture_handover");
+    Host& h = f.h;
+    const Value& m = f.m;
+    const TempDir& dir = f.dir;
     Value p = new_pipe(h, m, 0);
     for (int i = 1; i <= 4; i++) {
         install(dir, i % 2 ? "fixture_handover_v2" : "fixture_handover");
@@ -180,12 +194,10 @@ TEST_CASE("live_reload_back_and_forth_moves_objects_each_time") {
 }
 
 TEST_CASE("live_reload_call_waiting_during_the_swap_completes_on_the_new_code") {
-    LeakGuard guard;
-    TempDir dir;
-    install(dir, "fixture_handover");
-    Host h(support::options_for(dir.path()));
-    Gil g(h);
-    Value m = h.import(kName);
+    Loaded f("fixture_handover");
+    Host& h = f.h;
+    const Value& m = f.m;
+    const TempDir& dir = f.dir;
     Value p = new_pipe(h, m, 0);
     WaitingCall call(h, p);
     wait_for_waiting(h, m, 1);
@@ -206,12 +218,10 @@ TEST_CASE("live_reload_call_waiting_during_the_swap_completes_on_the_new_code") 
 }
 
 TEST_CASE("live_reload_failing_at_load_keeps_the_old_version_serving") {
-    LeakGuard guard;
-    TempDir dir;
-    install(dir, "fixture_handover");
-    Host h(support::options_for(dir.path()));
-    Gil g(h);
-    Value m = h.import(kName);
+    Loaded f("fixture_handover");
+    Host& h = f.h;
+    const Value& m = f.m;
+    const TempDir& dir = f.dir;
     Value p = new_pipe(h, m, 10);
     const std::string file = dir.path() + "/ksp_fixture_handover.so";
     const int fds = census::open_fds();
@@ -235,12 +245,10 @@ TEST_CASE("live_reload_failing_at_load_keeps_the_old_version_serving") {
 }
 
 TEST_CASE("live_reload_refused_by_begin_keeps_the_old_version_serving") {
-    LeakGuard guard;
-    TempDir dir;
-    install(dir, "fixture_handover_refuse_begin");
-    Host h(support::options_for(dir.path()));
-    Gil g(h);
-    Value m = h.import(kName);
+    Loaded f("fixture_handover_refuse_begin");
+    Host& h = f.h;
+    const Value& m = f.m;
+    const TempDir& dir = f.dir;
     Value p = new_pipe(h, m, 0);
     install(dir, "fixture_handover_v2");
     std::string message = failed_reload(h, "begin");
@@ -251,12 +259,10 @@ TEST_CASE("live_reload_refused_by_begin_keeps_the_old_version_serving") {
 }
 
 TEST_CASE("live_reload_refused_by_save_keeps_the_old_version_serving") {
-    LeakGuard guard;
-    TempDir dir;
-    install(dir, "fixture_handover_refuse_save");
-    Host h(support::options_for(dir.path()));
-    Gil g(h);
-    Value m = h.import(kName);
+    Loaded f("fixture_handover_refuse_save");
+    Host& h = f.h;
+    const Value& m = f.m;
+    const TempDir& dir = f.dir;
     Value p = new_pipe(h, m, 0);
     install(dir, "fixture_handover_v2");
     std::string message = failed_reload(h, "save of fixture_handover.Pipe");
@@ -266,12 +272,10 @@ TEST_CASE("live_reload_refused_by_save_keeps_the_old_version_serving") {
 }
 
 TEST_CASE("live_reload_refused_by_restore_keeps_the_old_version_and_its_waiting_call") {
-    LeakGuard guard;
-    TempDir dir;
-    install(dir, "fixture_handover");
-    Host h(support::options_for(dir.path()));
-    Gil g(h);
-    Value m = h.import(kName);
+    Loaded f("fixture_handover");
+    Host& h = f.h;
+    const Value& m = f.m;
+    const TempDir& dir = f.dir;
     // Several objects: the ones restored before the refusal are given back (finalized
     // by the new version, which closes only its own copies of the descriptors).
     Value p = new_pipe(h, m, 0);
@@ -300,12 +304,10 @@ TEST_CASE("live_reload_refused_by_restore_keeps_the_old_version_and_its_waiting_
 }
 
 TEST_CASE("live_reload_to_a_version_without_the_type_keeps_the_old_version_serving") {
-    LeakGuard guard;
-    TempDir dir;
-    install(dir, "fixture_handover");
-    Host h(support::options_for(dir.path()));
-    Gil g(h);
-    Value m = h.import(kName);
+    Loaded f("fixture_handover");
+    Host& h = f.h;
+    const Value& m = f.m;
+    const TempDir& dir = f.dir;
     Value p = new_pipe(h, m, 0);
     install(dir, "fixture_handover_no_pipe");  // calls its type Tube
     std::string message = failed_reload(h, "restore of fixture_handover.Pipe");
@@ -315,12 +317,10 @@ TEST_CASE("live_reload_to_a_version_without_the_type_keeps_the_old_version_servi
 }
 
 TEST_CASE("live_reload_to_a_version_without_handover_reloads_the_old_way_and_says_so") {
-    LeakGuard guard;
-    TempDir dir;
-    install(dir, "fixture_handover");
-    Host h(support::options_for(dir.path()));
-    Gil g(h);
-    Value m = h.import(kName);
+    Loaded f("fixture_handover");
+    Host& h = f.h;
+    const Value& m = f.m;
+    const TempDir& dir = f.dir;
     Value p = new_pipe(h, m, 0);
     Value unbound_incr = h.getattr(h.getattr(m, "Pipe"), "incr");
     install(dir, "fixture_handover_no_handover");
@@ -344,12 +344,10 @@ TEST_CASE("live_reload_to_a_version_without_handover_reloads_the_old_way_and_say
 }
 
 TEST_CASE("live_reload_from_a_version_without_handover_reloads_the_old_way_and_says_so") {
-    LeakGuard guard;
-    TempDir dir;
-    install(dir, "fixture_handover_no_handover");
-    Host h(support::options_for(dir.path()));
-    Gil g(h);
-    Value m = h.import(kName);
+    Loaded f("fixture_handover_no_handover");
+    Host& h = f.h;
+    const Value& m = f.m;
+    const TempDir& dir = f.dir;
     install(dir, "fixture_handover");
     ReloadResult r = h.reload_live(kName);
     CHECK_FALSE(r.live);
@@ -360,14 +358,10 @@ TEST_CASE("live_reload_from_a_version_without_handover_reloads_the_old_way_and_s
 }
 
 TEST_CASE("live_reload_in_a_host_presenting_1_3_reloads_the_old_way_and_says_so") {
-    LeakGuard guard;
-    TempDir dir;
-    install(dir, "fixture_handover");
-    refhost::HostOptions options = support::options_for(dir.path());
-    options.abi_minor = 3;
-    Host h(options);
-    Gil g(h);
-    Value m = h.import(kName);
+    Loaded f("fixture_handover", 3);
+    Host& h = f.h;
+    const Value& m = f.m;
+    const TempDir& dir = f.dir;
     Value p = new_pipe(h, m, 0);
     install(dir, "fixture_handover_v2");
     ReloadResult r = h.reload_live(kName);
@@ -391,12 +385,9 @@ TEST_CASE("live_reload_of_a_module_not_loaded_imports_it") {
 }
 
 TEST_CASE("moved_raised_without_a_handover_or_outside_a_method_is_a_plugin_error") {
-    LeakGuard guard;
-    TempDir dir;
-    install(dir, "fixture_handover");
-    Host h(support::options_for(dir.path()));
-    Gil g(h);
-    Value m = h.import(kName);
+    Loaded f("fixture_handover");
+    Host& h = f.h;
+    const Value& m = f.m;
     Value p = new_pipe(h, m, 0);
     ksp_error_kind kind = KSP_ERR_MOVED;
     CHECK(error_of([&] { h.call_method(p, "misbehave_moved"); }, &kind) ==
@@ -410,12 +401,10 @@ TEST_CASE("moved_raised_without_a_handover_or_outside_a_method_is_a_plugin_error
 }
 
 TEST_CASE("live_reload_200_swaps_no_growth_in_copies_fds_or_objects") {
-    LeakGuard guard;
-    TempDir dir;
-    install(dir, "fixture_handover");
-    Host h(support::options_for(dir.path()));
-    Gil g(h);
-    Value m = h.import(kName);
+    Loaded f("fixture_handover");
+    Host& h = f.h;
+    const Value& m = f.m;
+    const TempDir& dir = f.dir;
     Value pipes[] = {new_pipe(h, m, 0), new_pipe(h, m, 100), new_pipe(h, m, 200)};
     h.call_method(pipes[0], "write", {h.bytes("kept")});
     const std::string copies = h.copy_dir() + "/";
