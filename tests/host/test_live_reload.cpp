@@ -275,8 +275,9 @@ TEST_CASE("live_reload_refused_by_restore_keeps_the_old_version_and_its_waiting_
     Host& h = f.h;
     const Value& m = f.m;
     const TempDir& dir = f.dir;
-    // Several objects: the ones restored before the refusal are given back (finalized
-    // by the new version, which closes only its own copies of the descriptors).
+    // The new version refuses the last one (count 4): those restored before it are
+    // given back (finalized by the new version, which closes only its own copies of the
+    // descriptors). Instances are handed over in the order they were made.
     Value p = new_pipe(h, m, 0);
     Value others[] = {new_pipe(h, m, 1), new_pipe(h, m, 2), new_pipe(h, m, 3)};
     Value waiting_pipe = new_pipe(h, m, 4);
@@ -284,12 +285,11 @@ TEST_CASE("live_reload_refused_by_restore_keeps_the_old_version_and_its_waiting_
     wait_for_waiting(h, m, 1);
     const int fds = census::open_fds();
 
-    install(dir, "fixture_handover_format2");  // knows only state format 2
+    install(dir, "fixture_handover_refuse_restore_at_4");
     std::string message = failed_reload(h, "restore of fixture_handover.Pipe");
     CHECK(message == "live reload of 'fixture_handover' from " + dir.path() +
-                         "/ksp_fixture_handover.so failed at restore of fixture_handover.Pipe: fixture_handover 3 "
-                         "cannot restore a state of format 1 (it knows format 2); version 'fixture_handover 1' "
-                         "keeps serving");
+                         "/ksp_fixture_handover.so failed at restore of fixture_handover.Pipe: restore refused for a "
+                         "count of 4; version 'fixture_handover 1' keeps serving");
     CHECK(census::open_fds() == fds);
     // The call that waited through the failed swap still waits, on the old code.
     wait_for_waiting(h, m, 1);
@@ -300,6 +300,13 @@ TEST_CASE("live_reload_refused_by_restore_keeps_the_old_version_and_its_waiting_
     CHECK(call.result.data == "rolled back");
     for (int i = 0; i < 3; i++) CHECK(h.to_int(h.getattr(others[i], "value")) == i + 1);
     check_old_serves(h, m, p, 1);
+}
+
+TEST_CASE("live_reload_to_a_version_that_cannot_read_the_state_keeps_the_old_version_serving") {
+    // That build knows only state format 2.
+    CHECK(rollback("fixture_handover", "fixture_handover_format2", "restore of fixture_handover.Pipe") ==
+          "live reload of 'fixture_handover' from FILE failed at restore of fixture_handover.Pipe: fixture_handover 3 "
+          "cannot restore a state of format 1 (it knows format 2); version 'fixture_handover 1' keeps serving");
 }
 
 TEST_CASE("live_reload_to_a_version_without_the_type_keeps_the_old_version_serving") {
