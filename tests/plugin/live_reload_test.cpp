@@ -60,12 +60,13 @@ struct ReloadFixture {
     std::optional<Gil> gil{std::in_place, host};
     size_t baseline_objects = host.live_objects();
     Value net = host.import("net");
-    Value SocketIO = host.getattr(net, "SocketIO");
     bool rebuilt = false;  // which build serves now
+
+    // net.SocketIO as a script names it: after a reload, the new version's type.
+    Value socket_type() { return host.getattr(net, "SocketIO"); }
 
     ~ReloadFixture() {
         net = Value();
-        SocketIO = Value();
         host.unload("net");
         CHECK(host.live_objects() == baseline_objects);
         CHECK(host.loaded_library_count() == 0);
@@ -84,14 +85,14 @@ struct ReloadFixture {
 
     Value addr(const char *h, int64_t port) { return host.tuple({host.str(h), host.integer(port)}); }
     Value listener() {
-        Value s = host.call(SocketIO);
+        Value s = host.call(socket_type());
         host.call_method(s, "bind", {addr("127.0.0.1", 0)});
         host.call_method(s, "listen", {host.integer(128)});
         return s;
     }
     int64_t port_of(const Value &s) { return host.to_int(host.getattr(s, "local_port")); }
     std::pair<Value, Value> connected_pair(const Value &l) {
-        Value c = host.call(SocketIO);
+        Value c = host.call(socket_type());
         host.call_method(c, "connect", {addr("127.0.0.1", port_of(l))});
         Value pair = host.call_method(l, "accept");
         return {c, host.item(pair, 0)};
@@ -228,25 +229,25 @@ TEST_CASE("live_reload_1000_swaps_while_100_connections_carry_checksummed_stream
         });
     }
 
-    const int fds_before = census::open_fds();
     const int maps_before = census::mappings_of(f.host.copy_dir() + "/");
     int live = 0;
     for (int i = 0; i < swaps; ++i) {
         refhost::ReloadResult r = f.swap();
-        live += r.live && r.moved == 2 * kConnections;
+        live += r.live && r.moved >= 2 * kConnections;
+        // Traffic between every two swaps, not only around the first and the last.
+        uint64_t seen = echoed.load();
+        f.without_gil([&] { waits::wait_until([&] { return echoed.load() > seen; }, "traffic after a swap"); });
     }
     CHECK(live == swaps);
-    // No growth: the old copies are unmapped and their descriptors closed.
-    CHECK(census::mappings_of(f.host.copy_dir() + "/") == maps_before);
-    CHECK(f.host.loaded_library_count() == 1);
-    CHECK(census::open_fds() <= fds_before + 2);  // the loop of the version now serving
-
-    uint64_t before_stop = echoed.load();
     f.without_gil([&] {
-        waits::wait_until([&] { return echoed.load() > before_stop; }, "traffic after the last swap");
         stop = true;
         for (auto &t : threads) t.join();
     });
+    // No growth: with no call returning through them any more, the old versions are
+    // torn down (their loops and descriptors gone) and unmapped. The fixture checks
+    // descriptors and threads once everything is closed.
+    CHECK(census::mappings_of(f.host.copy_dir() + "/") == maps_before);
+    CHECK(f.host.loaded_library_count() == 1);
     for (const std::string &e : first_error) CHECK(e == "");
     CHECK(errors.load() == 0);
     CHECK(mismatches.load() == 0);
@@ -262,15 +263,19 @@ TEST_CASE("live_reload_with_64_threads_blocked_in_read_accept_and_connect") {
     Value l = f.listener();
     std::vector<std::pair<Value, Value>> conns;
     for (int i = 0; i < kReaders; ++i) conns.push_back(f.connected_pair(l));
-    // Connects block on a listener whose backlog is full: with backlog 0 the kernel
-    // queues one connection and drops the SYNs of the others, which it sends again later.
-    Value full = f.host.call(f.SocketIO);
+    // Connects block on a listener whose backlog is full: the kernel drops their SYNs
+    // and sends them again a second later. Fill it until a connect times out.
+    Value full = f.host.call(f.socket_type());
     f.host.call_method(full, "bind", {f.addr("127.0.0.1", 0)});
-    f.host.call_method(full, "listen", {f.host.integer(0)});
+    f.host.call_method(full, "listen", {f.host.integer(kConnectors)});
     std::vector<Value> fillers;
-    for (int i = 0; i < 1; ++i) {
-        Value c = f.host.call(f.SocketIO);
-        f.host.call_method(c, "connect", {f.addr("127.0.0.1", f.port_of(full))});
+    for (int i = 0; i < 4 * kConnectors; ++i) {
+        Value c = f.host.call(f.socket_type());
+        try {
+            f.host.call_method(c, "connect", {f.addr("127.0.0.1", f.port_of(full)), f.host.floating(0.2)});
+        } catch (const ScriptError &) {
+            break;  // full
+        }
         fillers.push_back(c);
     }
     std::vector<std::string> results(kThreads);
@@ -299,31 +304,31 @@ TEST_CASE("live_reload_with_64_threads_blocked_in_read_accept_and_connect") {
             return got;
         });
     }
-    for (int i = 0; i < kConnectors; ++i) connectors[i] = f.host.call(f.SocketIO);
+    for (int i = 0; i < kConnectors; ++i) connectors[i] = f.host.call(f.socket_type());
     for (int i = kReaders + kAcceptors; i < kThreads; ++i) {
         run(i, [&, c = connectors[i - kReaders - kAcceptors]] {
             f.host.call_method(c, "connect", {f.addr("127.0.0.1", f.port_of(full))});
             return std::string("connected");
         });
     }
-    bool blocked = true;
+    int blocked = 0;
     f.without_gil([&] {
-        for (auto &m : marks) blocked = blocked && waits::wait_until_blocked(m, "a blocked call");
+        for (auto &m : marks) blocked += waits::wait_until_blocked(m, "a blocked call");
     });
-    REQUIRE(blocked);
+    CHECK(blocked == kThreads);  // (the threads are let go below either way)
     for (int round = 0; round < 5; ++round) CHECK(f.swap().live);
 
     for (int i = 0; i < kReaders; ++i) f.host.call_method(conns[i].first, "write", {f.host.bytes("r" + std::to_string(i))});
     std::vector<Value> clients;
     for (int i = 0; i < kAcceptors; ++i) {
-        Value c = f.host.call(f.SocketIO);
+        Value c = f.host.call(f.socket_type());
         f.host.call_method(c, "connect", {f.addr("127.0.0.1", f.port_of(l))});
         f.host.call_method(c, "write", {f.host.bytes("a")});
         clients.push_back(c);
     }
-    // Make room in the full backlog until every connect got through.
+    // Room in the backlog: the connects get through with their SYNs' next try.
     std::vector<Value> served;
-    for (int n = 0; n < kConnectors + 1; ++n) {
+    for (size_t n = 0; n < fillers.size() + kConnectors; ++n) {
         served.push_back(f.host.item(f.host.call_method(full, "accept", {f.host.floating(10.0)}), 0));
     }
     f.without_gil([&] {
