@@ -67,7 +67,7 @@ static void *open_private_copy(const char *from, char *err, size_t cap) {
         if (close(out) != 0) ok = 0;
         out = -1;
         if (!ok) snprintf(err, cap, "cannot copy it to %s: %s", to, strerror(errno));
-        else if (!(lib = dlopen(to, RTLD_NOW | RTLD_LOCAL))) snprintf(err, cap, "dlopen: %s", dlerror());
+        else if (!(lib = dlopen(to, RTLD_NOW | RTLD_LOCAL))) snprintf(err, cap, "dlopen of its private copy: %s", dlerror());
     }
     if (in >= 0) close(in);
     if (out >= 0) close(out);

@@ -10,6 +10,7 @@
 static ks_module module = NULL;  /* borrowed: the loader keeps it */
 static ksk_copy *serving = NULL;
 static char first_path[4096];
+static int reloading = 0;  /* the plugin may give up the lock inside a step */
 
 /* The message of the error raised on this thread (caught), for a message of our own. */
 static void take_error(char *out, size_t cap) {
@@ -122,6 +123,8 @@ static kso fail(const char *path, const char *step, const char *why) {
     return NULL;
 }
 
+static kso reload_from(const char *path);
+
 static KS_FUNC(reload) {
     if (_nargs > 1) {
         KS_THROW(kst_ArgError, "net._reload(path=none) takes at most 1 argument (%i given)", (int)_nargs);
@@ -132,9 +135,20 @@ static KS_FUNC(reload) {
                  (kso)_args[0]->type);
         return NULL;
     }
+    if (reloading) {
+        KS_THROW(kst_Error, "net._reload: a live reload is in progress in another thread");
+        return NULL;
+    }
     char path[4096];
     snprintf(path, sizeof path, "%s",
              _nargs == 1 && _args[0] != KSO_NONE ? ((ks_str)_args[0])->data : first_path);
+    reloading = 1;
+    kso res = reload_from(path);
+    reloading = 0;
+    return res;
+}
+
+static kso reload_from(const char *path) {
     ksk_copy *old = serving;
     char why[4400];
     if (!old->handover) return fail(path, "step 0 (the serving version)", "it offers no live reload (ksp_handover)");
