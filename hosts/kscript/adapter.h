@@ -27,8 +27,9 @@ typedef struct ksk_copy {
     size_t ntypes;
 } ksk_copy;
 
-/* What the adapter keeps of a type the plugin made (never freed: a script may keep the
- * type object, or a method of it, past a reload; its calls then go to `next`). */
+/* What the adapter keeps of a type the plugin made. Never freed (a few words per type
+ * and reload): a script may keep the type object, or a method of it, past a reload; its
+ * calls then go to `next`. */
 typedef struct ksk_type_rec {
     ks_type type;
     ksp_type_spec spec;        /* the plugin's pointers: used only while copy is not retired */
