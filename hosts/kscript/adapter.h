@@ -85,8 +85,6 @@ KSK_HIDDEN void ksk_copy_instance_gone(ksk_copy *copy);
 KSK_HIDDEN void ksk_copy_retire(ksk_copy *copy);
 /* Tears down a copy that never served (a failed reload) and unmaps it. */
 KSK_HIDDEN void ksk_copy_discard(ksk_copy *copy);
-/* How many copies are mapped (for the reload's report). */
-KSK_HIDDEN int ksk_copies_mapped(void);
 
 /* reload.c */
 /* The module's `_reload` function, added by the loader. */

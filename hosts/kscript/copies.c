@@ -19,7 +19,6 @@
     (offsetof(ksp_host, set_interrupt_waker) + sizeof(((ksp_host *)0)->set_interrupt_waker))
 
 static ksp_host host_table;
-static int mapped = 0;
 
 static void fill_table(void) {
     if (host_table.size) return;
@@ -111,7 +110,6 @@ ksk_copy *ksk_copy_load(const char *path, void *lib, ks_module *module) {
     copy->lib = lib;
     copy->decl = decl;
     snprintf(copy->path, sizeof copy->path, "%s", path);
-    mapped++;
     fill_table();
     ksk_set_module_info("net", path);
     ksk_set_initializing(copy);
@@ -144,7 +142,6 @@ static void unmap_if_unused(ksk_copy *copy) {
     if (!copy->torn_down || copy->calls > 0 || copy->instances > 0 || !copy->lib) return;
     dlclose(copy->lib);
     copy->lib = NULL;
-    mapped--;
 }
 
 static void settle(ksk_copy *copy) {
@@ -178,5 +175,3 @@ void ksk_copy_discard(ksk_copy *copy) {
     copy->handover = NULL;
     ksk_copy_retire(copy);
 }
-
-int ksk_copies_mapped(void) { return mapped; }
