@@ -71,6 +71,8 @@ static void commit(ksk_copy *old, ksk_copy *fresh, moving *all, size_t n) {
         void *old_payload = o->payload;
         ks_type old_type = o->type;
         KS_INCREF(all[i].to->type);
+        old_type->num_obs_del++;  /* kscript's counts of instances made and gone, per type */
+        all[i].to->type->num_obs_new++;
         o->type = all[i].to->type;
         o->rec = all[i].to;
         o->payload = all[i].payload;
