@@ -49,6 +49,7 @@ typedef struct ksk_method_rec_s {
     KSO_BASE
     ksk_type_rec *rec;
     char *name;                /* the method's; NULL for the constructor */
+    const ksp_method *method;  /* in rec's spec: valid while rec is the newest type */
 } *ksk_method_rec;
 
 static ks_type method_rec_type = NULL;
@@ -74,6 +75,7 @@ static kso bind_record(ks_cfunc trampoline, const char *sig, const char *doc, ks
     ksk_method_rec r = KSO_NEW(ksk_method_rec, get_method_rec_type());
     r->rec = rec;
     r->name = method ? strdup(method->name) : NULL;
+    r->method = method;
     kso fn = ksf_wrap(trampoline, sig ? sig : "", doc ? doc : "");
     kso bound = (kso)ks_partial_new(fn, (kso)r);
     KS_DECREF(fn);
@@ -89,6 +91,7 @@ static const ksp_getter *find_getter(ksk_type_rec *rec, const char *name) {
 }
 
 static const ksp_method *find_method(ksk_type_rec *rec, const char *name) {
+    if (!name) return NULL;  /* strdup failed: the method cannot be found again */
     for (size_t i = 0; i < rec->spec.nmethods; i++)
         if (strcmp(rec->spec.methods[i].name, name) == 0) return &rec->spec.methods[i];
     return NULL;
@@ -139,7 +142,7 @@ static KS_FUNC(method_trampoline) {
     }
     for (;;) {
         if (!still_served(rec)) return NULL;
-        const ksp_method *m = find_method(rec, r->name);
+        const ksp_method *m = rec == r->rec ? r->method : find_method(rec, r->name);
         if (!m) {
             KS_THROW(kst_AttrError, "%s has no method %s since the live reload of net",
                      rec->type->i__fullname->data, r->name);
