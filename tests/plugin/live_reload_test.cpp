@@ -3,6 +3,7 @@
 // nothing is lost, duplicated or refused. Two builds alternate (tests/plugin/meson.build:
 // ksp_net_rebuilt has another version string, ksp_net_format2 another state format).
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -439,4 +440,26 @@ TEST_CASE("live_reload_in_a_host_of_abi_1_3_closes_the_sockets_and_says_so") {
     CHECK(r.message.find("closing") != std::string::npos);
     ScriptError e = raised([&] { f.host.call_method(l, "accept"); });  // the old way: gone
     CHECK(std::string(e.what()).find("unloaded") != std::string::npos);
+}
+
+TEST_CASE("live_reload_500_swaps_of_100_sockets_do_not_grow_the_heap") {
+    mallopt(M_ARENA_MAX, 1);  // before any thread: mallinfo2 then sees every allocation
+    ReloadFixture f;
+    Value l = f.listener();
+    std::vector<std::pair<Value, Value>> conns;
+    for (int i = 0; i < 50; ++i) conns.push_back(f.connected_pair(l));
+    for (int i = 0; i < 20; ++i) f.swap();  // what grows once (tables, the first blocks of each size)
+    auto heap = [] { return static_cast<long>(mallinfo2().uordblks); };
+    long before = heap();
+    for (int i = 0; i < 500; ++i) CHECK(f.swap().live);
+    long grown = heap() - before;
+    MESSAGE("heap after 500 swaps: " << grown << " bytes more");
+    CHECK(grown < 500 * 64);  // less than 64 bytes a swap: nothing kept per swap
+    for (auto &[c, s] : conns) {
+        f.host.call_method(c, "write", {f.host.bytes("x")});  // every connection still works
+        CHECK(f.host.to_bytes(f.host.call_method(s, "read", {f.host.integer(1)})) == "x");
+        f.host.call_method(c, "close");
+        f.host.call_method(s, "close");
+    }
+    f.host.call_method(l, "close");
 }
