@@ -50,31 +50,20 @@ struct PluginDir {
     void install_build(const char *variant) { install(rebuild_dir() + "/ksp_net_" + std::string(variant) + ".so"); }
 };
 
-// net imported from a PluginDir, with the end-of-case checks of NetFixture.
-struct ReloadFixture {
-    explicit ReloadFixture(bool checking = false, uint16_t abi_minor = KSP_ABI_MINOR)
-        : host{refhost::HostOptions{{dir.path}, false, checking, abi_minor}} {}
-
-    census::Snapshot before;
+// Built before the host that searches it, removed after.
+struct OwnPluginDir {
     PluginDir dir;
-    Host host;
-    std::optional<Gil> gil{std::in_place, host};
-    size_t baseline_objects = host.live_objects();
-    Value net = host.import("net");
+};
+
+// net imported from a PluginDir, with the end-of-case checks of NetFixture.
+struct ReloadFixture : OwnPluginDir, NetFixture {
+    explicit ReloadFixture(bool checking = false, uint16_t abi_minor = KSP_ABI_MINOR)
+        : NetFixture(checking, abi_minor, dir.path) {}
+
     bool rebuilt = false;  // which build serves now
 
     // net.SocketIO as a script names it: after a reload, the new version's type.
     Value socket_type() { return host.getattr(net, "SocketIO"); }
-
-    ~ReloadFixture() {
-        net = Value();
-        host.unload("net");
-        CHECK(host.live_objects() == baseline_objects);
-        CHECK(host.loaded_library_count() == 0);
-        gil.reset();
-        CHECK(census::open_fds() == before.fds);
-        CHECK(census::threads_settled(before.thread_count) == before.thread_count);
-    }
 
     // Installs the other build and reloads it live.
     refhost::ReloadResult swap() {
@@ -84,24 +73,17 @@ struct ReloadFixture {
         return host.reload_live("net");
     }
 
-    Value addr(const char *h, int64_t port) { return host.tuple({host.str(h), host.integer(port)}); }
     Value listener() {
         Value s = host.call(socket_type());
         host.call_method(s, "bind", {addr("127.0.0.1", 0)});
         host.call_method(s, "listen", {host.integer(128)});
         return s;
     }
-    int64_t port_of(const Value &s) { return host.to_int(host.getattr(s, "local_port")); }
     std::pair<Value, Value> connected_pair(const Value &l) {
         Value c = host.call(socket_type());
         host.call_method(c, "connect", {addr("127.0.0.1", port_of(l))});
         Value pair = host.call_method(l, "accept");
         return {c, host.item(pair, 0)};
-    }
-    void without_gil(const std::function<void()> &body) {
-        void *token = host.table()->release_lock();
-        body();
-        host.table()->acquire_lock(token);
     }
 };
 
