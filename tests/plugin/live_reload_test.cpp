@@ -3,7 +3,9 @@
 // nothing is lost, duplicated or refused. Two builds alternate (tests/plugin/meson.build:
 // ksp_net_rebuilt has another version string, ksp_net_format2 another state format).
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <malloc.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -453,4 +455,27 @@ TEST_CASE("live_reload_500_swaps_of_100_sockets_do_not_grow_the_heap") {
         f.host.call_method(s, "close");
     }
     f.host.call_method(l, "close");
+}
+
+TEST_CASE("live_reload_leaves_no_signal_handler_in_unmapped_code") {
+    // The plugin's wake-up handler for SIGURG is code of one copy: when a reload unmaps
+    // that copy, the next wake-up (a signal to a blocked thread) must not jump there.
+    auto handler_is_mapped = [] {
+        struct sigaction now {};
+        REQUIRE(::sigaction(SIGURG, nullptr, &now) == 0);
+        if (now.sa_handler == SIG_DFL || now.sa_handler == SIG_IGN) return true;
+        Dl_info where{};
+        return ::dladdr(reinterpret_cast<void *>(now.sa_handler), &where) != 0;
+    };
+    {
+        ReloadFixture f;
+        Value l = f.listener();
+        auto [c, s] = f.connected_pair(l);
+        for (int i = 0; i < 3; ++i) {
+            CHECK(f.swap().live);
+            CHECK(handler_is_mapped());
+        }
+        for (Value *v : {&c, &s, &l}) f.host.call_method(*v, "close");
+    }
+    CHECK(handler_is_mapped());  // after the last copy was unloaded too
 }
