@@ -46,6 +46,17 @@ struct Loaded {
     Value m;
 };
 
+// The cases' fixtures: the version each starts from.
+struct HandoverV1 : Loaded {
+    HandoverV1() : Loaded("fixture_handover") {}
+};
+struct HandoverWithout : Loaded {  // a version without ksp_handover
+    HandoverWithout() : Loaded("fixture_handover_no_handover") {}
+};
+struct HandoverIn13 : Loaded {  // in a host presenting ABI 1.3
+    HandoverIn13() : Loaded("fixture_handover", 3) {}
+};
+
 Value new_pipe(Host& h, const Value& module, int64_t start) {
     return h.call(h.getattr(module, "Pipe"), {h.integer(start)});
 }
@@ -103,6 +114,17 @@ void join(Host& h, WaitingCall& call) {
     t->acquire_lock(token);
 }
 
+// `call`, still waiting on `pipe`, gets `text` once it is written, from `version`.
+void check_call_gets(Host& h, const Value& module, WaitingCall& call, const Value& pipe, const std::string& text,
+                     int64_t version) {
+    wait_for_waiting(h, module, 1);
+    h.call_method(pipe, "write", {h.bytes(text)});
+    join(h, call);
+    CHECK(call.error == "");
+    CHECK(call.result.version == version);
+    CHECK(call.result.data == text);
+}
+
 // The old version still serves `pipe` (made with `start`, incremented `incrs` times) and
 // the module: nothing changed but the failed reload.
 void check_old_serves(Host& h, const Value& module, const Value& pipe, int64_t expected) {
@@ -147,11 +169,7 @@ std::string rollback(const std::string& old_variant, const std::string& new_vari
 
 TEST_SUITE("live_reload") {
 
-TEST_CASE("live_reload_keeps_state_and_identity_and_runs_new_code") {
-    Loaded f("fixture_handover");
-    Host& h = f.h;
-    const Value& m = f.m;
-    const TempDir& dir = f.dir;
+TEST_CASE_FIXTURE(HandoverV1, "live_reload_keeps_state_and_identity_and_runs_new_code") {
     Value p = new_pipe(h, m, 41);
     Value q = new_pipe(h, m, 7);
     h.call_method(p, "write", {h.bytes("written before")});
@@ -191,11 +209,7 @@ TEST_CASE("live_reload_keeps_state_and_identity_and_runs_new_code") {
     CHECK(census::open_fds() == fds);
 }
 
-TEST_CASE("live_reload_back_and_forth_moves_objects_each_time") {
-    Loaded f("fixture_handover");
-    Host& h = f.h;
-    const Value& m = f.m;
-    const TempDir& dir = f.dir;
+TEST_CASE_FIXTURE(HandoverV1, "live_reload_back_and_forth_moves_objects_each_time") {
     Value p = new_pipe(h, m, 0);
     for (int i = 1; i <= 4; i++) {
         install(dir, i % 2 ? "fixture_handover_v2" : "fixture_handover");
@@ -207,11 +221,7 @@ TEST_CASE("live_reload_back_and_forth_moves_objects_each_time") {
     }
 }
 
-TEST_CASE("live_reload_call_waiting_during_the_swap_completes_on_the_new_code") {
-    Loaded f("fixture_handover");
-    Host& h = f.h;
-    const Value& m = f.m;
-    const TempDir& dir = f.dir;
+TEST_CASE_FIXTURE(HandoverV1, "live_reload_call_waiting_during_the_swap_completes_on_the_new_code") {
     Value p = new_pipe(h, m, 0);
     WaitingCall call(h, p);
     wait_for_waiting(h, m, 1);
@@ -220,24 +230,14 @@ TEST_CASE("live_reload_call_waiting_during_the_swap_completes_on_the_new_code") 
     ReloadResult r = h.reload_live(kName);
     CHECK(r.live);
     CHECK(r.moved == 1);
-    // The waiting call left the old code (KSP_ERR_MOVED) after that code was torn down,
-    // so the old copy had to stay mapped until the call returned through it (the count
-    // of calls in progress). The host called it again on the new code, which waits for
-    // these bytes.
-    wait_for_waiting(h, m, 1);
-    h.call_method(p, "write", {h.bytes("after the swap")});
-    join(h, call);
-    CHECK(call.error == "");
-    CHECK(call.result.version == 2);
-    CHECK(call.result.data == "after the swap");
+    // The waiting call left the old code (KSP_ERR_MOVED), which stayed mapped, and its
+    // teardown waited, until the call had returned through it (the count of calls in
+    // progress). The host called it again on the new code, which waits for these bytes.
+    check_call_gets(h, m, call, p, "after the swap", 2);
     CHECK(h.loaded_library_count() == 1);
 }
 
-TEST_CASE("live_reload_failing_at_load_keeps_the_old_version_serving") {
-    Loaded f("fixture_handover");
-    Host& h = f.h;
-    const Value& m = f.m;
-    const TempDir& dir = f.dir;
+TEST_CASE_FIXTURE(HandoverV1, "live_reload_failing_at_load_keeps_the_old_version_serving") {
     Value p = new_pipe(h, m, 10);
     const std::string file = dir.path() + "/ksp_fixture_handover.so";
     const int fds = census::open_fds();
@@ -284,11 +284,7 @@ TEST_CASE("live_reload_refused_at_begin_save_or_restore_keeps_the_old_version_se
     }
 }
 
-TEST_CASE("live_reload_refused_by_restore_keeps_the_old_version_and_its_waiting_call") {
-    Loaded f("fixture_handover");
-    Host& h = f.h;
-    const Value& m = f.m;
-    const TempDir& dir = f.dir;
+TEST_CASE_FIXTURE(HandoverV1, "live_reload_refused_by_restore_keeps_the_old_version_and_its_waiting_call") {
     // The new version refuses the last one (count 4): those restored before it are
     // given back (finalized by the new version, which closes only its own copies of the
     // descriptors). Instances are handed over in the order they were made.
@@ -306,21 +302,12 @@ TEST_CASE("live_reload_refused_by_restore_keeps_the_old_version_and_its_waiting_
                          "count of 4; version 'fixture_handover 1' keeps serving");
     CHECK(census::open_fds() == fds);
     // The call that waited through the failed swap still waits, on the old code.
-    wait_for_waiting(h, m, 1);
-    h.call_method(waiting_pipe, "write", {h.bytes("rolled back")});
-    join(h, call);
-    CHECK(call.error == "");
-    CHECK(call.result.version == 1);
-    CHECK(call.result.data == "rolled back");
+    check_call_gets(h, m, call, waiting_pipe, "rolled back", 1);
     for (int i = 0; i < 3; i++) CHECK(h.to_int(h.getattr(others[i], "value")) == i + 1);
     check_old_serves(h, m, p, 1);
 }
 
-TEST_CASE("live_reload_to_a_version_without_handover_reloads_the_old_way_and_says_so") {
-    Loaded f("fixture_handover");
-    Host& h = f.h;
-    const Value& m = f.m;
-    const TempDir& dir = f.dir;
+TEST_CASE_FIXTURE(HandoverV1, "live_reload_to_a_version_without_handover_reloads_the_old_way_and_says_so") {
     Value p = new_pipe(h, m, 0);
     Value unbound_incr = h.getattr(h.getattr(m, "Pipe"), "incr");
     install(dir, "fixture_handover_no_handover");
@@ -343,11 +330,7 @@ TEST_CASE("live_reload_to_a_version_without_handover_reloads_the_old_way_and_say
     CHECK(h.loaded_library_count() == 1);
 }
 
-TEST_CASE("live_reload_from_a_version_without_handover_reloads_the_old_way_and_says_so") {
-    Loaded f("fixture_handover_no_handover");
-    Host& h = f.h;
-    const Value& m = f.m;
-    const TempDir& dir = f.dir;
+TEST_CASE_FIXTURE(HandoverWithout, "live_reload_from_a_version_without_handover_reloads_the_old_way_and_says_so") {
     install(dir, "fixture_handover");
     ReloadResult r = h.reload_live(kName);
     CHECK_FALSE(r.live);
@@ -357,11 +340,7 @@ TEST_CASE("live_reload_from_a_version_without_handover_reloads_the_old_way_and_s
     CHECK(h.to_int(h.getattr(m, "version")) == 1);
 }
 
-TEST_CASE("live_reload_in_a_host_presenting_1_3_reloads_the_old_way_and_says_so") {
-    Loaded f("fixture_handover", 3);
-    Host& h = f.h;
-    const Value& m = f.m;
-    const TempDir& dir = f.dir;
+TEST_CASE_FIXTURE(HandoverIn13, "live_reload_in_a_host_presenting_1_3_reloads_the_old_way_and_says_so") {
     Value p = new_pipe(h, m, 0);
     install(dir, "fixture_handover_v2");
     ReloadResult r = h.reload_live(kName);
@@ -384,10 +363,7 @@ TEST_CASE("live_reload_of_a_module_not_loaded_imports_it") {
     CHECK(r.message == "'fixture_handover' was not loaded: imported version 'fixture_handover 1'");
 }
 
-TEST_CASE("moved_raised_without_a_handover_or_outside_a_method_is_a_plugin_error") {
-    Loaded f("fixture_handover");
-    Host& h = f.h;
-    const Value& m = f.m;
+TEST_CASE_FIXTURE(HandoverV1, "moved_raised_without_a_handover_or_outside_a_method_is_a_plugin_error") {
     Value p = new_pipe(h, m, 0);
     ksp_error_kind kind = KSP_ERR_MOVED;
     CHECK(error_of([&] { h.call_method(p, "misbehave_moved"); }, &kind) ==
@@ -400,11 +376,7 @@ TEST_CASE("moved_raised_without_a_handover_or_outside_a_method_is_a_plugin_error
     CHECK(kind == KSP_ERR_ERROR);
 }
 
-TEST_CASE("live_reload_200_swaps_no_growth_in_copies_fds_or_objects") {
-    Loaded f("fixture_handover");
-    Host& h = f.h;
-    const Value& m = f.m;
-    const TempDir& dir = f.dir;
+TEST_CASE_FIXTURE(HandoverV1, "live_reload_200_swaps_no_growth_in_copies_fds_or_objects") {
     Value pipes[] = {new_pipe(h, m, 0), new_pipe(h, m, 100), new_pipe(h, m, 200)};
     h.call_method(pipes[0], "write", {h.bytes("kept")});
     const std::string copies = h.copy_dir() + "/";
