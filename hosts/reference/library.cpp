@@ -3,6 +3,8 @@
 
 #include <dlfcn.h>
 
+#include "object.hpp"
+
 namespace refhost {
 
 namespace {
@@ -11,6 +13,8 @@ std::atomic<size_t> g_open{0};
 
 size_t open_library_count() { return g_open.load(); }
 void note_library_opened() { g_open.fetch_add(1); }
+
+Library::Library() { instances.prev = instances.next = &instances; }
 
 Library::~Library() { close(); }
 
@@ -21,8 +25,29 @@ void Library::close() {
     g_open.fetch_sub(1);
 }
 
-void Library::instance_gone() {
-    if (live_instances.fetch_sub(1) == 1 && torn_down.load()) close();
+void Library::instance_born(InstanceLink* link) {
+    link->prev = instances.prev;
+    link->next = &instances;
+    instances.prev->next = link;
+    instances.prev = link;
+    live_instances.fetch_add(1);
+}
+
+void Library::instance_gone(InstanceLink* link) {
+    link->prev->next = link->next;
+    link->next->prev = link->prev;
+    link->prev = link->next = nullptr;
+    if (live_instances.fetch_sub(1) == 1 && torn_down.load()) release_if_unused();
+}
+
+void Library::release_if_unused() {
+    if (!torn_down.load() || live_instances.load() != 0 || calls_in_progress.load() != 0) return;
+    // The retired types may hold the last references to this library.
+    std::shared_ptr<Library> keep = weak_from_this().lock();
+    close();
+    std::vector<Object*> types = std::move(retired_types);
+    retired_types.clear();
+    for (Object* t : types) decref(t);
 }
 
 }  // namespace refhost

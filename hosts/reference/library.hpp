@@ -1,17 +1,33 @@
 // library.hpp - one loaded copy of a plugin's shared object.
 //
-// A Library stays mapped until it has been torn down AND no instance of any type it made
-// is alive, because those instances' finalizers live in its code. Types hold a
-// shared_ptr to their Library; instances count themselves in `live_instances`.
+// A Library stays mapped until it has been torn down, no instance of any type it made is
+// alive (their finalizers live in its code) AND no call into its code is in progress
+// (after a live reload a thread may still be returning through an old version's code
+// while its object already belongs to the new version). Types hold a shared_ptr to their
+// Library; instances link themselves into `instances`; calls count themselves with a
+// LibraryCall.
 #ifndef REFHOST_LIBRARY_HPP
 #define REFHOST_LIBRARY_HPP
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
+
+#include "ksp/plugin_abi.h"
 
 namespace refhost {
+
+class Object;
+
+// The links of a live instance in its library's list (what a live reload hands over).
+// Changed only with the interpreter lock held, as instances are born and die with it.
+struct InstanceLink {
+    InstanceLink* prev = nullptr;
+    InstanceLink* next = nullptr;
+};
 
 // Always owned by a shared_ptr (types made by the plugin share it).
 struct Library : std::enable_shared_from_this<Library> {
@@ -22,18 +38,39 @@ struct Library : std::enable_shared_from_this<Library> {
     void* handle = nullptr;   // from dlopen; NULL once closed
     void (*teardown)(void*) = nullptr;
     void* ctx = nullptr;
+    // ABI 1.4: what init returned for live reload; NULL if it cannot hand objects over
+    // (or the host presented an older minor).
+    const ksp_handover* handover = nullptr;
     std::atomic<size_t> live_instances{0};
+    std::atomic<size_t> calls_in_progress{0};
     std::atomic<bool> torn_down{false};
+    // Live reloads begun with this library as the old version (lock held), so that a
+    // KSP_ERR_MOVED with no reload behind it is reported as the plugin bug it is.
+    uint64_t handovers_begun = 0;
+    InstanceLink instances;  // circular list with this as its head; lock held
+    // Types it made (not owned; each removes itself when it dies): a live reload finds
+    // the new version's type of a name here. Lock held.
+    std::vector<Object*> types;
+    // References to this version's types kept after a live reload moved their instances
+    // on: calls still returning through this code use them. Dropped when it is unmapped.
+    std::vector<Object*> retired_types;
 
-    Library() = default;
+    Library();
     Library(const Library&) = delete;
     Library& operator=(const Library&) = delete;
     ~Library();  // dlcloses if still open
 
-    void instance_born() { live_instances.fetch_add(1); }
+    void instance_born(InstanceLink* link);
     // Called after an instance's finalizer returned; unmaps a torn-down library when
-    // its last instance is gone.
-    void instance_gone();
+    // its last instance is gone and no call is in progress.
+    void instance_gone(InstanceLink* link);
+    void call_started() { calls_in_progress.fetch_add(1, std::memory_order_relaxed); }
+    void call_ended() {
+        if (calls_in_progress.fetch_sub(1, std::memory_order_acq_rel) == 1 && torn_down.load()) release_if_unused();
+    }
+    // Unmaps the library (and drops its retired types) if it is torn down and neither an
+    // instance nor a call needs its code any more.
+    void release_if_unused();
     // dlclose now (the caller knows no code of this library can run any more).
     void close();
 };
@@ -62,6 +99,24 @@ public:
 
 private:
     Library* saved_;
+};
+
+// A call into `lib`'s code (NULL: host code): current library for its lifetime, and
+// counted, so that the code stays mapped until the call has returned.
+class LibraryCall {
+public:
+    explicit LibraryCall(Library* lib) : scope_(lib), lib_(lib) {
+        if (lib_) lib_->call_started();
+    }
+    ~LibraryCall() {
+        if (lib_) lib_->call_ended();
+    }
+    LibraryCall(const LibraryCall&) = delete;
+    LibraryCall& operator=(const LibraryCall&) = delete;
+
+private:
+    LibraryScope scope_;
+    Library* lib_;
 };
 
 }  // namespace refhost

@@ -140,7 +140,7 @@ void* open_copy(const std::string& copy, const std::string& original, std::strin
 // made are still alive (their finalizers need the code).
 void retire(Library& lib) {
     lib.torn_down.store(true);
-    if (lib.live_instances.load() == 0) lib.close();
+    lib.release_if_unused();
 }
 
 void run_teardown(Library& lib) {
@@ -157,8 +157,11 @@ void run_teardown(Library& lib) {
 // Calls init with `table` and checks what it handed back. False after raising ImportError.
 bool run_init(const ksp_plugin_decl* decl, const ksp_host* table, Library& lib, LoadedModule& out,
               const std::string& prefix) {
+    // A host of an older minor has a shorter ksp_init_result: a plugin sets only what
+    // `size` covers. Zeroed, so a plugin that does not set `handover` leaves it NULL.
+    const bool has_handover = table->abi_minor >= 4;
     ksp_init_result res{};
-    res.size = sizeof res;
+    res.size = has_handover ? sizeof res : offsetof(ksp_init_result, handover);
     int rc = -1;
     bool threw = false;
     clear_error();
@@ -188,6 +191,7 @@ bool run_init(const ksp_plugin_decl* decl, const ksp_host* table, Library& lib, 
     if (problem.empty()) {
         lib.teardown = res.teardown;
         lib.ctx = res.ctx;
+        if (has_handover) lib.handover = res.handover;
         out.module = as_obj(res.module);
         return true;
     }
@@ -324,13 +328,17 @@ bool load_plugin(HostState& st, const std::string& name, LoadedModule& out) {
     return true;
 }
 
+void tear_down_library(Library& lib) {
+    run_teardown(lib);
+    lib.torn_down.store(true);
+    lib.release_if_unused();
+}
+
 void unload_plugin(LoadedModule& loaded) {
     std::shared_ptr<Library> lib = std::move(loaded.lib);
-    run_teardown(*lib);
-    lib->torn_down.store(true);
+    tear_down_library(*lib);
     decref(loaded.module);
     loaded.module = nullptr;
-    if (lib->live_instances.load() == 0) lib->close();
 }
 
 }  // namespace refhost::detail

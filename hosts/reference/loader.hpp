@@ -28,8 +28,11 @@ std::string find_plugin(const std::string& name, const std::vector<std::string>&
 // Finds and loads a fresh copy of plugin `name`. False after raising ImportError.
 bool load_plugin(HostState& st, const std::string& name, LoadedModule& out);
 
-// Runs the plugin's teardown, drops the module and unmaps the library once no instance
-// of its types is alive.
+// Runs the plugin's teardown; the library is unmapped once no instance of its types is
+// alive and no call into its code is in progress.
+void tear_down_library(Library& lib);
+
+// tear_down_library, and drops the module.
 void unload_plugin(LoadedModule& loaded);
 
 }  // namespace refhost::detail

@@ -46,39 +46,65 @@ std::nullptr_t raise_unloaded(const TypeObject* t, const std::string& member) {
                                     (member.empty() ? "" : "." + member) + " is no longer available");
 }
 
-ksp_value invoke_native(const TypeObject* owner, const std::string* member, ksp_cfunc fn, ksp_value self,
-                        size_t nargs, const ksp_value* args) {
+// Runs a native function of `owner`. The caller holds a LibraryCall for owner's library.
+ksp_value run_native(const TypeObject* owner, const std::string* member, ksp_cfunc fn, ksp_value self,
+                     size_t nargs, const ksp_value* args) {
     // A stale error would be misread as this call's error.
     clear_error();
     ksp_value result;
-    {
-        LibraryScope scope(owner->lib.get());
-        try {
-            result = fn(owner->ctx, self, nargs, args);
-        } catch (...) {
-            // Should never happen: the ABI forbids exceptions crossing it.
-            clear_error();
-            return raise(KSP_ERR_ERROR, "native function " + native_name(owner, member) +
-                                            " let a C++ exception escape");
-        }
+    try {
+        result = fn(owner->ctx, self, nargs, args);
+    } catch (...) {
+        // Should never happen: the ABI forbids exceptions crossing it.
+        clear_error();
+        return raise(KSP_ERR_ERROR, "native function " + native_name(owner, member) + " let a C++ exception escape");
     }
     return check_result(result, owner, member);
 }
 
+// KSP_ERR_MOVED is for methods only: a constructor, getter or module function has no
+// object to call again, so raising it there is a plugin bug.
+ksp_value refuse_moved(ksp_value result, const TypeObject* owner, const std::string* member) {
+    if (result || !error_is(KSP_ERR_MOVED)) return result;
+    PendingError e = take_error();
+    return raise(KSP_ERR_ERROR, "native function " + native_name(owner, member) +
+                                    " raised KSP_ERR_MOVED, which only a method may raise (" + e.message + ")");
+}
+
 ksp_value invoke_getter(const TypeObject* owner, const Getter* g, ksp_value self) {
     if (owner->unloaded()) return raise_unloaded(owner, g->name);
+    LibraryCall in(owner->lib.get());
     clear_error();
     ksp_value result;
-    {
-        LibraryScope scope(owner->lib.get());
-        try {
-            result = g->fn(owner->ctx, self);
-        } catch (...) {
-            clear_error();
-            return raise(KSP_ERR_ERROR, "getter " + qualified(owner, g->name) + " let a C++ exception escape");
-        }
+    try {
+        result = g->fn(owner->ctx, self);
+    } catch (...) {
+        clear_error();
+        return raise(KSP_ERR_ERROR, "getter " + qualified(owner, g->name) + " let a C++ exception escape");
     }
-    return check_result(result, owner, &g->name);
+    return refuse_moved(check_result(result, owner, &g->name), owner, &g->name);
+}
+
+// True if `old` is a type of an unloaded version and `t` (or a base) is its namesake:
+// what a live reload made of an instance of `old`.
+bool moved_from(const TypeObject* t, const TypeObject* old) {
+    if (!old->unloaded()) return false;
+    for (; t; t = t->base)
+        if (t->qualified_name == old->qualified_name && !t->unloaded()) return true;
+    return false;
+}
+
+// After a live reload `self` is an instance of the new version's type: its method
+// `name`, if that type has one and is not unloaded itself.
+bool method_now(ksp_value self, const std::string& name, const TypeObject*& owner, const Method*& m) {
+    auto* inst = as<InstanceObject>(self, ObjKind::Instance);
+    if (!inst) return false;
+    const TypeObject* found_owner = nullptr;
+    const Method* found = inst->type->find_method(name, &found_owner);
+    if (!found || found_owner->unloaded()) return false;
+    owner = found_owner;
+    m = found;
+    return true;
 }
 
 std::nullptr_t no_attr(ksp_value obj, std::string_view name) {
@@ -115,15 +141,36 @@ ksp_value call_type(TypeObject* t, size_t nargs, const ksp_value* args) {
     }
     if (!t->constructor) return raise(KSP_ERR_TYPE, "cannot construct '" + t->qualified_name + "' objects");
     if (t->unloaded()) return raise_unloaded(t, "");
-    return invoke_native(t, nullptr, t->constructor, as_val(t), nargs, args);
+    LibraryCall in(t->lib.get());
+    return refuse_moved(run_native(t, nullptr, t->constructor, as_val(t), nargs, args), t, nullptr);
 }
 
 }  // namespace
 
+// A method whose object was handed to another version of its plugin while the call
+// waited returns KSP_ERR_MOVED: it is called again, by name, on the object as it is now.
+// A method bound before a live reload is looked up again the same way.
 ksp_value call_bound(const TypeObject* owner, const Method* m, ksp_value self, size_t nargs,
                      const ksp_value* args) {
-    if (owner->unloaded()) return raise_unloaded(owner, m->name);
-    return invoke_native(owner, &m->name, m->fn, self, nargs, args);
+    if (owner->unloaded() && !method_now(self, m->name, owner, m)) return raise_unloaded(owner, m->name);
+    for (;;) {
+        Library* lib = owner->lib.get();
+        // Counted until the method is looked up again: owner and m may belong to an old
+        // version, which stays mapped (with its types) while the count is not zero.
+        LibraryCall in(lib);
+        const uint64_t handovers = lib ? lib->handovers_begun : 0;
+        ksp_value result = run_native(owner, &m->name, m->fn, self, nargs, args);
+        if (result || !error_is(KSP_ERR_MOVED)) return result;
+        PendingError moved = take_error();
+        if (!lib || lib->handovers_begun == handovers)
+            return raise(KSP_ERR_ERROR, "native function " + qualified(owner, m->name) +
+                                            " raised KSP_ERR_MOVED, but no live reload of its object began (" +
+                                            moved.message + ")");
+        if (!method_now(self, m->name, owner, m))
+            return raise(KSP_ERR_ERROR, "native function " + qualified(owner, m->name) +
+                                            " raised KSP_ERR_MOVED, but its object now has no method '" +
+                                            m->name + "' to call again");
+    }
 }
 
 ksp_value getattr(ksp_value obj, std::string_view name) {
@@ -149,9 +196,10 @@ ksp_value call(ksp_value callable, size_t nargs, const ksp_value* args) {
     if (o->kind == ObjKind::Method) {
         auto* m = static_cast<MethodObject*>(o);
         if (m->self) return call_bound(m->owner, m->method, as_val(m->self), nargs, args);
-        // Unbound: `T.method(obj, ...)`; obj must be a T.
+        // Unbound: `T.method(obj, ...)`; obj must be a T, or what became of a T when a
+        // live reload moved it to the new version of T.
         auto* self = nargs ? as<InstanceObject>(args[0], ObjKind::Instance) : nullptr;
-        if (!self || !self->type->is_subtype_of(m->owner))
+        if (!self || !(self->type->is_subtype_of(m->owner) || moved_from(self->type, m->owner)))
             return raise(KSP_ERR_TYPE, qualified(m->owner, m->method->name) + " needs a '" +
                                            m->owner->qualified_name + "' as its first argument, not " +
                                            (nargs ? as_obj(args[0])->type_name() : std::string("nothing")));

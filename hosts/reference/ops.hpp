@@ -1,6 +1,6 @@
 // ops.hpp - what the interpreter does with values: attribute lookup, calls, iteration.
-// Every call into plugin code goes through invoke_native()/invoke_getter(), which check
-// that the plugin followed the ABI's rules and turn violations into visible errors.
+// Every call into plugin code is counted on its library (LibraryCall) and checked: the
+// plugin must follow the ABI's rules, and violations become visible errors.
 //
 // Each function returns a new reference, or NULL after raising (ABI convention).
 #ifndef REFHOST_OPS_HPP
@@ -26,6 +26,8 @@ ksp_value iter(ksp_value obj);
 ksp_value next(ksp_value iterator);
 
 // Calls method `m` of `owner` with `self`, refusing if owner's plugin was unloaded.
+// Follows `self` to a new version of its plugin (live reload): a method bound before
+// the reload, or a call that returned KSP_ERR_MOVED, is called again by name.
 ksp_value call_bound(const TypeObject* owner, const Method* m, ksp_value self, size_t nargs,
                      const ksp_value* args);
 

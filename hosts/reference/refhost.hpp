@@ -67,6 +67,14 @@ private:
     ksp_value v_ = nullptr;
 };
 
+// What Host::reload_live did.
+struct ReloadResult {
+    Value module;          // the module object: the same object as before the reload
+    bool live = false;     // true: objects were handed over; false: reloaded the old way (objects closed)
+    size_t moved = 0;      // instances handed over
+    std::string message;   // one line for people: what happened (e.g. why it was not live)
+};
+
 namespace detail {
 struct HostState;
 }
@@ -83,6 +91,14 @@ public:
     Value import(const std::string& name);
     void unload(const std::string& name);
     Value reload(const std::string& name);
+    // Live reload (ABI 1.4, see ksp_handover in plugin_abi.h): the new version of the
+    // plugin is loaded beside the old and takes over every live instance of its types,
+    // which keep their identity, as does the module object. If the host presents a minor
+    // below 4 or either version cannot hand over, reloads the old way (new version loaded
+    // first, then the old one torn down: its objects are closed) and says so in the
+    // result. Throws ScriptError (ImportError) naming the file and the step that failed;
+    // the old version then still serves every object as before.
+    ReloadResult reload_live(const std::string& name);
 
     // Calling.
     Value call(const Value& callable, std::initializer_list<Value> args = {});

@@ -1,6 +1,8 @@
 // module.cpp - module objects.
 #include "types/module.hpp"
 
+#include <utility>
+
 #include "errors.hpp"
 #include "types/builtins.hpp"
 #include "types/type.hpp"
@@ -16,6 +18,13 @@ Object* ModuleObject::find(std::string_view member) const {
     for (const auto& m : members)
         if (m.first == member) return m.second;
     return nullptr;
+}
+
+void adopt_members(ModuleObject* into, const ModuleObject* from) {
+    for (const auto& member : from->members) incref(member.second);
+    auto dropped = std::exchange(into->members, from->members);
+    into->doc = from->doc;
+    for (auto& member : dropped) decref(member.second);
 }
 
 ksp_value make_module(const char* name, const char* doc) {

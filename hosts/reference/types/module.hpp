@@ -21,6 +21,10 @@ struct ModuleObject final : Object {
     std::vector<std::pair<std::string, Object*>> members;  // in insertion order, owned
 };
 
+// Gives `into` the doc and members of `from` in place of its own (a live reload keeps
+// the module object a script holds and gives it the new version's attributes).
+void adopt_members(ModuleObject* into, const ModuleObject* from);
+
 ksp_value make_module(const char* name, const char* doc);
 // Adds (or replaces) a member; `value` is borrowed. 0, or -1 after raising.
 int module_add(ksp_value module, const char* name, ksp_value value);

@@ -2,6 +2,7 @@
 #include "types/type.hpp"
 
 #include <cstddef>
+#include <vector>
 
 #include "errors.hpp"
 #include "state.hpp"
@@ -22,11 +23,13 @@ void attribute_to_current_library(TypeObject* t) {
     if (!lib) return;
     t->lib = lib->shared_from_this();
     t->qualified_name = lib->name + "." + t->short_name;
+    lib->types.push_back(t);
 }
 
 }  // namespace
 
 void TypeObject::clear() {
+    if (lib) std::erase(lib->types, static_cast<Object*>(this));
     member_slots_.clear();  // its keys view the bases' names
     decref(base);
     base = nullptr;
@@ -81,25 +84,28 @@ const EnumEntry* TypeObject::find_member(int64_t value) const {
 InstanceObject::InstanceObject(TypeObject* t, void* p)
     : Object(ObjKind::Instance), type(t), payload(p) {
     incref(type);
-    if (type->lib) type->lib->instance_born();
+    if (type->lib) type->lib->instance_born(this);
+}
+
+void finalize_payload(TypeObject* t, void* payload) {
+    if (!payload || !t->finalize) return;
+    LibraryCall in(t->lib.get());
+    try {
+        t->finalize(t->ctx, payload);
+    } catch (...) {
+        fatal("finalizer of " + t->qualified_name + " threw a C++ exception");
+    }
 }
 
 void InstanceObject::clear() {
     // The finalizer runs even after the plugin was unloaded: its library stays mapped
     // until this (and every other) instance is gone.
-    if (payload && type->finalize) {
-        LibraryScope scope(type->lib.get());
-        try {
-            type->finalize(type->ctx, payload);
-        } catch (...) {
-            fatal("finalizer of " + type->qualified_name + " threw a C++ exception");
-        }
-    }
+    finalize_payload(type, payload);
     payload = nullptr;
     std::shared_ptr<Library> lib = type->lib;  // keep it alive while we unmap it
     decref(type);
     type = nullptr;
-    if (lib) lib->instance_gone();
+    if (lib) lib->instance_gone(this);
 }
 
 EnumMemberObject::EnumMemberObject(TypeObject* t, size_t i)

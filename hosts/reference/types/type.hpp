@@ -70,8 +70,10 @@ private:
     MemberTable member_slots_;
 };
 
-// An instance of a plugin (or host) type, carrying the plugin's payload.
-struct InstanceObject final : Object {
+// An instance of a plugin (or host) type, carrying the plugin's payload. A plugin
+// type's instances are linked into its library's list; a live reload changes `type`
+// and `payload` (and moves the links to the new library).
+struct InstanceObject final : Object, InstanceLink {
     InstanceObject(TypeObject* t, void* payload);  // takes its own reference to t
     std::string type_name() const override { return type->qualified_name; }
     void clear() override;  // runs the finalizer
@@ -100,6 +102,9 @@ struct MethodObject final : Object {
     const Method* method;
     Object* self;  // NULL when unbound
 };
+
+// Runs t's finalizer on `payload` (if both exist) as a call into t's library.
+void finalize_payload(TypeObject* t, void* payload);
 
 // ABI constructors; each returns a new reference or NULL after raising.
 ksp_value make_type(const ksp_type_spec* spec);
