@@ -1,5 +1,6 @@
 // entry.cpp - the plugin's one exported symbol, init and teardown.
 #include <chrono>
+#include <cstddef>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -87,6 +88,10 @@ int init(const ksp_host *host, ksp_init_result *out) noexcept {
                 throw;
             }
             listen_for_interrupts(*m);
+            // ABI 1.4: live reload, if both the host and its result struct know it.
+            if (host->abi_minor >= 4 && out->size >= offsetof(ksp_init_result, handover) + sizeof out->handover) {
+                out->handover = net_handover();
+            }
             out->module = owned.release();
             out->teardown = teardown;
             out->ctx = m.release();

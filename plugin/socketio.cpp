@@ -15,20 +15,23 @@ namespace {
 
 NetModule &mod(void *ctx) { return *static_cast<NetModule *>(ctx); }
 
-ksnet::Socket &socket_of(NetModule &m, const Call &c, ksp_value self) {
-    auto *s = static_cast<ksnet::Socket *>(m.host->object_payload(self, m.socket_type));
-    if (!s) c.type_error("self", "a net.SocketIO", self);
-    return *s;
+// The instance's socket, held for the length of the call (see SocketPayload).
+std::shared_ptr<ksnet::Socket> socket_of(NetModule &m, const Call &c, ksp_value self) {
+    auto *p = static_cast<SocketPayload *>(m.host->object_payload(self, m.socket_type));
+    if (!p) c.type_error("self", "a net.SocketIO", self);
+    return p->socket;
 }
 
 // A new SocketIO instance that owns `s`.
 ksp_value wrap(NetModule &m, std::unique_ptr<ksnet::Socket> s) {
-    ksp_value obj = m.host->object_new(m.socket_type, s.get());
+    ksnet::Socket *raw = s.get();
+    std::unique_ptr<SocketPayload> payload(new_payload(std::move(s)));
+    ksp_value obj = m.host->object_new(m.socket_type, payload.get());
     if (!obj) {
-        s->close();
+        raw->close();
         throw AlreadyRaised{};
     }
-    s.release();  // the instance owns it now; finalize() frees it
+    payload.release();  // the instance owns it now; finalize() frees it
     return obj;
 }
 
@@ -57,13 +60,14 @@ ksp_value construct(void *ctx, ksp_value, size_t n, const ksp_value *a) {
 
 void finalize(void *, void *payload) {
     // Runs even after teardown (the runtime is gone then and close() only marks it), so
-    // it uses no ctx: teardown freed the module state.
-    auto *s = static_cast<ksnet::Socket *>(payload);
+    // it uses no ctx: teardown freed the module state. For a socket handed to the next
+    // version, close() leaves the connection alone.
+    auto *p = static_cast<SocketPayload *>(payload);
     try {
-        s->close();
+        p->socket->close();
     } catch (...) {
     }
-    delete s;
+    delete p;
 }
 
 // ---- methods ----
@@ -74,8 +78,8 @@ void finalize(void *, void *payload) {
         return guarded(m.host, [&] {                                                         \
             Call c{m.host, call_name, n, a};                                                 \
             c.expect_count(min_args, max_args);                                              \
-            ksnet::Socket &s = socket_of(m, c, self);                                        \
-            return fn_name##_body(m, c, s, self);                                            \
+            std::shared_ptr<ksnet::Socket> held = socket_of(m, c, self);                    \
+            return fn_name##_body(m, c, *held, self);                                        \
         });                                                                                  \
     }
 
@@ -236,8 +240,7 @@ ksp_value address_part(void *ctx, ksp_value self) {
     NetModule &m = mod(ctx);
     return guarded(m.host, [&] {
         Call c{m.host, "SocketIO attribute", 0, nullptr};
-        ksnet::Socket &s = socket_of(m, c, self);
-        auto np = (s.*which)();
+        auto np = (*socket_of(m, c, self).*which)();
         if (!np) return m.host->none();
         if (want_port) return m.host->int_new(np->port);
         return m.host->str_new(np->host.data(), np->host.size());
@@ -249,7 +252,7 @@ ksp_value enum_attr(void *ctx, ksp_value self) {
     NetModule &m = mod(ctx);
     return guarded(m.host, [&] {
         Call c{m.host, "SocketIO attribute", 0, nullptr};
-        return m.host->enum_member(m.*enum_type, value_of(socket_of(m, c, self)));
+        return m.host->enum_member(m.*enum_type, value_of(*socket_of(m, c, self)));
     });
 }
 
@@ -261,7 +264,7 @@ ksp_value closed_attr(void *ctx, ksp_value self) {
     NetModule &m = mod(ctx);
     return guarded(m.host, [&] {
         Call c{m.host, "SocketIO attribute", 0, nullptr};
-        return m.host->bool_new(socket_of(m, c, self).closed());
+        return m.host->bool_new(socket_of(m, c, self)->closed());
     });
 }
 
@@ -270,7 +273,7 @@ ksp_value fd_attr(void *ctx, ksp_value self) {
     NetModule &m = mod(ctx);
     return guarded(m.host, [&] {
         Call c{m.host, "SocketIO attribute", 0, nullptr};
-        return m.host->int_new(socket_of(m, c, self).fileno());
+        return m.host->int_new(socket_of(m, c, self)->fileno());
     });
 }
 
@@ -357,6 +360,8 @@ const ksp_getter kGetters[] = {
 };
 
 }  // namespace
+
+SocketPayload *new_payload(std::unique_ptr<ksnet::Socket> s) { return new SocketPayload{std::move(s)}; }
 
 void add_socket_type(NetModule &m, ksp_value module) {
     const ksp_host *h = m.host;

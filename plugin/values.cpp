@@ -65,6 +65,7 @@ ksp_error_kind host_kind(ksnet::ErrorKind k) {
     case ksnet::ErrorKind::State: return KSP_ERR_IO;
     case ksnet::ErrorKind::Unsupported: return KSP_ERR_OS;
     case ksnet::ErrorKind::Interrupted: return KSP_ERR_INTERRUPT;
+    case ksnet::ErrorKind::Moved: return KSP_ERR_MOVED;  // only after a 1.4 host began a handover
     }
     return KSP_ERR_ERROR;
 }

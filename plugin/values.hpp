@@ -64,21 +64,26 @@ ksp_error_kind host_kind(ksnet::ErrorKind k);
 
 // Runs `body`, returning its result or NULL with the host's error set. Nothing escapes.
 template <class F>
-ksp_value guarded(const ksp_host *h, F &&body) noexcept {
+auto guarded(const ksp_host *h, F &&body) noexcept -> decltype(body()) {
+    using Result = decltype(body());  // a ksp_value, or a payload pointer: NULL on failure
+    auto fail = [&](ksp_error_kind kind, const char *message) {
+        h->raise(kind, message);
+        return Result{};
+    };
     try {
         return body();
     } catch (const AlreadyRaised &) {
-        return nullptr;
+        return Result{};
     } catch (const HostError &e) {
-        return h->raise(e.kind, e.message.c_str());
+        return fail(e.kind, e.message.c_str());
     } catch (const ksnet::Error &e) {
-        return h->raise(host_kind(e.kind()), e.what());
+        return fail(host_kind(e.kind()), e.what());
     } catch (const std::bad_alloc &) {
-        return h->raise(KSP_ERR_ERROR, "net: out of memory");
+        return fail(KSP_ERR_ERROR, "net: out of memory");
     } catch (const std::exception &e) {
-        return h->raise(KSP_ERR_ERROR, e.what());
+        return fail(KSP_ERR_ERROR, e.what());
     } catch (...) {
-        return h->raise(KSP_ERR_ERROR, "net: unexpected internal error");
+        return fail(KSP_ERR_ERROR, "net: unexpected internal error");
     }
 }
 

@@ -53,4 +53,8 @@ void check_uv(int uv_code, std::string_view operation, std::string_view address)
 
 std::string error_text(int uv_code) { return describe_code(uv_code); }
 
+Error moved_error(const char *op) {
+    return Error(ErrorKind::Moved, std::string(op) + ": the socket moved to another version of the net plugin");
+}
+
 }  // namespace ksnet

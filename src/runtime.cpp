@@ -311,6 +311,9 @@ WaitResult Runtime::call_blocking(const BlockingCall &c, ssize_t &result, int &e
         if (waiting.listed() && hooks_->interrupted()) {
             release();
             outcome = WaitResult::Interrupted;
+        } else if (c.stop && c.stop()) {  // closed or handed over since the caller looked
+            release();
+            outcome = WaitResult::Stopped;
         }
         while (outcome == WaitResult::Ready) {
             auto started = Clock::now();
@@ -373,6 +376,13 @@ void Runtime::wake_for_interrupt() {
         }
     }
 }
+
+void Runtime::begin_handover() {
+    handing_over_.store(true, std::memory_order_release);
+    wake_for_interrupt();
+}
+
+void Runtime::end_handover() { handing_over_.store(false, std::memory_order_release); }
 
 void Runtime::on_wake(uv_async_t *h) {
     auto *self = static_cast<Runtime *>(h->data);

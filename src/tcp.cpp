@@ -45,7 +45,9 @@ TcpSocket::TcpSocket(std::shared_ptr<Runtime> rt, Family family) : rt_(std::move
     handle_.data = this;
 }
 
-TcpSocket::~TcpSocket() = default;
+TcpSocket::~TcpSocket() {
+    for (const AcceptedConnection &a : accepted_) ::close(a.fd);  // never returned to a script
+}
 
 std::shared_ptr<TcpSocket> TcpSocket::create(std::shared_ptr<Runtime> rt, Family family) {
     if (family != Family::Inet4 && family != Family::Inet6) {
@@ -97,6 +99,7 @@ void TcpSocket::close() {
     {
         std::lock_guard lk(mu_);
         if (state_ == State::Closed) return;
+        if (moved_out_) return;  // the next version owns the connection; teardown lets go of fd_
         state_ = State::Closed;
         closing_ = true;
         cv_.notify_all();
@@ -122,12 +125,15 @@ void TcpSocket::close_descriptor_locked() {
 void TcpSocket::wake_callers_locked() {
     // A caller blocked in the kernel returns at once (end of stream, EPIPE, EINVAL for
     // accept) instead of at the end of its wait slice; the peer sees the end of the
-    // stream now rather than at the close() that follows.
+    // stream now rather than at the close() that follows. Never for a socket that moved:
+    // shutdown() would end the connection for its new owner too.
+    if (moved_out_) return;
     ::shutdown(fd_, SHUT_RDWR);
 }
 
 void TcpSocket::mark_closing() {
     std::lock_guard lk(mu_);
+    if (moved_out_) return;  // its callers' results stand: only the descriptor goes
     closing_ = true;
     if (io_active_ > 0) wake_callers_locked();
 }
@@ -135,6 +141,11 @@ void TcpSocket::mark_closing() {
 void TcpSocket::abort_on_loop(const char *why) {
     {
         std::unique_lock lk(mu_);
+        if (moved_out_) {  // keeps its state for calls on their way back; fd_ goes below
+            lk.unlock();
+            close_handle_on_loop();
+            return;
+        }
         if (state_ != State::Closed) close_reason_ = why;
         state_ = State::Closed;
         closing_ = true;
@@ -151,6 +162,7 @@ void TcpSocket::abort_on_loop(const char *why) {
 }
 
 void TcpSocket::end_io_locked() {
+    if (io_active_ == 1 && rt_->handing_over()) cv_.notify_all();  // save() waits for this
     if (--io_active_ > 0 || !close_deferred_) return;
     close_deferred_ = false;
     close_descriptor_locked();
@@ -170,6 +182,80 @@ void TcpSocket::on_close(uv_handle_t *h) {
     auto *self = static_cast<TcpSocket *>(h->data);
     if (!self->fd_owned_by_uv_) ::close(self->fd_);
     self->rt_->untrack(self);  // may destroy self: nothing after this
+}
+
+// ---- live reload (ksp_handover) ----
+
+void TcpSocket::save(SocketState &out, Clock::duration limit) {
+    std::unique_lock lk(mu_);
+    // Runtime::begin_handover woke every caller; none can come back before the reload
+    // ends, since each needs the interpreter lock the reloading thread holds.
+    if (!cv_.wait_for(lk, limit, [this] { return io_active_ == 0; })) {
+        throw Error(ErrorKind::State, "a call on " + name_for_errors() + " did not leave the socket in time");
+    }
+    out.state = static_cast<uint8_t>(state_);
+    out.fd = state_ == State::Closed ? -1 : fd_;
+    if (state_ == State::Connecting && !connect_issued_) out.state = static_cast<uint8_t>(State::Open);
+    out.connect_resume = state_ == State::Connecting && connect_issued_;
+    out.line_max = line_max_;
+    out.eof = eof_;
+    out.read_error = read_error_;
+    out.write_shut = write_shut_;
+    out.received.assign(rbuf_.data(), rbuf_.size());
+    if (writing_.active && writing_.sent < writing_.total) {
+        out.write_resume = WriteResume{static_cast<uint64_t>(writing_.thread), writing_.total, writing_.sent};
+    } else {
+        out.write_resume = write_resume_;
+    }
+    out.accepted.assign(accepted_.begin(), accepted_.end());
+}
+
+std::shared_ptr<TcpSocket> TcpSocket::restore(std::shared_ptr<Runtime> rt, Family family, const SocketState &s) {
+    auto state = static_cast<State>(s.state);
+    if (state > State::Closed) throw Error(ErrorKind::Value, "socket state: no TCP state " + std::to_string(s.state));
+    std::shared_ptr<TcpSocket> sock;
+    if (s.fd < 0 || state == State::Closed) {
+        sock.reset(new TcpSocket(rt, family));
+        sock->state_ = State::Closed;
+        sock->handoff_ = Handoff::Cancelled;
+        return sock;
+    }
+    // Our own descriptor for the same connection: the old version closes its own.
+    int fd = ::fcntl(s.fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) throw errno_error("dup", "the socket handed over", errno);
+    set_wait_slices(fd, rt->wait_slice());
+    std::deque<AcceptedConnection> accepted;
+    for (const AcceptedConnection &a : s.accepted) {
+        int copy = ::fcntl(a.fd, F_DUPFD_CLOEXEC, 0);
+        if (copy < 0) {
+            int err = errno;
+            for (const AcceptedConnection &c : accepted) ::close(c.fd);
+            ::close(fd);
+            throw errno_error("dup", "a connection accepted before the reload", err);
+        }
+        accepted.push_back(AcceptedConnection{copy, a.peer});
+    }
+    sock = adopt(std::move(rt), family, fd, state);  // closes fd if it throws
+    std::lock_guard lk(sock->mu_);
+    sock->accepted_ = std::move(accepted);
+    sock->line_max_ = static_cast<size_t>(s.line_max);
+    sock->eof_ = s.eof;
+    sock->read_error_ = s.read_error;
+    sock->write_shut_ = s.write_shut;
+    if (!s.received.empty()) {
+        std::memcpy(sock->rbuf_.reserve(s.received.size()), s.received.data(), s.received.size());
+        sock->rbuf_.commit(s.received.size());
+    }
+    sock->write_resume_ = s.write_resume;
+    sock->connect_issued_ = s.connect_resume;
+    sock->connect_resume_ = s.connect_resume;
+    return sock;
+}
+
+void TcpSocket::end_handover(bool committed) {
+    std::lock_guard lk(mu_);
+    if (committed) moved_out_ = true;
+    cv_.notify_all();
 }
 
 // ---- state and names ----
@@ -216,6 +302,11 @@ sockaddr_storage TcpSocket::peer_address() const {
 std::string TcpSocket::name_for_errors() const { return ksnet::name_for_errors(fd_, SOCK_STREAM, 0); }
 
 void TcpSocket::throw_if_unusable_locked(const char *op) const {
+    if (moved_out_) throw moved_error(op);
+    throw_if_closed_locked(op);
+}
+
+void TcpSocket::throw_if_closed_locked(const char *op) const {
     if (state_ == State::Closed) {
         std::string msg = std::string(op) + ": ";
         msg += close_reason_.empty() ? "the socket is closed" : "socket closed because " + close_reason_;
@@ -224,7 +315,7 @@ void TcpSocket::throw_if_unusable_locked(const char *op) const {
 }
 
 void TcpSocket::throw_closed_locked(const char *op) const {
-    throw_if_unusable_locked(op);
+    throw_if_closed_locked(op);
     // Not closed yet, but marked closing: the runtime is shutting down.
     throw Error(ErrorKind::Closed, std::string(op) + ": socket closed because the net module was unloaded");
 }
@@ -258,10 +349,14 @@ void TcpSocket::bind(const Endpoint &ep) {
 }
 
 void TcpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
+    bool resuming = false;  // a connect that moved here part-way: only wait for it
     {
         std::lock_guard lk(mu_);
         throw_if_unusable_locked("connect");
-        if (state_ != State::Open) {
+        if (state_ == State::Connecting && connect_resume_) {
+            connect_resume_ = false;
+            resuming = true;
+        } else if (state_ != State::Open) {
             throw Error(ErrorKind::State, std::string("connect: socket is already ") + state_name(state_));
         }
         state_ = State::Connecting;
@@ -269,33 +364,50 @@ void TcpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
     std::string where = format_endpoint(ep);
     std::unique_lock lk(mu_, std::defer_lock);
     try {
-        sockaddr_storage addr{};
-        socklen_t len = resolve(*rt_, ep, SOCK_STREAM, false, deadline, "connect", addr);
-        lk.lock();
-        throw_if_unusable_locked("connect");
-        auto connect_call = [&] { return static_cast<ssize_t>(::connect(fd_, reinterpret_cast<const sockaddr *>(&addr), len)); };
-        int err = 0;
-        if (deadline) {  // a blocking connect would wait a whole slice past a near deadline
-            set_blocking(fd_, false);
-            err = connect_call() < 0 ? errno : 0;
-            set_blocking(fd_, true);
+        int err = EINPROGRESS;
+        if (!resuming) {
+            sockaddr_storage addr{};
+            socklen_t len = resolve(*rt_, ep, SOCK_STREAM, false, deadline, "connect", addr);
+            lk.lock();
+            throw_if_unusable_locked("connect");
+            connect_issued_ = true;
+            auto connect_call = [&] {
+                return static_cast<ssize_t>(::connect(fd_, reinterpret_cast<const sockaddr *>(&addr), len));
+            };
+            err = 0;
+            if (deadline) {  // a blocking connect would wait a whole slice past a near deadline
+                set_blocking(fd_, false);
+                err = connect_call() < 0 ? errno : 0;
+                set_blocking(fd_, true);
+            } else {
+                blocking_locked(lk, POLLOUT, "connect", deadline, connect_call, err);
+            }
         } else {
-            blocking_locked(lk, POLLOUT, "connect", deadline, connect_call, err);
+            lk.lock();
         }
         if (err == EINPROGRESS || err == EALREADY || err == EINTR) {  // completes in the background
+            if (moved_out_) throw moved_error("connect");
             wait_ready(lk, POLLOUT, deadline, "connect");
+            if (moved_out_) throw moved_error("connect");  // the next version reads SO_ERROR
             socklen_t elen = sizeof err;
             if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) err = errno;
         }
         if (err != 0) throw errno_error("connect", where, err);
         state_ = State::Connected;
+        connect_issued_ = false;
     } catch (const Error &e) {
         if (lk.owns_lock()) lk.unlock();
-        // A connect still in flight cannot be taken back: the socket is done for.
-        if (e.kind() == ErrorKind::Timeout || e.kind() == ErrorKind::Interrupted) {
+        if (e.kind() == ErrorKind::Moved) {
+            // A retry on this version (the reload rolled back) takes it up where it stopped.
+            std::lock_guard relock(mu_);
+            if (connect_issued_) connect_resume_ = true;
+            else if (state_ == State::Connecting) state_ = State::Open;
+        } else if (e.kind() == ErrorKind::Timeout || e.kind() == ErrorKind::Interrupted) {
+            // A connect still in flight cannot be taken back: the socket is done for.
             close();
         } else {
             std::lock_guard relock(mu_);
+            connect_issued_ = false;
             if (state_ == State::Connecting) state_ = State::Open;
         }
         throw;
@@ -315,24 +427,30 @@ void TcpSocket::listen(int backlog) {
 
 std::pair<std::shared_ptr<TcpSocket>, std::string> TcpSocket::accept(const Deadline &deadline) {
     std::unique_lock lk(mu_);
-    sockaddr_storage peer{};
-    int fd = -1;
-    for (;;) {
+    // Taken from the kernel into accepted_ before the caller lets go of the descriptor,
+    // so that a live reload hands over a connection whose caller had not returned yet.
+    while (accepted_.empty()) {
         throw_if_unusable_locked("accept");
         if (state_ != State::Listening) {
             throw Error(ErrorKind::State, "accept: socket is not listening (call listen() first)");
         }
-        socklen_t len = sizeof peer;
         // A blocking accept4 waits whole slices: with a deadline, wait in poll() first.
         if (deadline) wait_ready(lk, POLLIN, deadline, "accept");
         int err = 0;
-        fd = static_cast<int>(blocking_locked(lk, POLLIN, "accept", deadline, [&] {
-            return static_cast<ssize_t>(::accept4(fd_, reinterpret_cast<sockaddr *>(&peer), &len, SOCK_CLOEXEC));
-        }, err));
+        ssize_t fd = blocking_locked(lk, POLLIN, "accept", deadline, [&] {
+            AcceptedConnection a;
+            socklen_t len = sizeof a.peer;
+            a.fd = ::accept4(fd_, reinterpret_cast<sockaddr *>(&a.peer), &len, SOCK_CLOEXEC);
+            if (a.fd >= 0) {
+                std::lock_guard g(mu_);
+                accepted_.push_back(a);
+            }
+            return static_cast<ssize_t>(a.fd);
+        }, err);
         if (fd >= 0) {
-            if (state_ == State::Closed || closing_) ::close(fd);
-            throw_if_closing_locked("accept");
-            break;
+            throw_if_unusable_locked("accept");  // moved: the next version returns it
+            throw_if_closing_locked("accept");   // closed: the destructor closes it
+            continue;
         }
         throw_if_unusable_locked("accept");
         if (err != ECONNABORTED && err != EPROTO) {
@@ -340,9 +458,12 @@ std::pair<std::shared_ptr<TcpSocket>, std::string> TcpSocket::accept(const Deadl
             throw errno_error("accept", name_for_errors(), err);
         }
     }
+    throw_if_unusable_locked("accept");
+    AcceptedConnection a = accepted_.front();
+    accepted_.pop_front();
     lk.unlock();
-    auto client = adopt(rt_, family_, fd, State::Connected);
-    return {std::move(client), format_sockaddr(reinterpret_cast<sockaddr *>(&peer))};
+    auto client = adopt(rt_, family_, a.fd, State::Connected);
+    return {std::move(client), format_sockaddr(reinterpret_cast<sockaddr *>(&a.peer))};
 }
 
 // ---- reading and writing, on the caller's thread ----
@@ -358,7 +479,12 @@ ssize_t TcpSocket::blocking_locked(std::unique_lock<std::mutex> &lk, short event
                                    bool first_try_locked) {
     begin_io_locked();
     lk.unlock();
-    auto stop = [this] { return closing_.load(); };
+    bool moving = false;  // left for a live reload (Runtime::begin_handover)
+    auto stop = [&] {
+        if (closing_.load()) return true;
+        moving = rt_->handing_over();
+        return moving;
+    };
     auto done = [this] {
         std::lock_guard g(mu_);
         end_io_locked();
@@ -374,6 +500,7 @@ ssize_t TcpSocket::blocking_locked(std::unique_lock<std::mutex> &lk, short event
     ssize_t result = -1;
     WaitResult r = rt_->call_blocking(c, result, err);
     lk.lock();
+    if (r == WaitResult::Stopped && moving) throw moved_error(op);
     // An error while closing is the shutdown() that woke the call, not the peer.
     if (r == WaitResult::Stopped || (r == WaitResult::Ready && result < 0)) throw_if_closing_locked(op);
     throw_unless_ready(r, op);
@@ -383,8 +510,11 @@ ssize_t TcpSocket::blocking_locked(std::unique_lock<std::mutex> &lk, short event
 void TcpSocket::take_turn(std::unique_lock<std::mutex> &lk, bool &busy, const Deadline &deadline, const char *op) {
     if (busy) {
         lk.unlock();
-        wait_or_throw([&] { return !busy || state_ == State::Closed; }, deadline, op);
+        bool moving = false;
+        wait_or_throw([&] { return !busy || state_ == State::Closed || (moving = rt_->handing_over()); }, deadline,
+                      op);
         lk.lock();
+        if (moving) throw moved_error(op);
         throw_if_unusable_locked(op);
     }
     busy = true;
@@ -395,15 +525,19 @@ void TcpSocket::check_readable_locked(const char *op) const {
     if (state_ != State::Connected) throw Error(ErrorKind::State, std::string(op) + ": socket is not connected");
 }
 
-ssize_t TcpSocket::receive(std::unique_lock<std::mutex> &lk, char *into, size_t max, const Deadline &deadline) {
+ssize_t TcpSocket::receive_call(std::unique_lock<std::mutex> &lk, char *into, size_t max,
+                                const Deadline &deadline, bool buffered) {
     max = std::min(max, kIoChunk);
     int err = 0;
     // Without a deadline one blocking recv(); with one, non-blocking recv()s and poll().
     int flags = deadline ? MSG_DONTWAIT : 0;
     bool keep_lock = deadline && max < Runtime::kUnlockedCopy;
-    ssize_t n = blocking_locked(lk, POLLIN, "read", deadline, [&] { return ::recv(fd_, into, max, flags); }, err,
-                                keep_lock);
-    throw_if_unusable_locked("read");
+    ssize_t n = blocking_locked(lk, POLLIN, "read", deadline, [&] {
+        ssize_t got = ::recv(fd_, into, max, flags);
+        if (buffered && got > 0) rbuf_.commit(static_cast<size_t>(got));  // only the reader touches rbuf_
+        return got;
+    }, err, keep_lock);
+    throw_if_closed_locked("read");
     if (n == 0) {
         throw_if_closing_locked("read");  // the shutdown() of an unload, not the peer's end
         eof_ = true;
@@ -411,6 +545,16 @@ ssize_t TcpSocket::receive(std::unique_lock<std::mutex> &lk, char *into, size_t 
     if (n >= 0) return n;
     read_error_ = uv_translate_sys_error(err);
     return 0;
+}
+
+ssize_t TcpSocket::receive(std::unique_lock<std::mutex> &lk, char *into, size_t max, const Deadline &deadline) {
+    return receive_call(lk, into, max, deadline, false);
+}
+
+ssize_t TcpSocket::receive_buffered(std::unique_lock<std::mutex> &lk, const Deadline &deadline) {
+    ssize_t n = receive_call(lk, rbuf_.reserve(kIoChunk), kIoChunk, deadline, true);
+    if (moved_out_) throw moved_error("read");  // the next version has these bytes
+    return n;
 }
 
 struct TcpSocket::ReaderTurn {
@@ -460,10 +604,7 @@ std::string TcpSocket::read(size_t max, const Deadline &deadline) {
     }
     // To the end of the stream: gathered in rbuf_, which needs no zero-filling and keeps
     // what arrived for the next read if this one times out.
-    while (!eof_ && read_error_ == 0) {
-        ssize_t n = receive(lk, rbuf_.reserve(kIoChunk), kIoChunk, deadline);
-        if (n > 0) rbuf_.commit(static_cast<size_t>(n));
-    }
+    while (!eof_ && read_error_ == 0) receive_buffered(lk, deadline);
     // A stream that broke did not end: what arrived is not all of it. It stays
     // buffered for read(n), and this call raises, as CPython's makefile().read() does.
     if (read_error_ < 0) throw os_error("read", name_for_errors(), read_error_);
@@ -498,17 +639,17 @@ std::optional<std::string> TcpSocket::read_line(const Deadline &deadline) {
             scanned_ = 0;
             return rbuf_.take(rbuf_.size());  // a last line without a newline counts
         }
-        ssize_t n = receive(lk, rbuf_.reserve(kIoChunk), kIoChunk, deadline);
-        if (n > 0) rbuf_.commit(static_cast<size_t>(n));
+        receive_buffered(lk, deadline);
     }
 }
 
 bool TcpSocket::eof() {
     std::lock_guard lk(mu_);
     if (state_ == State::Closed) return true;
+    if (reader_busy_) return false;  // its recv() may be filling rbuf_ right now
     if (!rbuf_.empty()) return false;
     if (eof_ || read_error_ < 0) return true;
-    if (state_ != State::Connected || reader_busy_) return false;
+    if (state_ != State::Connected) return false;
     // Nothing buffered: peek whether the peer's end of stream is next.
     char c;
     ssize_t n = ::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -522,19 +663,28 @@ void TcpSocket::write(std::string_view data, const Deadline &deadline) {
     if (write_shut_) throw Error(ErrorKind::State, "write: the write side was shut down (shutdown())");
     if (data.empty()) return;
     take_turn(lk, writer_busy_, deadline, "write");
+    writing_ = Writing{::pthread_self(), data.size(), resume_point_locked(data.size()), true};
     struct Turn {
         TcpSocket &s;
         ~Turn() {
             s.writer_busy_ = false;
+            s.writing_.active = false;
             s.cv_.notify_all();
         }
     } turn{*this};
     try {
-        for (size_t done = 0; done < data.size();) done += send_some_locked(lk, data.substr(done), deadline);
+        while (writing_.sent < data.size()) {
+            // Handed over, or being handed over: the rest is the next version's to send.
+            if (moved_out_ || rt_->handing_over()) throw moved_error("write");
+            send_some_locked(lk, data.substr(writing_.sent), deadline);
+        }
     } catch (const Error &e) {
-        // Part of `data` may be gone: the stream cannot go on in order. Close it so the
-        // peer and the caller both see it broke.
-        if (e.kind() == ErrorKind::Timeout || e.kind() == ErrorKind::Interrupted) {
+        if (e.kind() == ErrorKind::Moved) {
+            // A retry on this version (the reload rolled back) goes on from here.
+            write_resume_ = WriteResume{static_cast<uint64_t>(writing_.thread), writing_.total, writing_.sent};
+        } else if (e.kind() == ErrorKind::Timeout || e.kind() == ErrorKind::Interrupted) {
+            // Part of `data` may be gone: the stream cannot go on in order. Close it so
+            // the peer and the caller both see it broke.
             lk.unlock();
             close();
             lk.lock();
@@ -543,16 +693,25 @@ void TcpSocket::write(std::string_view data, const Deadline &deadline) {
     }
 }
 
-size_t TcpSocket::send_some_locked(std::unique_lock<std::mutex> &lk, std::string_view data, const Deadline &deadline) {
+size_t TcpSocket::resume_point_locked(size_t total) {
+    if (!write_resume_ || write_resume_->thread != static_cast<uint64_t>(::pthread_self())) return 0;
+    size_t from = write_resume_->total == total ? write_resume_->sent : 0;
+    write_resume_.reset();
+    return from;
+}
+
+void TcpSocket::send_some_locked(std::unique_lock<std::mutex> &lk, std::string_view data, const Deadline &deadline) {
     // MSG_NOSIGNAL: a dead peer is EPIPE here, never SIGPIPE. Without a deadline one
     // blocking send(); with one, non-blocking send()s and poll().
     int flags = MSG_NOSIGNAL | (deadline ? MSG_DONTWAIT : 0);
     int err = 0;
-    ssize_t n = blocking_locked(lk, POLLOUT, "write", deadline,
-                                [&] { return ::send(fd_, data.data(), data.size(), flags); }, err);
-    throw_if_unusable_locked("write");
+    ssize_t n = blocking_locked(lk, POLLOUT, "write", deadline, [&] {
+        ssize_t sent = ::send(fd_, data.data(), data.size(), flags);
+        if (sent > 0) writing_.sent += static_cast<size_t>(sent);  // only the writer touches it
+        return sent;
+    }, err);
+    throw_if_closed_locked("write");
     if (n < 0) throw errno_error("write", name_for_errors(), err);
-    return static_cast<size_t>(n);
 }
 
 // ---- half-close and options ----

@@ -1,5 +1,6 @@
 #include "ksnet/udp.hpp"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -55,23 +56,32 @@ std::shared_ptr<UdpSocket> UdpSocket::create(std::shared_ptr<Runtime> rt, Family
     // Our own descriptor, close-on-exec from the start, handed to libuv.
     int fd = ::socket(family_to_af(family), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) throw errno_error("socket", family_name(family), errno);
+    return adopt(std::move(rt), family, fd, State::Open);
+}
+
+std::shared_ptr<UdpSocket> UdpSocket::adopt(std::shared_ptr<Runtime> rt, Family family, int fd, State state) {
     std::shared_ptr<UdpSocket> s(new UdpSocket(rt, family));
     s->fd_ = fd;
+    s->state_ = state;
     bool fd_owned_by_uv = false;
     try {
         rt->run_sync([&] {
             check_uv(uv_udp_init(rt->loop(), &s->handle_), "uv_udp_init", "");
             rt->track(s);
+            // uv_udp_open turns SO_REUSEADDR on, which on Linux lets a second UDP socket
+            // bind the same port without an error: binding stays as it was (exclusive
+            // unless asked, or as the version that handed the socket over left it).
+            int reuse = 0;
+            socklen_t len = sizeof reuse;
+            ::getsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, &len);
             int rc = uv_udp_open(&s->handle_, fd);
             if (rc < 0) {
                 s->abort_on_loop("uv_udp_open failed");
                 throw os_error("uv_udp_open", "", rc);
             }
             fd_owned_by_uv = true;
-            // uv_udp_open turns SO_REUSEADDR on, which on Linux lets a second UDP socket
-            // bind the same port without an error. Binding is exclusive unless asked.
-            int off = 0;
-            ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &off, sizeof off);
+            ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, sizeof reuse);
+            if (state != State::Open) s->start_receiving_on_loop();
         });
     } catch (...) {
         if (!fd_owned_by_uv) ::close(fd);
@@ -150,10 +160,12 @@ void UdpSocket::bind(const Endpoint &ep) {
     check_family(ep, "bind");
     {
         std::lock_guard lk(mu_);
+        throw_if_moved_locked("bind");
         throw_if_closed_locked("bind");
         if (state_ != State::Open) {
             throw Error(ErrorKind::State, std::string("bind: socket is already ") + state_name(state_));
         }
+        ++loop_ops_;
     }
     std::string where = format_endpoint(ep);
     auto op = std::make_shared<UdpOp>();
@@ -168,10 +180,15 @@ void UdpSocket::bind(const Endpoint &ep) {
                             if (rc == 0 && self->state_ == State::Open) self->state_ = State::Bound;
                             op->status = rc;
                             op->done = true;
+                            --self->loop_ops_;
                             self->cv_.notify_all();
                         });
     });
-    if (!posted) throw Error(ErrorKind::Closed, "bind: the net module was unloaded");
+    if (!posted) {
+        std::lock_guard lk(mu_);
+        --loop_ops_;
+        throw Error(ErrorKind::Closed, "bind: the net module was unloaded");
+    }
     try {
         wait_or_throw([&] { return op->done || state_ == State::Closed; }, {}, "bind");
     } catch (const Error &) {
@@ -187,8 +204,10 @@ void UdpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
     check_family(ep, "connect");
     {
         std::lock_guard lk(mu_);
+        throw_if_moved_locked("connect");
         throw_if_closed_locked("connect");
         if (state_ == State::Connected) throw Error(ErrorKind::State, "connect: socket is already connected");
+        ++loop_ops_;
     }
     std::string where = format_endpoint(ep);
     auto op = std::make_shared<UdpOp>();
@@ -203,10 +222,15 @@ void UdpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
                             if (rc == 0 && self->state_ != State::Closed) self->state_ = State::Connected;
                             op->status = rc;
                             op->done = true;
+                            --self->loop_ops_;
                             self->cv_.notify_all();
                         });
     });
-    if (!posted) throw Error(ErrorKind::Closed, "connect: the net module was unloaded");
+    if (!posted) {
+        std::lock_guard lk(mu_);
+        --loop_ops_;
+        throw Error(ErrorKind::Closed, "connect: the net module was unloaded");
+    }
     try {
         wait_or_throw([&] { return op->done || state_ == State::Closed; }, deadline, "connect");
     } catch (const Error &) {
@@ -271,6 +295,7 @@ UdpSocket::Entry UdpSocket::take(size_t max, const Deadline &deadline, const cha
     for (;;) {
         {
             std::unique_lock lk(mu_);
+            throw_if_moved_locked(op);
             throw_if_closed_locked(op);
             if (!queue_.empty()) {
                 Entry &e = queue_.front();
@@ -304,7 +329,10 @@ UdpSocket::Entry UdpSocket::take(size_t max, const Deadline &deadline, const cha
                             std::string(op) + ": socket is not bound (call bind(), connect() or sendto() first)");
             }
         }
-        wait_or_throw([this] { return !queue_.empty() || state_ == State::Closed; }, deadline, op);
+        bool moving = false;  // a live reload: the next version serves the queue
+        wait_or_throw([&] { return !queue_.empty() || state_ == State::Closed || (moving = rt_->handing_over()); },
+                      deadline, op);
+        if (moving) throw moved_error(op);
     }
 }
 
@@ -324,6 +352,7 @@ void UdpSocket::complete_send(UdpSendOp &op, int status) {
     std::lock_guard lk(self.mu_);
     op.status = status;
     op.done = true;
+    --self.loop_ops_;
     if (status == 0 && self.state_ == State::Open) self.state_ = State::Bound;  // implicit bind
     self.cv_.notify_all();
 }
@@ -364,6 +393,7 @@ void UdpSocket::send_common(std::string_view data, const Endpoint *ep, const soc
     std::string where;
     {
         std::lock_guard lk(mu_);
+        throw_if_moved_locked(opname);
         throw_if_closed_locked(opname);
         if (!ep && !addr && state_ != State::Connected) {
             throw Error(ErrorKind::State, "send: socket is not connected (use sendto(), or connect() first)");
@@ -372,6 +402,7 @@ void UdpSocket::send_common(std::string_view data, const Endpoint *ep, const soc
             throw Error(ErrorKind::State, std::string(opname) + ": socket is connected (use send())");
         }
         op->sock = shared_from_this();
+        ++loop_ops_;  // done in complete_send, which every path below reaches
         if (ep) {
             where = format_endpoint(*ep);
         } else if (addr) {
@@ -399,7 +430,11 @@ void UdpSocket::send_common(std::string_view data, const Endpoint *ep, const soc
             op->sock->send_on_loop(op, reinterpret_cast<const sockaddr *>(&op->addr));
         });
     });
-    if (!posted) throw Error(ErrorKind::Closed, std::string(opname) + ": the net module was unloaded");
+    if (!posted) {
+        std::lock_guard lk(mu_);
+        --loop_ops_;
+        throw Error(ErrorKind::Closed, std::string(opname) + ": the net module was unloaded");
+    }
     try {
         wait_or_throw([&] { return op->done || state_ == State::Closed; }, deadline, opname);
     } catch (const Error &e) {
@@ -424,6 +459,64 @@ void UdpSocket::sendto(std::string_view data, const Endpoint &to, const Deadline
 
 void UdpSocket::sendto(std::string_view data, const sockaddr_storage &to, const Deadline &deadline) {
     send_common(data, nullptr, &to, deadline, "sendto");
+}
+
+// ---- live reload (ksp_handover) ----
+
+void UdpSocket::save(SocketState &out, Clock::duration limit) {
+    rt_->run_sync([this] {  // nothing more is queued behind the snapshot
+        if (receiving_) uv_udp_recv_stop(&handle_);
+        receiving_ = false;
+    });
+    std::unique_lock lk(mu_);
+    if (!cv_.wait_for(lk, limit, [this] { return loop_ops_ == 0; })) {
+        throw Error(ErrorKind::State, "a send on " + name_for_errors_locked() + " did not complete in time");
+    }
+    out.state = static_cast<uint8_t>(state_);
+    out.fd = state_ == State::Closed ? -1 : fd_;
+    out.dropped = dropped_;
+    for (const Entry &e : queue_) {
+        out.datagrams.push_back(QueuedDatagram{e.data, e.from, e.error, e.partial});
+    }
+}
+
+std::shared_ptr<UdpSocket> UdpSocket::restore(std::shared_ptr<Runtime> rt, Family family, const SocketState &s) {
+    auto state = static_cast<State>(s.state);
+    if (state > State::Closed) throw Error(ErrorKind::Value, "socket state: no UDP state " + std::to_string(s.state));
+    if (s.fd < 0 || state == State::Closed) {
+        std::shared_ptr<UdpSocket> closed(new UdpSocket(rt, family));
+        closed->state_ = State::Closed;
+        return closed;
+    }
+    int fd = ::fcntl(s.fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) throw errno_error("dup", "the socket handed over", errno);
+    auto sock = adopt(std::move(rt), family, fd, state);
+    std::lock_guard lk(sock->mu_);
+    // Before what the new handle receives, which the loop appends behind these.
+    for (auto d = s.datagrams.rbegin(); d != s.datagrams.rend(); ++d) {
+        Entry e;
+        e.data = d->data;
+        e.from = d->from;
+        e.error = d->error;
+        e.partial = d->partial;
+        sock->queued_bytes_ += e.data.size();
+        sock->queue_.push_front(std::move(e));
+    }
+    sock->dropped_ = s.dropped;
+    return sock;
+}
+
+void UdpSocket::end_handover(bool committed) {
+    {
+        std::lock_guard lk(mu_);
+        if (committed) {
+            moved_out_ = true;
+        }
+        cv_.notify_all();
+        if (committed || state_ == State::Closed || state_ == State::Open) return;
+    }
+    auto self = shared_from_this();
+    rt_->post([self] { self->start_receiving_on_loop(); });  // serving on, as before
 }
 
 }  // namespace ksnet

@@ -18,7 +18,10 @@ enum class ErrorKind {
     State,        // the call does not fit the socket's state (read before connect, ...)
     Unsupported,  // this system or this plugin cannot do that combination
     Interrupted,  // the host asked the waiting script to stop
+    Moved,        // the socket was handed to another version of the plugin while the call
+                  // waited (live reload): the host calls again on the new version
 };
+
 
 class Error : public std::runtime_error {
 public:
@@ -38,6 +41,10 @@ Error os_error(std::string_view operation, std::string_view address, int uv_code
 Error errno_error(std::string_view operation, std::string_view address, int err);
 // "ECONNREFUSED (connection refused)" alone, for messages of another shape.
 std::string error_text(int uv_code);
+
+// Thrown by a call that left its socket for a live reload having done nothing a script
+// could see.
+Error moved_error(const char *op);
 
 // Throws os_error(...) if uv_code < 0.
 void check_uv(int uv_code, std::string_view operation, std::string_view address);

@@ -37,7 +37,7 @@ public:
     void close() {
         {
             std::lock_guard lk(mu_);
-            if (closed_locked()) return;
+            if (closed_locked() || moved_out_) return;  // moved: teardown lets go of the handle
             socket().state_ = Socket::State::Closed;
             cv_.notify_all();
         }
@@ -48,9 +48,14 @@ public:
     void abort_on_loop(const char *why) override {
         {
             std::lock_guard lk(mu_);
-            if (!closed_locked()) close_reason_ = why;
-            socket().state_ = Socket::State::Closed;
-            cv_.notify_all();
+            // A socket that moved to another version keeps its state for calls on their
+            // way back; only its handle (this version's descriptor) goes.
+            if (moved_out_) why = nullptr;
+            if (why) {
+                if (!closed_locked()) close_reason_ = why;
+                socket().state_ = Socket::State::Closed;
+                cv_.notify_all();
+            }
         }
         close_handle_on_loop();
     }
@@ -88,7 +93,12 @@ protected:
     // Hidden by a Socket that has more to do; nothing here.
     void on_handle_closed() {}
 
-    // Caller thread, mu_ held.
+    // Caller thread, mu_ held. At the start of a call: the socket moved to another
+    // version of the plugin (live reload), whose code the host calls instead.
+    void throw_if_moved_locked(const char *op) const {
+        if (moved_out_) throw moved_error(op);
+    }
+
     void throw_if_closed_locked(const char *op) const {
         if (closed_locked()) {
             std::string msg = std::string(op) + ": ";
@@ -104,6 +114,7 @@ protected:
     mutable std::mutex mu_;
     std::condition_variable cv_;
     std::string close_reason_;  // why the runtime closed it, if it did
+    bool moved_out_ = false;    // handed to another version of the plugin (live reload)
 
 private:
     Socket &socket() { return static_cast<Socket &>(*this); }

@@ -140,6 +140,14 @@ public:
     // same job).
     static constexpr int kWakeSignal = SIGURG;
 
+    // Live reload (ksp_handover): between begin_handover() and end_handover() every
+    // socket's calls leave their descriptors, woken as for an interrupt, and raise
+    // Error(Moved) unless what they did no longer needs the socket. Only one handover
+    // runs at a time (the host holds its lock throughout).
+    void begin_handover();
+    void end_handover();
+    bool handing_over() const { return handing_over_.load(std::memory_order_acquire); }
+
     // Makes `c.call`, a system call on `c.fd`, with the interpreter lock released, until
     // it returns anything but EAGAIN/EINTR (Ready: `result` and `error` hold what it
     // returned), the deadline passes, stop() turns true or the host interrupts. On a
@@ -219,6 +227,7 @@ private:
 
     const Clock::duration wait_slice_;
     std::atomic<bool> interrupts_pushed_{false};
+    std::atomic<bool> handing_over_{false};
     std::mutex waiters_mu_;
     std::vector<Waiter *> waiters_;  // the threads waiting now
 

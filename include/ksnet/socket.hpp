@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "ksnet/address.hpp"
+#include "ksnet/handover.hpp"
 #include "ksnet/io_chunk.hpp"
 #include "ksnet/options.hpp"
 #include "ksnet/runtime.hpp"
@@ -98,6 +99,17 @@ public:
     std::optional<Clock::duration> timeout() const;
     // The deadline for a call starting now: `override_timeout` if given, else the default.
     Deadline deadline(std::optional<Clock::duration> override_timeout = std::nullopt) const;
+
+    // Live reload (ksp_handover), between Runtime::begin_handover and end_handover:
+    // save() waits until no call uses the descriptor (at most `limit`) and describes the
+    // socket for the next version, which restore()s it on its own runtime with its own
+    // duplicate of the descriptor. end_handover(committed) tells this socket whether it
+    // moved: calls still on their way back then raise Error(Moved) (the host calls the
+    // next version), and close() leaves the connection to the duplicate.
+    // Throws Error(Unsupported) for kinds that cannot move (raw and packet sockets).
+    SocketState save(Clock::duration limit);
+    static std::unique_ptr<Socket> restore(std::shared_ptr<Runtime> rt, const SocketState &s);
+    void end_handover(bool committed);
 
 private:
     Socket(Family f, Kind k, Protocol p) : family_(f), kind_(k), protocol_(p) {}

@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -25,6 +26,7 @@
 #include <utility>
 
 #include "ksnet/address.hpp"
+#include "ksnet/handover.hpp"
 #include "ksnet/io_chunk.hpp"
 #include "ksnet/options.hpp"
 #include "ksnet/receive_buffer.hpp"
@@ -85,6 +87,19 @@ public:
     sockaddr_storage local_address() const;
     sockaddr_storage peer_address() const;
 
+    // Live reload (ksp_handover). After Runtime::begin_handover: waits until no caller
+    // uses the descriptor (each has left it; see end_handover) and fills the stream's
+    // part of `out` (`out.fd` is this socket's descriptor, which it keeps). Throws
+    // Error(State) if a caller does not leave within `limit`.
+    void save(SocketState &out, Clock::duration limit);
+    // The next version's socket: its own duplicate of `s.fd`, and what `s` says.
+    static std::shared_ptr<TcpSocket> restore(std::shared_ptr<Runtime> rt, Family family, const SocketState &s);
+    // committed: the socket now belongs to the next version. Calls still on their way
+    // back raise Error(Moved) unless their result no longer needs the socket, and close()
+    // and teardown close the descriptor without shutdown(): the connection lives on in
+    // the duplicate. Otherwise the socket serves on.
+    void end_handover(bool committed);
+
     void abort_on_loop(const char *why) override;
     void mark_closing() override;
     ~TcpSocket() override;
@@ -102,7 +117,10 @@ private:
     static void on_close(uv_handle_t *h);
 
     // Caller-thread helpers; "_locked" ones need mu_ held.
+    // At the start of a call: closed, or moved to another version (Error(Moved)).
     void throw_if_unusable_locked(const char *op) const;
+    // After a system call whose result the caller keeps: closed only.
+    void throw_if_closed_locked(const char *op) const;
     // The same, and also once the runtime has marked the socket closing (unload).
     void throw_if_closing_locked(const char *op) const;
     [[noreturn]] void throw_closed_locked(const char *op) const;
@@ -126,12 +144,22 @@ private:
     // bytes received, or 0 at end of stream or after an error (eof_ or read_error_ tells
     // which).
     ssize_t receive(std::unique_lock<std::mutex> &lk, char *into, size_t max, const Deadline &deadline);
+    // The same into rbuf_, committed before the caller lets go of the descriptor, so
+    // that a live reload hands the bytes over; raises Error(Moved) if it did.
+    ssize_t receive_buffered(std::unique_lock<std::mutex> &lk, const Deadline &deadline);
+    // recv() on fd_ into `into`, and into rbuf_'s committed bytes if `buffered`.
+    ssize_t receive_call(std::unique_lock<std::mutex> &lk, char *into, size_t max, const Deadline &deadline,
+                         bool buffered);
     // With the reader's turn: buffered bytes first, else one recv(); 0 at end of stream.
     size_t read_some_locked(std::unique_lock<std::mutex> &lk, char *into, size_t cap, const Deadline &deadline);
     // Holds the reader's turn for one call and gives it back however the call ends.
     struct ReaderTurn;
-    // One send() of (a first part of) `data`, waiting for room: the bytes sent.
-    size_t send_some_locked(std::unique_lock<std::mutex> &lk, std::string_view data, const Deadline &deadline);
+    // One send() of (a first part of) `data`, waiting for room; adds what it sent to
+    // writing_.sent before letting go of the descriptor.
+    void send_some_locked(std::unique_lock<std::mutex> &lk, std::string_view data, const Deadline &deadline);
+    // Where this thread's write of `total` bytes starts: past what it sent before it
+    // moved (write_resume_), else 0.
+    size_t resume_point_locked(size_t total);
     void check_readable_locked(const char *op) const;
     [[noreturn]] void throw_line_too_long_locked() const;
     std::string name_for_errors() const;
@@ -171,6 +199,19 @@ private:
     int read_error_ = 0;
 
     bool write_shut_ = false;  // shutdown_write() was called
+
+    // Live reload (under mu_; see save and end_handover).
+    bool moved_out_ = false;
+    struct Writing {  // the write in progress; `sent` grows while the writer has fd_
+        pthread_t thread{};
+        size_t total = 0;
+        size_t sent = 0;
+        bool active = false;
+    } writing_;
+    std::optional<WriteResume> write_resume_;  // a write that left part-way
+    bool connect_issued_ = false;  // connect() reached the kernel (state Connecting)
+    bool connect_resume_ = false;  // a connect that left part-way: its retry waits for it
+    std::deque<AcceptedConnection> accepted_;  // taken from the kernel, not yet returned
 };
 
 }  // namespace ksnet

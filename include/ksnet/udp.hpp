@@ -33,6 +33,7 @@
 #include <utility>
 
 #include "ksnet/address.hpp"
+#include "ksnet/handover.hpp"
 #include "ksnet/loop_socket.hpp"
 
 namespace ksnet {
@@ -53,6 +54,8 @@ public:
 
     // A new unbound socket of that family (INET4 or INET6).
     static std::shared_ptr<UdpSocket> create(std::shared_ptr<Runtime> rt, Family family);
+    // A socket for `fd` (non-blocking, close-on-exec), in `state`; closes fd on failure.
+    static std::shared_ptr<UdpSocket> adopt(std::shared_ptr<Runtime> rt, Family family, int fd, State state);
 
     void bind(const Endpoint &ep);
     // Fixes the peer (names resolved off the loop thread). Only datagrams from the peer
@@ -83,6 +86,13 @@ public:
     // once closed.
     sockaddr_storage local_address() const;
     sockaddr_storage peer_address() const;
+
+    // Live reload (ksp_handover), as TcpSocket's: save() stops receiving and waits for
+    // the loop work in flight (binds, connects, sends), then fills the datagram part of
+    // `out`; restore() makes the next version's socket from a duplicate of `s.fd`.
+    void save(SocketState &out, Clock::duration limit);
+    static std::shared_ptr<UdpSocket> restore(std::shared_ptr<Runtime> rt, Family family, const SocketState &s);
+    void end_handover(bool committed);
 
     ~UdpSocket() override;
 
@@ -124,6 +134,7 @@ private:
     // Under mu_.
     State state_ = State::Open;
     std::deque<Entry> queue_;
+    int loop_ops_ = 0;  // binds, connects and sends posted to the loop and not yet done
     size_t queued_bytes_ = 0;
     uint64_t dropped_ = 0;
 };

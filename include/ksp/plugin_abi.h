@@ -301,9 +301,10 @@ typedef struct ksp_host {
  *   4. Commit, if every save and restore succeeded: old->end(old ctx, 1); each instance
  *      now has the new type and payload'; the old type's finalizer runs on each old
  *      payload (it must not release what the new payload took over); the module object
- *      keeps its identity and gets the new version's attributes; then the old version's
- *      teardown runs. Calls of the old version still on their way back may still
- *      complete or raise KSP_ERR_MOVED (step 2) after teardown.
+ *      keeps its identity and gets the new version's attributes. Calls of the old version
+ *      still on their way back (step 2) then complete or raise KSP_ERR_MOVED; the old
+ *      version's teardown runs once the last of them has returned (at once if none is in
+ *      progress), so they may still use the old ctx.
  *      Rollback, on any failure (including the new version's load or init): the new
  *      type's finalizer runs on each payload' (it releases only what restore made: the
  *      old version still owns what it saved), the new version is torn down, and

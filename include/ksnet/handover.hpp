@@ -1,0 +1,64 @@
+// ksnet/handover.hpp - what one version of the plugin hands the next for each socket at
+// a live reload (ksp_handover in ksp/plugin_abi.h), and the bytes that carry it.
+//
+// The format is ours: a version number first, so that a version that cannot read a
+// state refuses it (the host then rolls back) instead of misreading it.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ksnet {
+
+// A write that left its socket part-way: the same thread calls again with the same
+// bytes, and the new version skips the `sent` it already passed to the kernel.
+struct WriteResume {
+    uint64_t thread = 0;  // pthread_self() of the writer
+    uint64_t total = 0;
+    uint64_t sent = 0;
+};
+
+// A connection accept() took from the kernel whose caller had not returned yet.
+struct AcceptedConnection {
+    int fd = -1;
+    sockaddr_storage peer{};
+};
+
+struct QueuedDatagram {
+    std::string data;
+    sockaddr_storage from{};
+    int32_t error = 0;
+    bool partial = false;
+};
+
+struct SocketState {
+    uint8_t family = 0, kind = 0, protocol = 0;  // the enums' values
+    int64_t timeout_ns = -1;                    // -1: none
+    int fd = -1;                                // the saving version's; -1: closed
+    uint8_t state = 0;                          // the kind's State value
+    // Streams.
+    uint64_t line_max = 0;
+    bool eof = false;
+    int32_t read_error = 0;
+    bool write_shut = false;
+    std::string received;  // received and not yet read by the script
+    std::optional<WriteResume> write_resume;
+    bool connect_resume = false;  // a connect() left mid-way: its retry waits for it
+    std::vector<AcceptedConnection> accepted;
+    // Datagrams.
+    std::vector<QueuedDatagram> datagrams;
+    uint64_t dropped = 0;
+};
+
+// `format`: the layout's version, which the plugin names (a version that changes the
+// layout changes it; tests build one with another to see a refusal).
+std::string encode_state(const SocketState &s, uint32_t format);
+// Throws Error(Value) naming what it cannot read (another format, cut bytes).
+SocketState decode_state(std::string_view bytes, uint32_t format);
+
+}  // namespace ksnet
