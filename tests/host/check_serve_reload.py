@@ -46,8 +46,8 @@ class Stream:
         self.received = 0
         self.error = None
         self.stop = threading.Event()
-        self.writer = threading.Thread(target=self._write)
-        self.reader = threading.Thread(target=self._read)
+        self.writer = threading.Thread(target=self._write, daemon=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
         self.writer.start()
         self.reader.start()
 
