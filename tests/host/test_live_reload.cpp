@@ -220,8 +220,10 @@ TEST_CASE("live_reload_call_waiting_during_the_swap_completes_on_the_new_code") 
     ReloadResult r = h.reload_live(kName);
     CHECK(r.live);
     CHECK(r.moved == 1);
-    // The waiting call left the old code (KSP_ERR_MOVED); the host called it again on
-    // the new code, which waits for these bytes.
+    // The waiting call left the old code (KSP_ERR_MOVED) after that code was torn down,
+    // so the old copy had to stay mapped until the call returned through it (the count
+    // of calls in progress). The host called it again on the new code, which waits for
+    // these bytes.
     wait_for_waiting(h, m, 1);
     h.call_method(p, "write", {h.bytes("after the swap")});
     join(h, call);
