@@ -61,6 +61,7 @@ import atexit
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -78,10 +79,22 @@ WIDTH = 20  # of each implementation's column in the table
 
 FULL = {"pp_count": 20000, "pp_count_large": 5000, "bulk_total": 1 << 30, "bulk_chunk": 65536,
         "lines": 2_000_000, "accepts": 20000, "fanin_conns": 1000, "fanin_rounds": 100,
-        "fanin_size": 64, "fanin_threads": 4, "idle_conns": 1000, "load_count": 20}
+        "fanin_size": 64, "fanin_threads": 4, "idle_conns": 1000, "load_count": 20, "swap_count": 50}
 QUICK = {"pp_count": 200, "pp_count_large": 50, "bulk_total": 1 << 22, "bulk_chunk": 65536,
          "lines": 20000, "accepts": 200, "fanin_conns": 50, "fanin_rounds": 10,
-         "fanin_size": 64, "fanin_threads": 2, "idle_conns": 50, "load_count": 3}
+         "fanin_size": 64, "fanin_threads": 2, "idle_conns": 50, "load_count": 3, "swap_count": 3}
+
+
+def most_sockets_for_a_swap(wanted=10000):
+    """A swap holds each socket's descriptor twice (old and new version) until it commits:
+    as many sockets as the hard descriptor limit allows, up to `wanted`."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY:
+        return wanted
+    return max(100, min(wanted, (hard - 1024) // 2 // 1000 * 1000))
+
+
+SWAP_MANY = most_sockets_for_a_swap()
 
 
 class Workload:
@@ -119,6 +132,12 @@ WORKLOADS = [
     Workload("load", ["load", "{load_count}"],
              [("import_ms", "lower"), ("import_first_ms", "lower"), ("unload_ms", "lower"), ("reload_ms", "lower")],
              {"cycles": lambda s: s["load_count"]}, less("load_count"), impls=["plugin", "python"], ratio=False),
+] + [
+    # Live reload (ksp_handover): the median time of one reload with that many sockets open.
+    Workload(f"swap_{n}", ["swap", str(n), "{swap_count}"], [("swap_ms", "lower")],
+             {"sockets": lambda s, n=n: n, "swaps": lambda s: s["swap_count"]}, less("swap_count"),
+             impls=["plugin"], ratio=False)
+    for n in (0, 100, SWAP_MANY)
 ]
 
 # The plugin's targets (issue #12; #4's were looser): (workload, metric) -> (description,
@@ -132,6 +151,7 @@ TARGETS = {
     ("fanin", "msgs_per_s"): (">= 1.0x C", lambda f: f["plugin"] >= f["c"]),
     ("idle", "plugin_net_heap_bytes_per_conn"): ("<= 1024 B", lambda f: f["plugin"] <= 1024),
     ("load", "import_ms"): ("<= 1 ms", lambda f: f["plugin"] <= 1.0),
+    ("swap_100", "swap_ms"): ("<= 5 ms", lambda f: f["plugin"] <= 5.0),  # issue #13
 }
 
 

@@ -347,23 +347,44 @@ WaitResult Runtime::call_blocking(const BlockingCall &c, ssize_t &result, int &e
     return outcome;
 }
 
+namespace {
+
+void do_nothing(int) {}  // its only effect: the blocked system call returns EINTR
+
+// The handler lives in this copy of the plugin's code, which a reload unmaps: installed
+// only where the signal has none (SIG_DFL), each time a wake-up may need it, and taken
+// away when a runtime that pushed wake-ups shuts down (a later runtime, perhaps in
+// another copy, installs its own again). SA_RESTART, so that other code's system calls
+// do not see EINTR; ours have socket timeouts or are poll(), which a handled signal
+// always ends.
+void install_wake_handler() {
+    struct sigaction now {};
+    if (::sigaction(Runtime::kWakeSignal, nullptr, &now) != 0 || now.sa_handler != SIG_DFL) return;
+    struct sigaction wake {};
+    wake.sa_handler = do_nothing;
+    wake.sa_flags = SA_RESTART;
+    sigemptyset(&wake.sa_mask);
+    ::sigaction(Runtime::kWakeSignal, &wake, nullptr);
+}
+
+void remove_wake_handler() {
+    struct sigaction now {};
+    if (::sigaction(Runtime::kWakeSignal, nullptr, &now) != 0 || now.sa_handler != do_nothing) return;
+    struct sigaction none {};
+    none.sa_handler = SIG_DFL;
+    sigemptyset(&none.sa_mask);
+    ::sigaction(Runtime::kWakeSignal, &none, nullptr);
+}
+
+}  // namespace
+
 void Runtime::set_interrupts_pushed(bool on) {
-    static std::once_flag installed;
-    if (on) {
-        std::call_once(installed, [] {
-            struct sigaction now {};
-            if (::sigaction(kWakeSignal, nullptr, &now) != 0 || now.sa_handler != SIG_DFL) return;
-            struct sigaction wake {};
-            wake.sa_handler = [](int) {};  // its only effect: the blocked call returns EINTR
-            wake.sa_flags = SA_RESTART;
-            sigemptyset(&wake.sa_mask);
-            ::sigaction(kWakeSignal, &wake, nullptr);
-        });
-    }
+    if (on) install_wake_handler();
     interrupts_pushed_.store(on);
 }
 
 void Runtime::wake_for_interrupt() {
+    if (interrupts_pushed()) install_wake_handler();  // another runtime may have taken it away
     std::lock_guard w(waiters_mu_);
     for (Waiter *waiter : waiters_) {
         if (waiter->cv) {
@@ -428,6 +449,7 @@ uv_buf_t Runtime::read_slab() { return uv_buf_init(slab_.get(), kIoChunk); }
 int Runtime::shutdown() {
     if (on_loop_thread()) return UV_EBUSY;  // a callback cannot join its own thread
     ForkRegistry::remove(this);
+    if (interrupts_pushed()) remove_wake_handler();  // its code may be unmapped next
     {
         std::lock_guard lk(mu_);
         if (joined_) return close_result_;

@@ -89,7 +89,18 @@ static ks_type error_type_for(ksp_error_kind kind, const char *message, int *own
     }
 }
 
+/* KSP_ERR_MOVED is raised as a plain Error for the trampoline to catch: this flag says
+ * which, and the trampoline calls the method again (types.c). */
+static __thread int moved_raised = 0;
+
+int ksk_take_moved(void) {
+    int was = moved_raised;
+    moved_raised = 0;
+    return was;
+}
+
 static ksp_value e_raise(ksp_error_kind kind, const char *message) {
+    moved_raised = kind == KSP_ERR_MOVED;
     int owned = 0;
     ks_type t = error_type_for(kind, message ? message : "", &owned);
     kso_throw_c(t, __FILE__, __func__, __LINE__, "%s", message ? message : "");

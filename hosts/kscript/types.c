@@ -1,10 +1,39 @@
 /* types.c - ksp_host's modules, enums and plugin types on kscript's type objects.
  *
  * kscript calls a C function with (nargs, args) and no context pointer, so each method
- * of a plugin type is a `partial` binding a small record (the method and its type) as
- * the first argument of one shared trampoline. */
+ * of a plugin type is a `partial` binding a small record (the method's name and its type)
+ * as the first argument of one shared trampoline. After a live reload a record's type
+ * may have been replaced (a script kept the old type or a bound method): the trampoline
+ * then calls the method of that name on the newest type, never the retired copy. */
 #include "adapter.h"  /* first: kscript defines _GNU_SOURCE for the system headers */
 #include <string.h>
+
+static ksk_copy *initializing = NULL;
+static ks_module enum_source = NULL;
+static struct ksk_object_s *live_first = NULL;
+
+void ksk_set_initializing(ksk_copy *copy) { initializing = copy; }
+void ksk_set_enum_source(ks_module module) { enum_source = module; }
+ksk_object ksk_first_live(void) { return live_first; }
+
+ksk_type_rec *ksk_current(ksk_type_rec *rec) {
+    while (rec && rec->next) rec = rec->next;
+    return rec;
+}
+
+static void link_live(ksk_object o) {
+    o->prev_live = NULL;
+    o->next_live = live_first;
+    if (live_first) live_first->prev_live = o;
+    live_first = o;
+}
+
+static void unlink_live(ksk_object o) {
+    if (o->prev_live) o->prev_live->next_live = o->next_live;
+    else if (live_first == o) live_first = o->next_live;
+    if (o->next_live) o->next_live->prev_live = o->prev_live;
+    o->prev_live = o->next_live = NULL;
+}
 
 static char module_name[64] = "net";
 static char module_source[1024] = "";
@@ -19,12 +48,14 @@ void ksk_set_module_info(const char *name, const char *source) {
 typedef struct ksk_method_rec_s {
     KSO_BASE
     ksk_type_rec *rec;
-    const ksp_method *method;  /* NULL for the constructor */
+    char *name;                /* the method's; NULL for the constructor */
+    const ksp_method *method;  /* in rec's spec: valid while rec is the newest type */
 } *ksk_method_rec;
 
 static ks_type method_rec_type = NULL;
 
 static KS_FUNC(method_rec_free) {
+    free(((ksk_method_rec)_args[0])->name);
     KSO_DEL(_args[0]);
     KS_INCREF(KSO_NONE);
     return KSO_NONE;
@@ -43,6 +74,7 @@ static kso bind_record(ks_cfunc trampoline, const char *sig, const char *doc, ks
                        const ksp_method *method) {
     ksk_method_rec r = KSO_NEW(ksk_method_rec, get_method_rec_type());
     r->rec = rec;
+    r->name = method ? strdup(method->name) : NULL;
     r->method = method;
     kso fn = ksf_wrap(trampoline, sig ? sig : "", doc ? doc : "");
     kso bound = (kso)ks_partial_new(fn, (kso)r);
@@ -51,14 +83,43 @@ static kso bind_record(ks_cfunc trampoline, const char *sig, const char *doc, ks
     return bound;
 }
 
+/* A getter of the type, by name. */
+static const ksp_getter *find_getter(ksk_type_rec *rec, const char *name) {
+    for (size_t i = 0; i < rec->spec.ngetters; i++)
+        if (strcmp(rec->spec.getters[i].name, name) == 0) return &rec->spec.getters[i];
+    return NULL;
+}
+
+static const ksp_method *find_method(ksk_type_rec *rec, const char *name) {
+    if (!name) return NULL;  /* strdup failed: the method cannot be found again */
+    for (size_t i = 0; i < rec->spec.nmethods; i++)
+        if (strcmp(rec->spec.methods[i].name, name) == 0) return &rec->spec.methods[i];
+    return NULL;
+}
+
+/* 0 after raising if the type's version was replaced and nothing took its place. */
+static int still_served(ksk_type_rec *rec) {
+    if (!rec->copy->retired) return 1;
+    KS_THROW(kst_IOError, "%s: its plugin version was replaced by a live reload of net, and the new one has no such type",
+             rec->type->i__fullname->data);
+    return 0;
+}
+
+static kso call_getter(ksk_type_rec *rec, const ksp_getter *g, kso self) {
+    ksk_copy_enter(rec->copy);
+    kso res = (kso)g->fn(rec->spec.ctx, (ksp_value)self);
+    ksk_copy_leave(rec->copy);
+    return res;
+}
+
 /* accept() of kscript's builtin names the client by its bare host: the adapter asks the
  * new socket for its peer's host (the plugin's own form is "host:port"). */
 static kso bare_accept_name(ksk_type_rec *rec, kso res) {
     if (!res || !kso_issub(res->type, kst_tuple) || ((ks_tuple)res)->len != 2) return res;
     kso sock = ((ks_tuple)res)->elems[0];
-    for (size_t i = 0; i < rec->spec.ngetters; i++) {
-        if (strcmp(rec->spec.getters[i].name, "peer_name") != 0) continue;
-        kso host = (kso)rec->spec.getters[i].fn(rec->spec.ctx, (ksp_value)sock);
+    const ksp_getter *g = find_getter(rec, "peer_name");
+    if (g) {
+        kso host = call_getter(rec, g, sock);
         if (!host) return res;  /* keep the plugin's name; the error stays raised */
         ks_tuple t = ks_tuple_new(2, (kso[]){sock, host});
         KS_DECREF(host);
@@ -68,30 +129,57 @@ static kso bare_accept_name(ksk_type_rec *rec, kso res) {
     return res;
 }
 
-/* args: record, self, arguments... */
+/* args: record, self, arguments... A call that the plugin answers with KSP_ERR_MOVED (its
+ * object was handed to a new version while it waited) is made again, on the object's
+ * type as it is now; the script never sees it. */
 static KS_FUNC(method_trampoline) {
     ksk_method_rec r = (ksk_method_rec)_args[0];
+    ksk_type_rec *rec = ksk_current(r->rec);
     if (_nargs < 2) {
-        KS_THROW(kst_ArgError, "%s.%s() needs self: call it on a %s", r->rec->type->i__fullname->data,
-                 r->method->name, r->rec->type->i__fullname->data);
+        KS_THROW(kst_ArgError, "%s.%s() needs self: call it on a %s", rec->type->i__fullname->data,
+                 r->name, rec->type->i__fullname->data);
         return NULL;
     }
-    kso res = (kso)r->method->fn(r->rec->spec.ctx, (ksp_value)_args[1], (size_t)(_nargs - 2),
-                                 (const ksp_value *)(_args + 2));
-    if (res && r->rec->accept_bare_name && strcmp(r->method->name, "accept") == 0)
-        res = bare_accept_name(r->rec, res);
-    return res;
+    for (;;) {
+        if (!still_served(rec)) return NULL;
+        const ksp_method *m = rec == r->rec ? r->method : find_method(rec, r->name);
+        if (!m) {
+            KS_THROW(kst_AttrError, "%s has no method %s since the live reload of net",
+                     rec->type->i__fullname->data, r->name);
+            return NULL;
+        }
+        ksk_take_moved();
+        ksk_copy_enter(rec->copy);
+        kso res = (kso)m->fn(rec->spec.ctx, (ksp_value)_args[1], (size_t)(_nargs - 2),
+                             (const ksp_value *)(_args + 2));
+        int moved = !res && ksk_take_moved();
+        ksk_type_rec *was = rec;
+        if (moved) {
+            kso_catch_ignore();
+            rec = ksk_current(rec);
+        } else if (res && rec->accept_bare_name && strcmp(r->name, "accept") == 0) {
+            res = bare_accept_name(rec, res);
+        }
+        /* last: the copy's teardown may run here, once its last call is back */
+        ksk_copy_leave(was->copy);
+        if (!moved) return res;
+    }
 }
 
 /* args: record, type, arguments... (kscript calls __new(tp, *args)) */
 static KS_FUNC(constructor_trampoline) {
     ksk_method_rec r = (ksk_method_rec)_args[0];
-    if (!r->rec->spec.constructor) {
-        KS_THROW(kst_TypeError, "%s cannot be created directly", r->rec->type->i__fullname->data);
+    ksk_type_rec *rec = ksk_current(r->rec);
+    if (!still_served(rec)) return NULL;
+    if (!rec->spec.constructor) {
+        KS_THROW(kst_TypeError, "%s cannot be created directly", rec->type->i__fullname->data);
         return NULL;
     }
-    return (kso)r->rec->spec.constructor(r->rec->spec.ctx, (ksp_value)_args[1], (size_t)(_nargs - 2),
+    ksk_copy_enter(rec->copy);
+    kso res = (kso)rec->spec.constructor(rec->spec.ctx, (ksp_value)rec->type, (size_t)(_nargs - 2),
                                          (const ksp_value *)(_args + 2));
+    ksk_copy_leave(rec->copy);
+    return res;
 }
 
 /* kscript calls __init(self, *args) after __new; the constructor did everything. */
@@ -102,10 +190,16 @@ static KS_FUNC(init_nothing) {
 
 static KS_FUNC(object_free) {
     ksk_object self = (ksk_object)_args[0];
-    if (self->payload && self->rec && self->rec->spec.finalize)
-        self->rec->spec.finalize(self->rec->spec.ctx, self->payload);
+    ksk_type_rec *rec = self->rec;
+    unlink_live(self);
+    if (self->payload && rec && rec->spec.finalize) {
+        ksk_copy_enter(rec->copy);
+        rec->spec.finalize(rec->spec.ctx, self->payload);
+        ksk_copy_leave(rec->copy);
+    }
     self->payload = NULL;
     KSO_DEL(self);
+    if (rec) ksk_copy_instance_gone(rec->copy);
     KS_INCREF(KSO_NONE);
     return KSO_NONE;
 }
@@ -125,12 +219,9 @@ static KS_FUNC(object_getattr) {
     ksk_object self = (ksk_object)_args[0];
     ks_str attr = (ks_str)_args[1];
     ksk_type_rec *rec = self->rec;
-    if (rec) {
-        const char *want = builtin_alias(attr->data);
-        for (size_t i = 0; i < rec->spec.ngetters; i++) {
-            if (strcmp(rec->spec.getters[i].name, want) == 0)
-                return (kso)rec->spec.getters[i].fn(rec->spec.ctx, (ksp_value)self);
-        }
+    if (rec && !rec->copy->torn_down) {
+        const ksp_getter *g = find_getter(rec, builtin_alias(attr->data));
+        if (g) return call_getter(rec, g, (kso)self);
     }
     kso fn = ks_type_get(self->type, attr);
     if (fn) {
@@ -158,6 +249,45 @@ static int t_module_add(ksp_value module, const char *name, ksp_value value) {
     return ks_dict_set_c(((ks_module)m)->attr, name, (kso)value) ? 0 : -1;
 }
 
+static ks_cint dict_len_of(ks_type t, const char *name) {
+    kso d = ks_dict_get_c(t->attr, name);
+    if (!d) {
+        kso_catch_ignore();
+        return -1;
+    }
+    ks_cint n = kso_issub(d->type, kst_dict) ? (ks_cint)((ks_dict)d)->len_real : -1;
+    KS_DECREF(d);
+    return n;
+}
+
+/* During a reload: the module's enum `name` (new reference) if it has exactly the members
+ * of `fresh`, so that members a script holds stay members of the module's enum. */
+static ks_type same_enum(ks_type fresh, const char *name, const ksp_enum_member *members, size_t n) {
+    if (!enum_source) return NULL;
+    kso old = ks_dict_get_c(enum_source->attr, name);
+    if (!old) {
+        kso_catch_ignore();
+        return NULL;
+    }
+    int same = kso_issub(old->type, kst_type) && kso_issub((ks_type)old, kst_enum) &&
+               dict_len_of((ks_type)old, "_v2m") == dict_len_of(fresh, "_v2m");
+    for (size_t i = 0; same && i < n; i++) {
+        ks_enum e = ks_enum_get((ks_type)old, (ks_cint)members[i].value);
+        if (!e) {
+            kso_catch_ignore();
+            same = 0;
+            break;
+        }
+        same = strcmp(e->name->data, members[i].name) == 0;
+        KS_DECREF(e);
+    }
+    if (!same) {
+        KS_DECREF(old);
+        return NULL;
+    }
+    return (ks_type)old;
+}
+
 static ksp_value t_enum_new(const char *name, const char *doc, const ksp_enum_member *members,
                             size_t n) {
     (void)doc;  /* kscript's enums carry no docstrings */
@@ -174,6 +304,11 @@ static ksp_value t_enum_new(const char *name, const char *doc, const ksp_enum_me
     snprintf(qual, sizeof qual, "%s.%s", module_name, name);
     ks_type t = ks_enum_make(qual, eikv);
     free(eikv);
+    ks_type same = same_enum(t, name, members, n);
+    if (same) {
+        KS_DECREF(t);
+        return (ksp_value)same;
+    }
     return (ksp_value)t;
 }
 
@@ -217,6 +352,20 @@ static ksp_value t_type_new(const ksp_type_spec *spec) {
         return NULL;
     }
     rec->spec = *spec;
+    rec->copy = initializing;
+    if (!rec->copy) {
+        free(rec);
+        KS_THROW(kst_Error, "type_new: only during the plugin's init");
+        return NULL;
+    }
+    ksk_type_rec **grown = realloc(rec->copy->types, (rec->copy->ntypes + 1) * sizeof *grown);
+    if (!grown) {
+        free(rec);
+        KS_THROW(kst_Error, "type_new: out of memory");
+        return NULL;
+    }
+    grown[rec->copy->ntypes++] = rec;
+    rec->copy->types = grown;
     char qual[256];
     snprintf(qual, sizeof qual, "%s.%s", module_name, spec->name);
     ks_type base = spec->base ? (ks_type)spec->base : kst_object;
@@ -255,6 +404,8 @@ static ksp_value t_object_new(ksp_value type, void *payload) {
         kso r = ((ks_partial)nw)->args[0].val;
         if (r->type == get_method_rec_type()) o->rec = ((ksk_method_rec)r)->rec;
     }
+    if (o->rec) o->rec->copy->instances++;
+    link_live(o);
     return (ksp_value)o;
 }
 

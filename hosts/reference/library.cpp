@@ -3,6 +3,7 @@
 
 #include <dlfcn.h>
 
+#include "loader.hpp"
 #include "object.hpp"
 
 namespace refhost {
@@ -38,6 +39,16 @@ void Library::instance_gone(InstanceLink* link) {
     link->next->prev = link->prev;
     link->prev = link->next = nullptr;
     if (live_instances.fetch_sub(1) == 1 && torn_down.load()) release_if_unused();
+}
+
+void Library::became_idle() {
+    if (teardown_when_idle) {
+        teardown_when_idle = false;
+        std::shared_ptr<Library> keep = std::move(self_until_torn_down);
+        detail::tear_down_library(*this);  // unmaps it too, if it can
+        return;
+    }
+    if (torn_down.load()) release_if_unused();
 }
 
 void Library::release_if_unused() {

@@ -44,6 +44,12 @@ struct Library : std::enable_shared_from_this<Library> {
     std::atomic<size_t> live_instances{0};
     std::atomic<size_t> calls_in_progress{0};
     std::atomic<bool> torn_down{false};
+    // A live reload moved its instances on (lock held): no new call may start in its
+    // code, and its teardown runs once the calls still returning through it are done
+    // (plugin_abi.h: they may use ctx).
+    bool superseded = false;
+    bool teardown_when_idle = false;
+    std::shared_ptr<Library> self_until_torn_down;  // meanwhile nothing else may hold it
     // Live reloads begun with this library as the old version (lock held), so that a
     // KSP_ERR_MOVED with no reload behind it is reported as the plugin bug it is.
     uint64_t handovers_begun = 0;
@@ -65,9 +71,13 @@ struct Library : std::enable_shared_from_this<Library> {
     // its last instance is gone and no call is in progress.
     void instance_gone(InstanceLink* link);
     void call_started() { calls_in_progress.fetch_add(1, std::memory_order_relaxed); }
+    // With the lock held, as every call returns to the host with it.
     void call_ended() {
-        if (calls_in_progress.fetch_sub(1, std::memory_order_acq_rel) == 1 && torn_down.load()) release_if_unused();
+        if (calls_in_progress.fetch_sub(1, std::memory_order_acq_rel) == 1) became_idle();
     }
+    // The last call in progress returned: a deferred teardown runs, then the library is
+    // unmapped if nothing else needs it.
+    void became_idle();
     // Unmaps the library (and drops its retired types) if it is torn down and neither an
     // instance nor a call needs its code any more.
     void release_if_unused();

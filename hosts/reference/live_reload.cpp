@@ -40,13 +40,16 @@ TypeObject* type_named(const Library& lib, const TypeObject* old) {
 }
 
 // The module object keeps its identity and takes the new version's attributes; then the
-// old version is torn down. Shared by a committed handover and a reload the old way.
-void switch_module(LoadedModule& entry, LoadedModule& fresh) {
+// old version is torn down: the old way at once (its teardown ends the calls in
+// progress), after a handover once the calls returning through its code are done.
+// Shared by a committed handover (`live`) and a reload the old way.
+void switch_module(LoadedModule& entry, LoadedModule& fresh, bool live) {
     adopt_members(static_cast<ModuleObject*>(entry.module), static_cast<ModuleObject*>(fresh.module));
     decref(fresh.module);
     fresh.module = nullptr;
     std::shared_ptr<Library> old = std::exchange(entry.lib, std::move(fresh.lib));
-    detail::tear_down_library(*old);
+    if (live) detail::tear_down_when_idle(*old);
+    else detail::tear_down_library(*old);
 }
 
 // The message of the error a plugin function raised, or what it did instead.
@@ -173,7 +176,7 @@ private:
             if (kept) decref(old_type);
             else old_.retired_types.push_back(old_type);
         }
-        switch_module(entry_, fresh_);
+        switch_module(entry_, fresh_, true);
     }
 
     [[noreturn]] void fail(const std::string& step, const std::string& why) {
@@ -241,7 +244,7 @@ ReloadResult Host::reload_live(const std::string& name) {
                   p + ")";
     if (!why_not.empty()) {
         const size_t closed = entry.lib->live_instances.load();
-        switch_module(entry, fresh);
+        switch_module(entry, fresh, false);
         result.message = why_not + ": reloaded by closing its objects (" + std::to_string(closed) + " open)";
         return result;
     }

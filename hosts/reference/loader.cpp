@@ -334,6 +334,15 @@ void tear_down_library(Library& lib) {
     lib.release_if_unused();
 }
 
+void tear_down_when_idle(Library& lib) {
+    lib.superseded = true;
+    if (lib.calls_in_progress.load() == 0) tear_down_library(lib);
+    else {
+        lib.teardown_when_idle = true;  // Library::became_idle runs it
+        lib.self_until_torn_down = lib.shared_from_this();
+    }
+}
+
 void unload_plugin(LoadedModule& loaded) {
     std::shared_ptr<Library> lib = std::move(loaded.lib);
     tear_down_library(*lib);

@@ -130,10 +130,9 @@ public:
     // condition-variable wait is notified; a thread in a system call gets kWakeSignal,
     // which makes the call return EINTR. Any thread; never blocks for long.
     void wake_for_interrupt();
-    // Set once such a host will call wake_for_interrupt. The first time, installs a
-    // handler that does nothing for kWakeSignal, if the process has none (SA_RESTART, so
-    // that other code's system calls do not see EINTR; ours have socket timeouts or are
-    // poll(), which a handled signal always ends).
+    // Set once such a host will call wake_for_interrupt. Installs a handler that does
+    // nothing for kWakeSignal if the process has none (and again at each wake-up if it
+    // was taken away); shutdown() takes it away again, since a reload unmaps its code.
     void set_interrupts_pushed(bool on);
     bool interrupts_pushed() const { return interrupts_pushed_.load(std::memory_order_relaxed); }
     // Ignored by default, and not used by libuv or glibc (the Go runtime chose it for the

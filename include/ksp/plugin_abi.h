@@ -324,8 +324,8 @@ typedef struct ksp_handover {
  * called exactly once, with `ctx` and the lock held, when the host unloads the plugin:
  * it must end the calls in progress, stop every thread, close every handle and free
  * everything except payloads of objects still alive (their finalizers run later, and
- * must then work without the runtime). A host that never unloads (kscript) never calls
- * it. On failure `error` is a message made with host->strdup (the host frees it). */
+ * must then work without the runtime). A host that never unloads (kscript) calls it only
+ * for a version that a live reload replaced. On failure `error` is a message made with host->strdup (the host frees it). */
 typedef struct ksp_init_result {
     size_t size;                 /* sizeof(ksp_init_result) as the host was built */
     ksp_value module;

@@ -51,9 +51,15 @@ double median(std::vector<double> v) {
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-void raise_fd_limit() {
+// To the hard limit, or to `wanted` past it where the process may (as root).
+void raise_fd_limit(rlim_t wanted = 0) {
     rlimit rl{};
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    if (wanted > rl.rlim_max) {
+        rlimit more{wanted, wanted};
+        if (setrlimit(RLIMIT_NOFILE, &more) == 0) return;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
@@ -454,6 +460,45 @@ int load(Host &h, size_t count) {
     return cycles == count ? 0 : 1;
 }
 
+// ---- swap: live reload of net with SOCKETS open sockets, COUNT times ----
+
+int swap(Host &h, size_t sockets, size_t count) {
+    raise_fd_limit(2 * sockets + 1024);  // each socket and its duplicate during a swap
+    Net n{h};
+    std::vector<Value> open;
+    open.reserve(sockets);
+    if (sockets > 0) {
+        Value l = n.listener(4096);
+        int64_t port = n.port_of(l);
+        while (open.size() + 2 <= sockets) {
+            open.push_back(n.connect(port));
+            open.push_back(n.accept(l));
+        }
+        if (open.size() < sockets) open.push_back(n.socket());
+        h.call_method(l, "close");
+    }
+    std::vector<double> times;
+    size_t moved_all = 0;
+    for (size_t i = 0; i < count; ++i) {
+        auto t0 = Clock::now();
+        refhost::ReloadResult r = h.reload_live("net");
+        times.push_back(seconds_since(t0) * 1e3);
+        if (r.live && r.moved >= sockets) ++moved_all;
+    }
+    // Each socket still works on the new code: the pairs exchange a byte.
+    size_t working = 0;
+    for (size_t i = 0; i + 1 < open.size(); i += 2) {
+        h.call_method(open[i], "write", {h.bytes("x")});
+        if (h.len(h.call_method(open[i + 1], "read", {h.integer(1)})) == 1) working += 2;
+    }
+    if (open.size() % 2) working += h.to_bool(h.getattr(open.back(), "closed")) ? 0 : 1;
+    for (Value &s : open) h.call_method(s, "close");
+    std::printf("swap_%zu swap_ms %.3f\n", sockets, median(times));  // bench.py's workload swap_<SOCKETS>
+    std::printf("swap_%zu sockets %zu\n", sockets, working);
+    std::printf("swap_%zu swaps %zu\n", sockets, moved_all);
+    return working == sockets && moved_all == count ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -461,7 +506,7 @@ int main(int argc, char **argv) {
         std::fprintf(stderr,
                      "usage: %s PLUGIN_DIR WORKLOAD ARGS...\n"
                      "  pingpong SIZE COUNT | bulk TOTAL CHUNK | lines COUNT | accept COUNT |\n"
-                     "  fanin CONNS ROUNDS SIZE THREADS | idle CONNS | load COUNT\n",
+                     "  fanin CONNS ROUNDS SIZE THREADS | idle CONNS | load COUNT | swap SOCKETS COUNT\n",
                      argv[0]);
         return 2;
     };
@@ -485,6 +530,7 @@ int main(int argc, char **argv) {
         else if (mode == "fanin" && a.size() == 4) rc = fanin(host, a[0], a[1], a[2], std::max<size_t>(1, a[3]));
         else if (mode == "idle" && a.size() == 1) rc = idle(host, a[0]);
         else if (mode == "load" && a.size() == 1) rc = load(host, a[0]);
+        else if (mode == "swap" && a.size() == 2) rc = swap(host, a[0], a[1]);
         else return usage();
     } catch (const std::exception &e) {
         std::fprintf(stderr, "plugin_bench: %s\n", e.what());

@@ -34,8 +34,9 @@ struct NetFixture {
     // `checking`: the host's checking mode, which catches stale and doubly released
     // handles by keeping every released object (so long load tests turn it off).
     // `abi_minor`: the ABI the host presents, to run the plugin as an older host would.
-    explicit NetFixture(bool checking = true, uint16_t abi_minor = KSP_ABI_MINOR)
-        : host{refhost::HostOptions{{plugin_dir()}, false, checking, abi_minor}} {}
+    // `dir`: where the host finds ksp_net.so (a live reload case's own folder).
+    explicit NetFixture(bool checking = true, uint16_t abi_minor = KSP_ABI_MINOR, const std::string &dir = plugin_dir())
+        : host{refhost::HostOptions{{dir}, false, checking, abi_minor}} {}
 
     census::Snapshot before;
     Host host;

@@ -62,7 +62,7 @@ struct TypeObject final : Object {
     const EnumEntry* find_member(std::string_view name) const;
     const EnumEntry* find_member(int64_t value) const;
     // True if the code behind this type's functions has been torn down.
-    bool unloaded() const { return lib && lib->torn_down.load(); }
+    bool unloaded() const { return lib && (lib->torn_down.load() || lib->superseded); }
 
 private:
     // Keys view the names in `methods`/`getters` of this type and its bases (kept alive

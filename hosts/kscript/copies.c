@@ -1,0 +1,177 @@
+/* copies.c - the loaded copies of ksp_net.so: the first import's, then one per live
+ * reload. Each copy counts the calls of its code in progress and the instances of its
+ * types, so that a copy a reload replaced is torn down once its last call has returned
+ * and unmapped once its last instance is gone. */
+#include "adapter.h"  /* first: kscript defines _GNU_SOURCE for the system headers */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The newest ABI minor this adapter maps. The table it hands over ends at that minor's
+ * last entry, so a plugin built against a newer header sees (KSP_HOST_HAS) which entries
+ * are missing instead of calling past the end. 1.4 adds no entry (only
+ * ksp_init_result.handover and KSP_ERR_MOVED). */
+#define KSK_ABI_MINOR 4
+#define KSK_TABLE_SIZE \
+    (offsetof(ksp_host, set_interrupt_waker) + sizeof(((ksp_host *)0)->set_interrupt_waker))
+
+static ksp_host host_table;
+
+static void fill_table(void) {
+    if (host_table.size) return;
+    host_table.size = KSK_TABLE_SIZE;
+    host_table.abi_major = KSP_ABI_MAJOR;
+    host_table.abi_minor = KSK_ABI_MINOR;
+    host_table.host_name = "kscript " KS_BUILD_CONFIGURE_SCRIPT;
+    ksk_fill_values(&host_table);
+    ksk_fill_types(&host_table);
+    ksk_fill_errors(&host_table);
+    ksk_fill_lock(&host_table);
+}
+
+/* Copies `from` into a new private folder and dlopen()s the copy: glibc hands back the
+ * library it has mapped for a path or file it knows, and the point is a fresh one. The
+ * copy is removed at once (the mapping keeps it). NULL with `err` filled if it cannot. */
+static void *open_private_copy(const char *from, char *err, size_t cap) {
+    const char *tmp = getenv("TMPDIR");
+    char dir[4096], to[4200];
+    snprintf(dir, sizeof dir, "%s/ksm_net-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) {
+        snprintf(err, cap, "cannot make a private folder for the copy (%s): %s", dir, strerror(errno));
+        return NULL;
+    }
+    snprintf(to, sizeof to, "%s/ksp_net.so", dir);
+    void *lib = NULL;
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    int out = in < 0 ? -1 : open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
+    if (in < 0 || out < 0) {
+        snprintf(err, cap, "cannot copy it to %s: %s", to, strerror(errno));
+    } else {
+        char buf[1 << 16];
+        ssize_t n;
+        int ok = 1;
+        while (ok && (n = read(in, buf, sizeof buf)) != 0) {
+            if (n < 0 && errno == EINTR) continue;
+            for (ssize_t done = 0; ok && n > 0 && done < n;) {
+                ssize_t w = write(out, buf + done, (size_t)(n - done));
+                if (w < 0 && errno == EINTR) continue;
+                if (w < 0) ok = 0;
+                else done += w;
+            }
+            if (n < 0) ok = 0;
+        }
+        if (close(out) != 0) ok = 0;
+        out = -1;
+        if (!ok) snprintf(err, cap, "cannot copy it to %s: %s", to, strerror(errno));
+        else if (!(lib = dlopen(to, RTLD_NOW | RTLD_LOCAL))) snprintf(err, cap, "dlopen of its private copy: %s", dlerror());
+    }
+    if (in >= 0) close(in);
+    if (out >= 0) close(out);
+    unlink(to);
+    rmdir(dir);
+    return lib;
+}
+
+ksk_copy *ksk_copy_load(const char *path, void *lib, ks_module *module) {
+    char err[4400];
+    if (!lib && !(lib = open_private_copy(path, err, sizeof err))) {
+        KS_THROW(kst_ImportError, "net: cannot load %s: %s", path, err);
+        return NULL;
+    }
+    ksp_plugin_entry_fn entry = (ksp_plugin_entry_fn)dlsym(lib, KSP_PLUGIN_ENTRY_SYMBOL);
+    const ksp_plugin_decl *decl = entry ? entry() : NULL;
+    if (!decl) {
+        KS_THROW(kst_ImportError, "net: %s has no %s: not a ksp plugin", path, KSP_PLUGIN_ENTRY_SYMBOL);
+        dlclose(lib);
+        return NULL;
+    }
+    if (decl->abi_major != KSP_ABI_MAJOR || decl->abi_minor > KSK_ABI_MINOR) {
+        KS_THROW(kst_ImportError,
+                 "net: %s needs plugin ABI %i.%i, and this kscript adapter provides %i.%i", path,
+                 (int)decl->abi_major, (int)decl->abi_minor, KSP_ABI_MAJOR, KSK_ABI_MINOR);
+        dlclose(lib);
+        return NULL;
+    }
+    if (!decl->name || strcmp(decl->name, "net") != 0) {
+        KS_THROW(kst_ImportError, "net: %s is the plugin of module '%s', not 'net'", path,
+                 decl->name ? decl->name : "?");
+        dlclose(lib);
+        return NULL;
+    }
+    ksk_copy *copy = calloc(1, sizeof *copy);
+    if (!copy) {
+        KS_THROW(kst_ImportError, "net: out of memory loading %s", path);
+        dlclose(lib);
+        return NULL;
+    }
+    copy->lib = lib;
+    copy->decl = decl;
+    snprintf(copy->path, sizeof copy->path, "%s", path);
+    fill_table();
+    ksk_set_module_info("net", path);
+    ksk_set_initializing(copy);
+    ksp_init_result result;
+    memset(&result, 0, sizeof result);
+    result.size = sizeof result;
+    copy->calls++;
+    int rc = decl->init(&host_table, &result);
+    copy->calls--;
+    ksk_set_initializing(NULL);
+    if (rc != 0 || !result.module) {
+        if (ksos_thread_get()->exc) kso_catch_ignore();
+        KS_THROW(kst_ImportError, "net: the plugin %s failed to start: %s", path,
+                 result.error ? result.error : "no reason given");
+        free(result.error);
+        /* The library stays open (init may have left threads behind); the types it made,
+         * if any, stay with this copy, which is kept, retired, for them. */
+        copy->retired = copy->torn_down = 1;
+        return NULL;
+    }
+    copy->teardown = result.teardown;
+    copy->ctx = result.ctx;
+    copy->handover = result.handover;
+    *module = (ks_module)result.module;
+    return copy;
+}
+
+/* Unmaps a torn-down copy that nothing runs or refers to any more. */
+static void unmap_if_unused(ksk_copy *copy) {
+    if (!copy->torn_down || copy->calls > 0 || copy->instances > 0 || !copy->lib) return;
+    dlclose(copy->lib);
+    copy->lib = NULL;
+}
+
+static void settle(ksk_copy *copy) {
+    if (copy->retired && !copy->torn_down && copy->calls == 0) {
+        copy->torn_down = 1;
+        copy->calls++;  /* teardown is a call of its code too */
+        if (copy->teardown) copy->teardown(copy->ctx);
+        copy->calls--;
+    }
+    unmap_if_unused(copy);
+}
+
+void ksk_copy_enter(ksk_copy *copy) { copy->calls++; }
+
+void ksk_copy_leave(ksk_copy *copy) {
+    copy->calls--;
+    settle(copy);
+}
+
+void ksk_copy_instance_gone(ksk_copy *copy) {
+    copy->instances--;
+    settle(copy);
+}
+
+void ksk_copy_retire(ksk_copy *copy) {
+    copy->retired = 1;
+    settle(copy);
+}
+
+void ksk_copy_discard(ksk_copy *copy) {
+    copy->handover = NULL;
+    ksk_copy_retire(copy);
+}

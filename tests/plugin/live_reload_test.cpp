@@ -1,0 +1,481 @@
+// Live reload of the net plugin (issue: hot-swap without dropping a connection): a
+// rebuilt ksp_net.so takes over the running one's sockets while scripts use them, and
+// nothing is lost, duplicated or refused. Two builds alternate (tests/plugin/meson.build:
+// ksp_net_rebuilt has another version string, ksp_net_format2 another state format).
+#include <arpa/inet.h>
+#include <dlfcn.h>
+#include <malloc.h>
+#include <signal.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "net_fixture.hpp"
+
+using namespace nettest;
+
+namespace {
+
+std::string rebuild_dir() {
+    const char *dir = std::getenv("KSNET_REBUILD_DIR");
+    REQUIRE_MESSAGE(dir != nullptr, "KSNET_REBUILD_DIR is not set (run through meson test)");
+    return dir;
+}
+
+// A plugin directory of the case's own, whose ksp_net.so the case replaces as a
+// developer's rebuild would.
+struct PluginDir {
+    std::string path;
+    PluginDir() {
+        std::string templ = std::filesystem::temp_directory_path().string() + "/ksnet-reload-XXXXXX";
+        REQUIRE(mkdtemp(templ.data()) != nullptr);
+        path = templ;
+        install(plugin_dir() + "/ksp_net.so");
+    }
+    ~PluginDir() { std::filesystem::remove_all(path); }
+    void install(const std::string &from) {
+        // A new file (not the old one rewritten): what a build or `cp` leaves behind.
+        std::string next = path + "/ksp_net.so.new";
+        std::filesystem::copy_file(from, next, std::filesystem::copy_options::overwrite_existing);
+        std::filesystem::rename(next, path + "/ksp_net.so");
+    }
+    void install_build(const char *variant) { install(rebuild_dir() + "/ksp_net_" + std::string(variant) + ".so"); }
+};
+
+// Built before the host that searches it, removed after.
+struct OwnPluginDir {
+    PluginDir dir;
+};
+
+// net imported from a PluginDir, with the end-of-case checks of NetFixture.
+struct ReloadFixture : OwnPluginDir, NetFixture {
+    explicit ReloadFixture(bool checking = false, uint16_t abi_minor = KSP_ABI_MINOR)
+        : NetFixture(checking, abi_minor, dir.path) {}
+
+    bool rebuilt = false;  // which build serves now
+
+    // net.SocketIO as a script names it: after a reload, the new version's type.
+    Value socket_type() { return host.getattr(net, "SocketIO"); }
+
+    // Installs the other build and reloads it live.
+    refhost::ReloadResult swap() {
+        rebuilt = !rebuilt;
+        if (rebuilt) dir.install_build("rebuilt");
+        else dir.install(plugin_dir() + "/ksp_net.so");
+        return host.reload_live("net");
+    }
+
+    Value listener() {
+        Value s = host.call(socket_type());
+        host.call_method(s, "bind", {addr("127.0.0.1", 0)});
+        host.call_method(s, "listen", {host.integer(128)});
+        return s;
+    }
+    std::pair<Value, Value> connected_pair(const Value &l) {
+        Value c = host.call(socket_type());
+        host.call_method(c, "connect", {addr("127.0.0.1", port_of(l))});
+        Value pair = host.call_method(l, "accept");
+        return {c, host.item(pair, 0)};
+    }
+};
+
+// How many swaps a long case makes: `normal`, or KSNET_RELOAD_SWAPS (fewer under a
+// sanitizer, see tests/plugin/meson.build).
+int swaps_or(int normal) {
+    const char *n = std::getenv("KSNET_RELOAD_SWAPS");
+    return n && *n ? std::min(normal, std::atoi(n)) : normal;
+}
+
+// Bytes a connection carries: the same for the sender and the checker.
+std::string pattern(uint64_t seed, size_t n) {
+    std::mt19937_64 rng(seed);
+    std::string out(n, '\0');
+    for (char &c : out) c = static_cast<char>(rng());
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("live_reload_keeps_connections_unread_bytes_and_the_module") {
+    ReloadFixture f(true);
+    Value l = f.listener();
+    auto [c, s] = f.connected_pair(l);
+    f.host.call_method(c, "write", {f.host.bytes("one\ntwo\nthr")});
+    Value lines = f.host.iter(s);
+    CHECK(f.host.to_bytes(f.host.next(lines)) == "one");  // "two\nthr" stay buffered
+    f.host.call_method(s, "settimeout", {f.host.floating(7.5)});
+
+    refhost::ReloadResult r = f.swap();
+    CHECK(r.live);
+    CHECK(r.moved == 3);  // listener, client, server side
+    CHECK(r.module.get() == f.net.get());  // `net` in a script is still the module
+    CHECK(f.host.loaded_library_count() == 1);  // the old copy is unmapped
+
+    CHECK(f.host.to_bytes(f.host.next(lines)) == "two");
+    f.host.call_method(c, "write", {f.host.bytes("ee\n")});
+    CHECK(f.host.to_bytes(f.host.next(lines)) == "three");
+    CHECK(f.host.to_float(f.host.call_method(s, "gettimeout")) == 7.5);
+    f.host.call_method(s, "write", {f.host.bytes("back")});
+    CHECK(f.host.to_bytes(f.host.call_method(c, "read", {f.host.integer(4)})) == "back");
+    auto [c2, s2] = f.connected_pair(l);  // the listener listens on, on the new code
+    f.host.call_method(c2, "write", {f.host.bytes("new")});
+    CHECK(f.host.to_bytes(f.host.call_method(s2, "read", {f.host.integer(3)})) == "new");
+    for (Value *v : {&c, &s, &c2, &s2, &l}) f.host.call_method(*v, "close");
+}
+
+TEST_CASE("live_reload_lets_a_blocked_read_finish_on_the_new_version") {
+    ReloadFixture f(true);
+    Value l = f.listener();
+    auto [c, s] = f.connected_pair(l);
+    std::string got, error;
+    waits::ThreadMark mark;
+    std::thread reader([&, s = s] {
+        Gil g(f.host);
+        mark.here();
+        try {
+            got = f.host.to_bytes(f.host.call_method(s, "read", {f.host.integer(100)}));
+        } catch (const std::exception &e) {
+            error = e.what();
+        }
+    });
+    bool blocked = false;
+    f.without_gil([&] { blocked = waits::wait_until_blocked(mark, "the read"); });
+    REQUIRE(blocked);
+    refhost::ReloadResult r = f.swap();
+    CHECK(r.live);
+    f.host.call_method(c, "write", {f.host.bytes("after")});
+    f.without_gil([&] { reader.join(); });
+    CHECK(error == "");
+    CHECK(got == "after");
+    // The read returned through the new code: nothing keeps the old copy mapped.
+    CHECK(f.host.loaded_library_count() == 1);
+    for (Value *v : {&c, &s, &l}) f.host.call_method(*v, "close");
+}
+
+TEST_CASE("live_reload_1000_swaps_while_100_connections_carry_checksummed_streams") {
+    const int swaps = swaps_or(1000);
+    constexpr int kConnections = 100;
+    ReloadFixture f;
+    Value l = f.listener();
+    std::vector<std::pair<Value, Value>> conns;
+    for (int i = 0; i < kConnections; ++i) conns.push_back(f.connected_pair(l));
+    f.host.call_method(l, "close");
+
+    // Each client sends chunks of its own pattern and reads them back from the server
+    // side, which echoes what it reads: both directions carry every byte, and the
+    // client compares each byte it gets back with what it sent.
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> echoed{0}, mismatches{0}, errors{0};
+    std::vector<std::string> first_error(kConnections);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kConnections; ++i) {
+        threads.emplace_back([&, i, server = conns[i].second] {
+            Gil g(f.host);
+            try {
+                for (;;) {
+                    Value data = f.host.call_method(server, "read", {f.host.integer(65536)});
+                    if (f.host.len(data) == 0) break;
+                    f.host.call_method(server, "write", {data});
+                }
+            } catch (const std::exception &e) {
+                ++errors;
+                first_error[i] = std::string("server: ") + e.what();
+            }
+        });
+        threads.emplace_back([&, i, client = conns[i].first] {
+            Gil g(f.host);
+            std::mt19937 sizes(static_cast<unsigned>(i));
+            std::string stream = pattern(static_cast<uint64_t>(i), 1 << 20);
+            size_t at = 0;
+            try {
+                while (!stop.load()) {
+                    size_t n = 1 + sizes() % (32 * 1024);
+                    if (at + n > stream.size()) at = 0;
+                    std::string chunk = stream.substr(at, n);
+                    at += n;
+                    f.host.call_method(client, "write", {f.host.bytes(chunk)});
+                    std::string back;
+                    while (back.size() < n) {
+                        Value part = f.host.call_method(client, "read", {f.host.integer(static_cast<int64_t>(n - back.size()))});
+                        if (f.host.len(part) == 0) throw std::runtime_error("end of stream in the middle of an echo");
+                        back += f.host.to_bytes(part);
+                    }
+                    if (back != chunk) ++mismatches;
+                    echoed += n;
+                }
+                f.host.call_method(client, "close");
+            } catch (const std::exception &e) {
+                ++errors;
+                first_error[i] = std::string("client: ") + e.what();
+            }
+        });
+    }
+
+    const int maps_before = census::mappings_of(f.host.copy_dir() + "/");
+    int live = 0;
+    for (int i = 0; i < swaps; ++i) {
+        refhost::ReloadResult r = f.swap();
+        live += r.live && r.moved >= 2 * kConnections;
+        // Traffic between every two swaps, not only around the first and the last.
+        uint64_t seen = echoed.load();
+        f.without_gil([&] { waits::wait_until([&] { return echoed.load() > seen; }, "traffic after a swap"); });
+    }
+    CHECK(live == swaps);
+    f.without_gil([&] {
+        stop = true;
+        for (auto &t : threads) t.join();
+    });
+    // No growth: with no call returning through them any more, the old versions are
+    // torn down (their loops and descriptors gone) and unmapped. The fixture checks
+    // descriptors and threads once everything is closed.
+    CHECK(census::mappings_of(f.host.copy_dir() + "/") == maps_before);
+    CHECK(f.host.loaded_library_count() == 1);
+    for (const std::string &e : first_error) CHECK(e == "");
+    CHECK(errors.load() == 0);
+    CHECK(mismatches.load() == 0);
+    CHECK(echoed.load() > 0);
+    MESSAGE(swaps << " swaps, " << echoed.load() << " bytes echoed over " << kConnections << " connections");
+    for (auto &[c, s] : conns) f.host.call_method(s, "close");
+}
+
+TEST_CASE("live_reload_with_64_threads_blocked_in_read_accept_and_connect") {
+    constexpr int kReaders = 32, kAcceptors = 16, kConnectors = 16;
+    constexpr int kThreads = kReaders + kAcceptors + kConnectors;
+    ReloadFixture f;
+    Value l = f.listener();
+    std::vector<std::pair<Value, Value>> conns;
+    for (int i = 0; i < kReaders; ++i) conns.push_back(f.connected_pair(l));
+    // Connects block on a listener whose backlog is full: the kernel drops their SYNs
+    // and sends them again a second later. Fill it until a connect times out.
+    Value full = f.host.call(f.socket_type());
+    f.host.call_method(full, "bind", {f.addr("127.0.0.1", 0)});
+    f.host.call_method(full, "listen", {f.host.integer(kConnectors)});
+    std::vector<Value> fillers;
+    for (int i = 0; i < 4 * kConnectors; ++i) {
+        Value c = f.host.call(f.socket_type());
+        try {
+            f.host.call_method(c, "connect", {f.addr("127.0.0.1", f.port_of(full)), f.host.floating(0.2)});
+        } catch (const ScriptError &) {
+            break;  // full
+        }
+        fillers.push_back(c);
+    }
+    std::vector<std::string> results(kThreads);
+    std::vector<Value> connectors(kConnectors);
+    std::vector<waits::ThreadMark> marks(kThreads);
+    std::vector<std::thread> threads;
+    auto run = [&](int i, const std::function<std::string()> &body) {
+        threads.emplace_back([&, i, body] {
+            Gil g(f.host);
+            marks[i].here();
+            try {
+                results[i] = body();
+            } catch (const std::exception &e) {
+                results[i] = std::string("error: ") + e.what();
+            }
+        });
+    };
+    for (int i = 0; i < kReaders; ++i) {
+        run(i, [&, s = conns[i].second] { return f.host.to_bytes(f.host.call_method(s, "read", {f.host.integer(100)})); });
+    }
+    for (int i = kReaders; i < kReaders + kAcceptors; ++i) {
+        run(i, [&] {
+            Value conn = f.host.item(f.host.call_method(l, "accept"), 0);
+            std::string got = f.host.to_bytes(f.host.call_method(conn, "read", {f.host.integer(100)}));
+            f.host.call_method(conn, "close");
+            return got;
+        });
+    }
+    for (int i = 0; i < kConnectors; ++i) connectors[i] = f.host.call(f.socket_type());
+    for (int i = kReaders + kAcceptors; i < kThreads; ++i) {
+        run(i, [&, c = connectors[i - kReaders - kAcceptors]] {
+            f.host.call_method(c, "connect", {f.addr("127.0.0.1", f.port_of(full))});
+            return std::string("connected");
+        });
+    }
+    int blocked = 0;
+    f.without_gil([&] {
+        for (auto &m : marks) blocked += waits::wait_until_blocked(m, "a blocked call");
+    });
+    CHECK(blocked == kThreads);  // (the threads are let go below either way)
+    for (int round = 0; round < 5; ++round) CHECK(f.swap().live);
+
+    for (int i = 0; i < kReaders; ++i) f.host.call_method(conns[i].first, "write", {f.host.bytes("r" + std::to_string(i))});
+    std::vector<Value> clients;
+    for (int i = 0; i < kAcceptors; ++i) {
+        Value c = f.host.call(f.socket_type());
+        f.host.call_method(c, "connect", {f.addr("127.0.0.1", f.port_of(l))});
+        f.host.call_method(c, "write", {f.host.bytes("a")});
+        clients.push_back(c);
+    }
+    // Room in the backlog: the connects get through with their SYNs' next try.
+    std::vector<Value> served;
+    for (size_t n = 0; n < fillers.size() + kConnectors; ++n) {
+        served.push_back(f.host.item(f.host.call_method(full, "accept", {f.host.floating(10.0)}), 0));
+    }
+    f.without_gil([&] {
+        for (auto &t : threads) t.join();
+    });
+    for (int i = 0; i < kReaders; ++i) CHECK(results[i] == "r" + std::to_string(i));
+    for (int i = kReaders; i < kReaders + kAcceptors; ++i) CHECK(results[i] == "a");
+    for (int i = kReaders + kAcceptors; i < kThreads; ++i) CHECK(results[i] == "connected");
+    for (auto *group : {&clients, &served, &fillers, &connectors}) {
+        for (Value &v : *group) f.host.call_method(v, "close");
+    }
+    for (auto &[c, s] : conns) {
+        f.host.call_method(c, "close");
+        f.host.call_method(s, "close");
+    }
+    f.host.call_method(l, "close");
+    f.host.call_method(full, "close");
+}
+
+TEST_CASE("live_reload_during_a_connect_storm_refuses_no_connection") {
+    ReloadFixture f;
+    Value l = f.listener();
+    const int port = static_cast<int>(f.port_of(l));
+    std::atomic<bool> stop{false};
+    std::atomic<int> refused{0}, connected{0}, accepted{0};
+    // Independent clients: plain sockets, not the plugin.
+    std::vector<std::thread> clients;
+    for (int t = 0; t < 4; ++t) {
+        clients.emplace_back([&] {
+            while (!stop.load()) {
+                int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                sockaddr_in a{};
+                a.sin_family = AF_INET;
+                a.sin_port = htons(static_cast<uint16_t>(port));
+                a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+                if (::connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0) {
+                    ++connected;
+                    char c;
+                    (void)!::recv(fd, &c, 1, 0);  // until the server side closes
+                } else if (errno == ECONNREFUSED) {
+                    ++refused;
+                }
+                ::close(fd);
+            }
+        });
+    }
+    std::thread server([&] {
+        Gil g(f.host);
+        try {
+            for (;;) {
+                Value pair = f.host.call_method(l, "accept", {f.host.floating(0.5)});
+                f.host.call_method(f.host.item(pair, 0), "close");
+                ++accepted;
+            }
+        } catch (const std::exception &) {  // the timeout once the clients stopped
+        }
+    });
+    for (int i = 0; i < 200; ++i) CHECK(f.swap().live);
+    f.without_gil([&] {
+        stop = true;
+        for (auto &t : clients) t.join();
+        server.join();
+    });
+    CHECK(refused.load() == 0);
+    CHECK(connected.load() > 0);
+    CHECK(accepted.load() == connected.load());
+    f.host.call_method(l, "close");
+}
+
+TEST_CASE("live_reload_rolls_back_when_the_new_version_cannot_take_a_socket") {
+    ReloadFixture f;
+    Value l = f.listener();
+    auto [c, s] = f.connected_pair(l);
+    f.host.call_method(c, "write", {f.host.bytes("kept\nrest")});
+    Value lines = f.host.iter(s);
+    CHECK(f.host.to_bytes(f.host.next(lines)) == "kept");
+
+    f.dir.install_build("format2");  // reads another state format
+    ScriptError e = raised([&] { f.host.reload_live("net"); });
+    CHECK(e.kind == KSP_ERR_IMPORT);
+    std::string msg = e.what();
+    INFO(msg);
+    CHECK(msg.find(f.dir.path + "/ksp_net.so") != std::string::npos);
+    CHECK(msg.find("restore") != std::string::npos);
+    CHECK(msg.find("written in format 1, this version of net reads format 2") != std::string::npos);
+    CHECK(f.host.loaded_library_count() == 1);
+
+    // The old version serves on, unchanged.
+    f.host.call_method(c, "write", {f.host.bytes("\n")});
+    CHECK(f.host.to_bytes(f.host.next(lines)) == "rest");
+    f.host.call_method(s, "write", {f.host.bytes("ok")});
+    CHECK(f.host.to_bytes(f.host.call_method(c, "read", {f.host.integer(2)})) == "ok");
+
+    std::ofstream(f.dir.path + "/ksp_net.so", std::ios::trunc) << "not a plugin";
+    ScriptError e2 = raised([&] { f.host.reload_live("net"); });
+    CHECK(std::string(e2.what()).find(f.dir.path + "/ksp_net.so") != std::string::npos);
+    f.host.call_method(s, "write", {f.host.bytes("still")});
+    CHECK(f.host.to_bytes(f.host.call_method(c, "read", {f.host.integer(5)})) == "still");
+    for (Value *v : {&c, &s, &l}) f.host.call_method(*v, "close");
+}
+
+TEST_CASE("live_reload_in_a_host_of_abi_1_3_closes_the_sockets_and_says_so") {
+    ReloadFixture f(false, 3);
+    Value l = f.listener();
+    refhost::ReloadResult r = f.swap();
+    CHECK_FALSE(r.live);
+    INFO(r.message);
+    CHECK(r.message.find("closing") != std::string::npos);
+    ScriptError e = raised([&] { f.host.call_method(l, "accept"); });  // the old way: gone
+    CHECK(std::string(e.what()).find("unloaded") != std::string::npos);
+}
+
+TEST_CASE("live_reload_500_swaps_of_100_sockets_do_not_grow_the_heap") {
+    mallopt(M_ARENA_MAX, 1);  // before any thread: mallinfo2 then sees every allocation
+    ReloadFixture f;
+    Value l = f.listener();
+    std::vector<std::pair<Value, Value>> conns;
+    for (int i = 0; i < 50; ++i) conns.push_back(f.connected_pair(l));
+    for (int i = 0; i < 20; ++i) f.swap();  // what grows once (tables, the first blocks of each size)
+    auto heap = [] { return static_cast<long>(mallinfo2().uordblks); };
+    const int swaps = swaps_or(500);
+    long before = heap();
+    for (int i = 0; i < swaps; ++i) CHECK(f.swap().live);
+    long grown = heap() - before;
+    MESSAGE("heap after " << swaps << " swaps: " << grown << " bytes more");
+    CHECK(grown < swaps * 64);  // less than 64 bytes a swap: nothing kept per swap
+    for (auto &[c, s] : conns) {
+        f.host.call_method(c, "write", {f.host.bytes("x")});  // every connection still works
+        CHECK(f.host.to_bytes(f.host.call_method(s, "read", {f.host.integer(1)})) == "x");
+        f.host.call_method(c, "close");
+        f.host.call_method(s, "close");
+    }
+    f.host.call_method(l, "close");
+}
+
+TEST_CASE("live_reload_leaves_no_signal_handler_in_unmapped_code") {
+    // The plugin's wake-up handler for SIGURG is code of one copy: when a reload unmaps
+    // that copy, the next wake-up (a signal to a blocked thread) must not jump there.
+    auto handler_is_mapped = [] {
+        struct sigaction now {};
+        REQUIRE(::sigaction(SIGURG, nullptr, &now) == 0);
+        if (now.sa_handler == SIG_DFL || now.sa_handler == SIG_IGN) return true;
+        Dl_info where{};
+        return ::dladdr(reinterpret_cast<void *>(now.sa_handler), &where) != 0;
+    };
+    {
+        ReloadFixture f;
+        Value l = f.listener();
+        auto [c, s] = f.connected_pair(l);
+        for (int i = 0; i < 3; ++i) {
+            CHECK(f.swap().live);
+            CHECK(handler_is_mapped());
+        }
+        for (Value *v : {&c, &s, &l}) f.host.call_method(*v, "close");
+    }
+    CHECK(handler_is_mapped());  // after the last copy was unloaded too
+}
