@@ -12,6 +12,8 @@ expect() {  # expect WHAT TEXT OUTPUT
 help=$("$ksphost" --help)
 expect "--help states the search order" "the -I directories, in order; . (the current directory); $plugindir" "$help"
 expect "--help names KSPATH last" 'then each directory of $KSPATH' "$help"
+expect "--help lists serve" "serve [--port N]" "$help"
+expect "serve --help says what SIGHUP does" "kill -HUP PID    reload net live" "$("$ksphost" serve --help)"
 
 out=$("$ksphost" -I 2>&1); rc=$?
 [ "$rc" = 2 ] || { echo "FAIL: -I alone exits $rc, not 2"; fail=1; }

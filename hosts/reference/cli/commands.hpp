@@ -11,5 +11,6 @@
 
 int describe_main(refhost::Host& host, int argc, char** argv);
 int demo_main(refhost::Host& host, int argc, char** argv);
+int serve_main(refhost::Host& host, int argc, char** argv);
 
 #endif

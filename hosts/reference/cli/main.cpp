@@ -25,6 +25,8 @@ struct Command {
 const Command kCommands[] = {
     {"describe", "describe NAME", "import module NAME and print its members, types, methods and docs", describe_main},
     {"demo", "demo [ARGS...]", "run the net demo", demo_main},
+    {"serve", "serve [--port N]",
+     "echo lines on 127.0.0.1:N (default: a free port); SIGHUP reloads net live (ksphost serve --help)", serve_main},
 };
 
 // Where plugins are looked for after the -I directories, as an interpreter looks: the
