@@ -3,6 +3,7 @@
 // (HostOptions::abi_minor), every pair: what loads, what table it gets, how it reloads.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include <doctest/doctest.h>
@@ -58,6 +59,15 @@ struct Reloading {
         h.call_method(tally, "add", {h.integer(2)});
     }
     void rebuild_as(uint16_t to, int to_version = 1) { support::copy_file(build_of(to, to_version), file); }
+    // Rebuilds as `to` and reloads, which must go the old way: what the host said.
+    refhost::ReloadResult reload_the_old_way_to(uint16_t to) {
+        rebuild_as(to);
+        refhost::ReloadResult res = h.reload_live("fixture_minor");
+        CHECK_FALSE(res.live);
+        CHECK(res.moved == 0);
+        CHECK(h.to_int(h.getattr(res.module, "built_minor")) == to);
+        return res;
+    }
 
     TempDir dir;
     std::string file;
@@ -66,91 +76,93 @@ struct Reloading {
     Value module, tally;
 };
 
+// Runs `check` for every pair (host minor, plugin minor), or only those where the plugin
+// loads (its minor at most the host's), in a host presenting that minor whose plugin
+// folder has the build of that minor.
+using PairCheck = std::function<void(uint16_t host_minor, uint16_t plugin_minor, Host &, const TempDir &)>;
+void for_each_pair(bool loadable_only, const PairCheck &check) {
+    for (uint16_t host_minor = kOldest; host_minor <= kNewest; host_minor++) {
+        for (uint16_t plugin_minor = kOldest; plugin_minor <= (loadable_only ? host_minor : kNewest); plugin_minor++) {
+            CAPTURE(host_minor);
+            CAPTURE(plugin_minor);
+            TempDir dir;
+            dir.install(build_of(plugin_minor), "fixture_minor");
+            Host h(host_of(dir.path(), host_minor));
+            Gil g(h);
+            check(host_minor, plugin_minor, h, dir);
+        }
+    }
+}
+
+// The same for the pairs that load, with the module imported (and unloaded after, unless
+// the check did).
+void for_each_loaded_pair(const std::function<void(uint16_t host_minor, uint16_t plugin_minor, Host &, Value &)> &check) {
+    for_each_pair(true, [&](uint16_t host_minor, uint16_t plugin_minor, Host &h, const TempDir &) {
+        Value m = h.import("fixture_minor");
+        check(host_minor, plugin_minor, h, m);
+        if (!m) return;
+        m = Value();
+        h.unload("fixture_minor");
+    });
+}
+
 }  // namespace
 
 TEST_SUITE("abi_matrix") {
 
 TEST_CASE("matrix_a_plugin_for_1_n_loads_in_every_host_of_1_n_or_newer_and_older_hosts_refuse_it_naming_both_versions") {
     LeakGuard guard;
-    for (uint16_t host_minor = kOldest; host_minor <= kNewest; host_minor++) {
-        for (uint16_t plugin_minor = kOldest; plugin_minor <= kNewest; plugin_minor++) {
-            CAPTURE(host_minor);
-            CAPTURE(plugin_minor);
-            TempDir dir;
-            dir.install(build_of(plugin_minor), "fixture_minor");
-            Host h(host_of(dir.path(), host_minor));
-            Gil g(h);
-            ksp_error_kind kind = KSP_ERR_ERROR;
-            std::string error = support::error_of([&] { h.import("fixture_minor"); }, &kind);
-            if (plugin_minor <= host_minor) {
-                CHECK(error == "");
-                CHECK(h.loaded_library_count() == 1);
-                h.unload("fixture_minor");
-            } else {
-                CHECK(contains(error, "plugin needs ABI " + v(plugin_minor) + ", host provides " + v(host_minor)));
-                CHECK(contains(error, dir.path() + "/ksp_fixture_minor.so"));  // the user's file
-                CHECK(kind == KSP_ERR_IMPORT);
-                CHECK(h.loaded_library_count() == 0);
-            }
+    for_each_pair(false, [](uint16_t host_minor, uint16_t plugin_minor, Host &h, const TempDir &dir) {
+        ksp_error_kind kind = KSP_ERR_ERROR;
+        std::string error = support::error_of([&] { h.import("fixture_minor"); }, &kind);
+        if (plugin_minor <= host_minor) {
+            CHECK(error == "");
+            CHECK(h.loaded_library_count() == 1);
+            h.unload("fixture_minor");
+        } else {
+            CHECK(contains(error, "plugin needs ABI " + v(plugin_minor) + ", host provides " + v(host_minor)));
+            CHECK(contains(error, dir.path() + "/ksp_fixture_minor.so"));  // the user's file
+            CHECK(kind == KSP_ERR_IMPORT);
+            CHECK(h.loaded_library_count() == 0);
         }
-    }
+    });
 }
 
 TEST_CASE("matrix_every_loaded_plugin_gets_the_table_of_its_hosts_minor_and_the_entries_of_its_own_minor_work") {
     LeakGuard guard;
-    for (uint16_t host_minor = kOldest; host_minor <= kNewest; host_minor++) {
-        for (uint16_t plugin_minor = kOldest; plugin_minor <= host_minor; plugin_minor++) {
-            CAPTURE(host_minor);
-            CAPTURE(plugin_minor);
-            TempDir dir;
-            dir.install(build_of(plugin_minor), "fixture_minor");
-            Host h(host_of(dir.path(), host_minor));
-            Gil g(h);
-            Value m = h.import("fixture_minor");
-            CHECK(h.to_int(h.getattr(m, "built_minor")) == plugin_minor);
-            // init saw the host's minor and a table cut where a host of that minor ends it,
-            // not the newest table (the plugin may use what its own minor has).
-            CHECK(h.to_int(h.getattr(m, "host_minor")) == host_minor);
-            CHECK(h.to_int(h.getattr(m, "host_size")) == static_cast<int64_t>(table_size_of(host_minor)));
-            CHECK(h.table()->size == table_size_of(host_minor));
-            // The init result of a host before 1.4 ends before `handover`, as it was built.
-            CHECK(h.to_int(h.getattr(m, "result_size")) ==
-                  static_cast<int64_t>(host_minor >= 4 ? sizeof(ksp_init_result) : offsetof(ksp_init_result, handover)));
-            if (plugin_minor >= 1) CHECK(h.to_int(h.getattr(m, "bool_get_read")) == 1);
-            if (plugin_minor >= 2) CHECK(h.to_bytes(h.getattr(m, "alloc_bytes")) == "minor");
-            if (plugin_minor >= 3) {
-                CHECK(h.to_int(h.getattr(m, "waker_registered")) == 1);
-                CHECK(h.interrupt_wakers() == 1);
-            } else {
-                CHECK(h.interrupt_wakers() == 0);
-            }
-            Value t = h.call(h.getattr(m, "Tally"), {h.integer(40)});
-            CHECK(h.to_int(h.call_method(t, "add", {h.integer(2)})) == 42);
-            CHECK(h.to_str(h.getattr(t, "version")) == v(plugin_minor) + " build 1");
-            t = Value();
-            m = Value();
-            h.unload("fixture_minor");
-            CHECK(h.interrupt_wakers() == 0);  // the 1.3+ build's teardown removed its waker
+    for_each_loaded_pair([](uint16_t host_minor, uint16_t plugin_minor, Host &h, Value &m) {
+        CHECK(h.to_int(h.getattr(m, "built_minor")) == plugin_minor);
+        // init saw the host's minor and a table cut where a host of that minor ends it,
+        // not the newest table (the plugin may use what its own minor has).
+        CHECK(h.to_int(h.getattr(m, "host_minor")) == host_minor);
+        CHECK(h.to_int(h.getattr(m, "host_size")) == static_cast<int64_t>(table_size_of(host_minor)));
+        CHECK(h.table()->size == table_size_of(host_minor));
+        // The init result of a host before 1.4 ends before `handover`, as it was built.
+        CHECK(h.to_int(h.getattr(m, "result_size")) ==
+              static_cast<int64_t>(host_minor >= 4 ? sizeof(ksp_init_result) : offsetof(ksp_init_result, handover)));
+        if (plugin_minor >= 1) CHECK(h.to_int(h.getattr(m, "bool_get_read")) == 1);
+        if (plugin_minor >= 2) CHECK(h.to_bytes(h.getattr(m, "alloc_bytes")) == "minor");
+        if (plugin_minor >= 3) {
+            CHECK(h.to_int(h.getattr(m, "waker_registered")) == 1);
+            CHECK(h.interrupt_wakers() == 1);
+        } else {
+            CHECK(h.interrupt_wakers() == 0);
         }
-    }
+        Value t = h.call(h.getattr(m, "Tally"), {h.integer(40)});
+        CHECK(h.to_int(h.call_method(t, "add", {h.integer(2)})) == 42);
+        CHECK(h.to_str(h.getattr(t, "version")) == v(plugin_minor) + " build 1");
+        t = Value();
+        m = Value();
+        h.unload("fixture_minor");
+        CHECK(h.interrupt_wakers() == 0);  // the 1.3+ build's teardown removed its waker
+    });
 }
 
 TEST_CASE("matrix_only_the_1_4_build_in_a_1_4_host_offers_a_handover") {
     LeakGuard guard;
-    for (uint16_t host_minor = kOldest; host_minor <= kNewest; host_minor++) {
-        for (uint16_t plugin_minor = kOldest; plugin_minor <= host_minor; plugin_minor++) {
-            CAPTURE(host_minor);
-            CAPTURE(plugin_minor);
-            TempDir dir;
-            dir.install(build_of(plugin_minor), "fixture_minor");
-            Host h(host_of(dir.path(), host_minor));
-            Gil g(h);
-            Value m = h.import("fixture_minor");
-            CHECK(h.to_int(h.getattr(m, "handover_offered")) == (plugin_minor >= 4 && host_minor >= 4 ? 1 : 0));
-            m = Value();
-            h.unload("fixture_minor");
-        }
-    }
+    for_each_loaded_pair([](uint16_t host_minor, uint16_t plugin_minor, Host &h, Value &m) {
+        CHECK(h.to_int(h.getattr(m, "handover_offered")) == (plugin_minor >= 4 && host_minor >= 4 ? 1 : 0));
+    });
 }
 
 TEST_CASE("matrix_reload_live_between_two_1_4_builds_in_a_1_4_host_is_live_and_a_tally_keeps_its_total_on_the_new_code") {
@@ -182,15 +194,11 @@ TEST_CASE("matrix_reload_live_in_a_1_4_host_from_or_to_a_build_before_1_4_is_the
             CAPTURE(to);
             Reloading r(kNewest, from);
             Host& h = r.h;
-            r.rebuild_as(to);
-            refhost::ReloadResult res = h.reload_live("fixture_minor");
-            CHECK_FALSE(res.live);
-            CHECK(res.moved == 0);
+            refhost::ReloadResult res = r.reload_the_old_way_to(to);
             CHECK(contains(res.message, "handover"));
             // The build that cannot hand over is named by its version string.
             const uint16_t lacking = from < kNewest ? from : to;
             CHECK(contains(res.message, v(lacking) + " build 1"));
-            CHECK(h.to_int(h.getattr(res.module, "built_minor")) == to);
             // The old version's objects were closed with it; new ones run the new build.
             CHECK(contains(support::error_of([&] { h.call_method(r.tally, "add", {h.integer(1)}); }), "unloaded"));
             Value fresh = h.call(h.getattr(res.module, "Tally"), {h.integer(7)});
@@ -209,12 +217,8 @@ TEST_CASE("matrix_reload_live_in_a_host_before_1_4_is_always_the_old_way_and_nam
                 CAPTURE(to);
                 Reloading r(host_minor, from);
                 Host& h = r.h;
-                r.rebuild_as(to);
-                refhost::ReloadResult res = h.reload_live("fixture_minor");
-                CHECK_FALSE(res.live);
-                CHECK(res.moved == 0);
+                refhost::ReloadResult res = r.reload_the_old_way_to(to);
                 CHECK(contains(res.message, "ABI " + v(host_minor)));
-                CHECK(h.to_int(h.getattr(res.module, "built_minor")) == to);
                 CHECK(h.to_int(h.getattr(res.module, "host_minor")) == host_minor);
                 CHECK(contains(support::error_of([&] { h.getattr(r.tally, "n"); }), "unloaded"));
             }
