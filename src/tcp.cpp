@@ -235,7 +235,12 @@ std::shared_ptr<TcpSocket> TcpSocket::restore(std::shared_ptr<Runtime> rt, Famil
         }
         accepted.push_back(AcceptedConnection{copy, a.peer});
     }
-    sock = adopt(std::move(rt), family, fd, state);  // closes fd if it throws
+    try {
+        sock = adopt(std::move(rt), family, fd, state);  // closes fd if it throws
+    } catch (...) {
+        for (const AcceptedConnection &c : accepted) ::close(c.fd);
+        throw;
+    }
     std::lock_guard lk(sock->mu_);
     sock->accepted_ = std::move(accepted);
     sock->line_max_ = static_cast<size_t>(s.line_max);
