@@ -68,6 +68,9 @@ std::string encode_state(const SocketState &s, uint32_t format) {
     w.put(s.family);
     w.put(s.kind);
     w.put(s.protocol);
+    w.put(s.os_af);
+    w.put(s.os_type);
+    w.put(s.os_protocol);
     w.put(s.timeout_ns);
     w.put<int32_t>(s.fd);
     w.put(s.state);
@@ -113,6 +116,9 @@ SocketState decode_state(std::string_view bytes, uint32_t format) {
     s.family = r.get<uint8_t>();
     s.kind = r.get<uint8_t>();
     s.protocol = r.get<uint8_t>();
+    s.os_af = r.get<int32_t>();
+    s.os_type = r.get<int32_t>();
+    s.os_protocol = r.get<int32_t>();
     s.timeout_ns = r.get<int64_t>();
     s.fd = r.get<int32_t>();
     s.state = r.get<uint8_t>();

@@ -246,8 +246,13 @@ void PollSocket::on_poll(uv_poll_t *h, int status, int events) {
 }
 
 void PollSocket::wait_ready(int events, const Deadline &deadline, const char *op) {
-    rt_->wait_or_throw(mu_, cv_, [&] { return (ready_ & events) != 0 || state_ == State::Closed || poll_error_ < 0; },
-                       deadline, op);
+    bool moving = false;  // a live reload: the caller calls again on the next version
+    rt_->wait_or_throw(mu_, cv_, [&] {
+        // A waiter that missed the reload's window still sees that its socket moved.
+        return (ready_ & events) != 0 || state_ == State::Closed || poll_error_ < 0 ||
+               (moving = rt_->handing_over() || moved_out_);
+    }, deadline, op);
+    if (moving) throw moved_error(op);
     std::lock_guard lk(mu_);
     if (poll_error_ < 0 && state_ != State::Closed) throw os_error(std::string(op) + ": uv_poll_start", "", poll_error_);
 }
@@ -293,6 +298,7 @@ sockaddr_storage PollSocket::peer_address() const {
 
 void PollSocket::bind(const sockaddr *addr, socklen_t len) {
     std::lock_guard lk(mu_);
+    throw_if_moved_locked("bind");
     throw_if_closed_locked("bind");
     if (::bind(fd_, addr, len) < 0) throw errno_error("bind", addr_text(addr, len), errno);
     if (state_ == State::Open) state_ = State::Bound;
@@ -302,27 +308,38 @@ void PollSocket::connect(const sockaddr *addr, socklen_t len, const Deadline &de
     std::string where = addr_text(addr, len);
     {
         std::lock_guard lk(mu_);
+        throw_if_moved_locked("connect");
         throw_if_closed_locked("connect");
-        if (state_ == State::Connecting || state_ == State::Listening) {
-            throw Error(ErrorKind::State, std::string("connect: socket is ") + state_name(state_));
+        if (state_ == State::Connecting && connect_resume_) {
+            connect_resume_ = false;  // it moved here part-way: only wait for it
+        } else {
+            if (state_ == State::Connecting || state_ == State::Listening) {
+                throw Error(ErrorKind::State, std::string("connect: socket is ") + state_name(state_));
+            }
+            if (::connect(fd_, addr, len) == 0) {
+                state_ = State::Connected;
+                return;
+            }
+            int err = errno;
+            if (err != EINPROGRESS && err != EINTR) throw errno_error("connect", where, err);
+            state_ = State::Connecting;
         }
-        if (::connect(fd_, addr, len) == 0) {
-            state_ = State::Connected;
-            return;
-        }
-        int err = errno;
-        if (err != EINPROGRESS && err != EINTR) throw errno_error("connect", where, err);
-        state_ = State::Connecting;
         arm_locked(UV_WRITABLE);
     }
     for (;;) {
         try {
             wait_ready(UV_WRITABLE, deadline, "connect");
-        } catch (const Error &) {
+        } catch (const Error &e) {
+            if (e.kind() == ErrorKind::Moved) {
+                std::lock_guard lk(mu_);
+                connect_resume_ = true;  // a retry here (the reload rolled back) waits for it
+                throw;
+            }
             close();  // a connect in flight cannot be taken back
             throw;
         }
         std::lock_guard lk(mu_);
+        throw_if_moved_locked("connect");  // the next version reads SO_ERROR
         throw_if_closed_locked("connect");
         int soerr = 0;
         socklen_t sl = sizeof soerr;
@@ -343,6 +360,7 @@ void PollSocket::connect(const sockaddr *addr, socklen_t len, const Deadline &de
 
 void PollSocket::listen(int backlog) {
     std::lock_guard lk(mu_);
+    throw_if_moved_locked("listen");
     throw_if_closed_locked("listen");
     if (::listen(fd_, backlog) < 0) throw errno_error("listen", name_for_errors_locked(), errno);
     state_ = State::Listening;
@@ -352,6 +370,7 @@ std::pair<std::shared_ptr<PollSocket>, sockaddr_storage> PollSocket::accept(cons
     for (;;) {
         {
             std::unique_lock lk(mu_);
+            throw_if_moved_locked("accept");
             throw_if_closed_locked("accept");
             if (state_ != State::Listening) {
                 throw Error(ErrorKind::State, "accept: socket is not listening (call listen() first)");
@@ -380,9 +399,19 @@ std::pair<std::shared_ptr<PollSocket>, sockaddr_storage> PollSocket::accept(cons
 void PollSocket::transmit(std::string_view data, const sockaddr *to, socklen_t len, const Deadline &deadline,
                           const char *op) {
     size_t off = 0;
+    {
+        std::lock_guard lk(mu_);
+        // A stream's message that moved part-sent goes on where it stopped.
+        if (write_resume_ && write_resume_->thread == static_cast<uint64_t>(::pthread_self())) {
+            if (write_resume_->total == data.size()) off = write_resume_->sent;
+            write_resume_.reset();
+        }
+    }
     for (;;) {
         {
             std::lock_guard lk(mu_);
+            writing_.active = false;
+            throw_if_moved_locked(op);
             throw_if_closed_locked(op);
             if (state_ == State::Listening) throw Error(ErrorKind::State, std::string(op) + ": socket is listening");
             for (;;) {
@@ -404,8 +433,18 @@ void PollSocket::transmit(std::string_view data, const sockaddr *to, socklen_t l
                 break;
             }
             arm_locked(UV_WRITABLE);
+            if (type_ == SOCK_STREAM) writing_ = Writing{::pthread_self(), data.size(), off, true};
         }
-        wait_ready(UV_WRITABLE, deadline, op);
+        try {
+            wait_ready(UV_WRITABLE, deadline, op);
+        } catch (const Error &e) {
+            std::lock_guard lk(mu_);
+            if (e.kind() == ErrorKind::Moved && writing_.active && off > 0) {
+                write_resume_ = WriteResume{static_cast<uint64_t>(writing_.thread), data.size(), off};
+            }
+            writing_.active = false;
+            throw;
+        }
     }
 }
 
@@ -419,6 +458,7 @@ std::string PollSocket::receive(size_t max, const Deadline &deadline, const char
     for (;;) {
         {
             std::lock_guard lk(mu_);
+            throw_if_moved_locked(op);
             throw_if_closed_locked(op);
             if (state_ == State::Listening) {
                 throw Error(ErrorKind::State, std::string(op) + ": socket is listening (use accept())");
@@ -511,6 +551,57 @@ std::pair<std::string, sockaddr_storage> PollSocket::recvfrom(size_t max, const 
     sockaddr_storage from{};
     std::string data = receive(max, deadline, "recvfrom", &from);
     return {std::move(data), from};
+}
+
+// ---- live reload (ksp_handover) ----
+
+void PollSocket::save(SocketState &out) {
+    rt_->run_sync([this] {  // the old loop stops watching: the next version's does
+        if (armed_ != 0 && !handle_closing_) uv_poll_stop(&poll_);
+        armed_ = 0;
+    });
+    std::lock_guard lk(mu_);
+    out.os_af = af_;
+    out.os_type = type_;
+    out.os_protocol = protocol_;
+    out.state = static_cast<uint8_t>(state_);
+    out.fd = state_ == State::Closed ? -1 : fd_;
+    out.connect_resume = state_ == State::Connecting;
+    if (writing_.active && writing_.sent < writing_.total) {
+        out.write_resume = WriteResume{static_cast<uint64_t>(writing_.thread), writing_.total, writing_.sent};
+    } else {
+        out.write_resume = write_resume_;
+    }
+}
+
+std::shared_ptr<PollSocket> PollSocket::restore(std::shared_ptr<Runtime> rt, const SocketState &s) {
+    auto state = static_cast<State>(s.state);
+    if (state > State::Closed) throw Error(ErrorKind::Value, "socket state: no state " + std::to_string(s.state));
+    if (s.fd < 0 || state == State::Closed) {
+        std::shared_ptr<PollSocket> closed(new PollSocket(rt, s.os_af, s.os_type, s.os_protocol));
+        closed->state_ = State::Closed;
+        return closed;
+    }
+    int fd = ::fcntl(s.fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) throw errno_error("dup", "the socket handed over", errno);
+    auto sock = adopt(std::move(rt), fd, s.os_af, s.os_type, s.os_protocol, state);
+    std::lock_guard lk(sock->mu_);
+    sock->write_resume_ = s.write_resume;
+    sock->connect_resume_ = s.connect_resume;
+    return sock;
+}
+
+void PollSocket::end_handover(bool committed) {
+    std::lock_guard lk(mu_);
+    if (committed) {
+        moved_out_ = true;
+    } else if (want_ != 0) {
+        update_posted_ = false;
+        int want = want_;
+        want_ = 0;
+        arm_locked(want);  // watch again what the callers wait for
+    }
+    cv_.notify_all();
 }
 
 }  // namespace ksnet

@@ -331,38 +331,42 @@ std::string Socket::describe() const {
 // ---- live reload ----
 
 SocketState Socket::save(Clock::duration limit) {
-    if (poll_) {
-        throw Error(ErrorKind::Unsupported, std::string("a ") + kind_name(kind_) +
-                                                " socket cannot be handed to another version of net (TCP and UDP can)");
-    }
     SocketState out;
     out.family = static_cast<uint8_t>(family_);
     out.kind = static_cast<uint8_t>(kind_);
     out.protocol = static_cast<uint8_t>(protocol_);
     out.timeout_ns = timeout_ns_.load();
     if (tcp_) tcp_->save(out, limit);
-    else udp_->save(out, limit);
+    else if (udp_) udp_->save(out, limit);
+    else poll_->save(out);
     return out;
 }
 
 std::unique_ptr<Socket> Socket::restore(std::shared_ptr<Runtime> rt, const SocketState &s) {
     auto family = static_cast<Family>(s.family);
     auto kind = static_cast<Kind>(s.kind);
-    if ((family != Family::Inet4 && family != Family::Inet6) || (kind != Kind::Tcp && kind != Kind::Udp)) {
+    if (family > Family::Bluetooth || kind > Kind::PacketSeq ||
+        ((kind == Kind::Tcp || kind == Kind::Udp) && family == Family::Bluetooth)) {
         throw Error(ErrorKind::Value, "socket state: family " + std::to_string(s.family) + " and kind " +
-                                          std::to_string(s.kind) + " are not a TCP or UDP socket");
+                                          std::to_string(s.kind) + " are no socket of net");
     }
     std::unique_ptr<Socket> sock(new Socket(family, kind, static_cast<Protocol>(s.protocol)));
     sock->rt_ = rt;
     sock->timeout_ns_.store(s.timeout_ns);
-    if (kind == Kind::Tcp) sock->tcp_ = TcpSocket::restore(std::move(rt), family, s);
-    else sock->udp_ = UdpSocket::restore(std::move(rt), family, s);
+    if (family == Family::Bluetooth || (kind != Kind::Tcp && kind != Kind::Udp)) {
+        sock->poll_ = PollSocket::restore(std::move(rt), s);
+    } else if (kind == Kind::Tcp) {
+        sock->tcp_ = TcpSocket::restore(std::move(rt), family, s);
+    } else {
+        sock->udp_ = UdpSocket::restore(std::move(rt), family, s);
+    }
     return sock;
 }
 
 void Socket::end_handover(bool committed) {
     if (tcp_) tcp_->end_handover(committed);
     if (udp_) udp_->end_handover(committed);
+    if (poll_) poll_->end_handover(committed);
 }
 
 void Socket::set_timeout(std::optional<Clock::duration> t) {

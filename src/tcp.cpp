@@ -516,8 +516,9 @@ void TcpSocket::take_turn(std::unique_lock<std::mutex> &lk, bool &busy, const De
     if (busy) {
         lk.unlock();
         bool moving = false;
-        wait_or_throw([&] { return !busy || state_ == State::Closed || (moving = rt_->handing_over()); }, deadline,
-                      op);
+        // A waiter that missed the reload's window still sees that its socket moved.
+        wait_or_throw([&] { return !busy || state_ == State::Closed || (moving = rt_->handing_over() || moved_out_); },
+                      deadline, op);
         lk.lock();
         if (moving) throw moved_error(op);
         throw_if_unusable_locked(op);

@@ -330,8 +330,10 @@ UdpSocket::Entry UdpSocket::take(size_t max, const Deadline &deadline, const cha
             }
         }
         bool moving = false;  // a live reload: the next version serves the queue
-        wait_or_throw([&] { return !queue_.empty() || state_ == State::Closed || (moving = rt_->handing_over()); },
-                      deadline, op);
+        // A waiter that missed the reload's window still sees that its socket moved.
+        wait_or_throw([&] {
+            return !queue_.empty() || state_ == State::Closed || (moving = rt_->handing_over() || moved_out_);
+        }, deadline, op);
         if (moving) throw moved_error(op);
     }
 }

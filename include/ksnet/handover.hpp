@@ -38,6 +38,7 @@ struct QueuedDatagram {
 
 struct SocketState {
     uint8_t family = 0, kind = 0, protocol = 0;  // the enums' values
+    int32_t os_af = 0, os_type = 0, os_protocol = 0;  // raw and packet sockets: socket()'s
     int64_t timeout_ns = -1;                    // -1: none
     int fd = -1;                                // the saving version's; -1: closed
     uint8_t state = 0;                          // the kind's State value

@@ -16,14 +16,17 @@
 // message in the kernel's queue, so a retry with a larger max gets it (as UdpSocket).
 #pragma once
 
+#include <pthread.h>
 #include <sys/socket.h>
 #include <uv.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 
+#include "ksnet/handover.hpp"
 #include "ksnet/loop_socket.hpp"
 
 namespace ksnet {
@@ -76,6 +79,14 @@ public:
     sockaddr_storage local_address() const;
     sockaddr_storage peer_address() const;
 
+    // Live reload (ksp_handover), as TcpSocket's. Every system call here is made with the
+    // interpreter lock held, so no caller is in one during a reload: a waiting caller
+    // leaves with Error(Moved), a stream's part-sent message and a connect under way are
+    // in the state.
+    void save(SocketState &out);
+    static std::shared_ptr<PollSocket> restore(std::shared_ptr<Runtime> rt, const SocketState &s);
+    void end_handover(bool committed);
+
     ~PollSocket() override;
 
 private:
@@ -110,6 +121,16 @@ private:
     State state_ = State::Open;
     int want_ = 0;    // events some waiter asked for
     int ready_ = 0;   // events seen since they were asked for
+    // Live reload: a stream's message part-sent when its writer left to wait, and a
+    // connect under way (see TcpSocket).
+    struct Writing {
+        pthread_t thread{};
+        size_t total = 0;
+        size_t sent = 0;
+        bool active = false;
+    } writing_;
+    std::optional<WriteResume> write_resume_;
+    bool connect_resume_ = false;
     int poll_error_ = 0;  // uv_poll_start failed: waiters report it
     bool saw_error_ = false;  // the poll reported POLLERR: check SO_ERROR on EAGAIN
     bool update_posted_ = false;
