@@ -402,15 +402,18 @@ void PollSocket::transmit(std::string_view data, const sockaddr *to, socklen_t l
     {
         std::lock_guard lk(mu_);
         // A stream's message that moved part-sent goes on where it stopped.
-        if (write_resume_ && write_resume_->thread == static_cast<uint64_t>(::pthread_self())) {
-            if (write_resume_->total == data.size()) off = write_resume_->sent;
-            write_resume_.reset();
-        }
+        off = type_ == SOCK_STREAM ? writing_.begin(data.size()) : 0;
     }
+    struct Done {
+        PollSocket &s;
+        ~Done() {
+            std::lock_guard lk(s.mu_);
+            s.writing_.end();
+        }
+    } done{*this};
     for (;;) {
         {
             std::lock_guard lk(mu_);
-            writing_.active = false;
             throw_if_moved_locked(op);
             throw_if_closed_locked(op);
             if (state_ == State::Listening) throw Error(ErrorKind::State, std::string(op) + ": socket is listening");
@@ -419,6 +422,7 @@ void PollSocket::transmit(std::string_view data, const sockaddr *to, socklen_t l
                                : ::send(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (r >= 0) {
                     off += static_cast<size_t>(r);
+                    if (type_ == SOCK_STREAM) writing_.add(static_cast<size_t>(r));
                     if (type_ != SOCK_STREAM || off >= data.size()) {
                         if (state_ == State::Open) state_ = State::Bound;  // implicitly bound
                         return;
@@ -433,16 +437,12 @@ void PollSocket::transmit(std::string_view data, const sockaddr *to, socklen_t l
                 break;
             }
             arm_locked(UV_WRITABLE);
-            if (type_ == SOCK_STREAM) writing_ = Writing{::pthread_self(), data.size(), off, true};
         }
         try {
             wait_ready(UV_WRITABLE, deadline, op);
         } catch (const Error &e) {
             std::lock_guard lk(mu_);
-            if (e.kind() == ErrorKind::Moved && writing_.active && off > 0) {
-                write_resume_ = WriteResume{static_cast<uint64_t>(writing_.thread), data.size(), off};
-            }
-            writing_.active = false;
+            if (e.kind() == ErrorKind::Moved && type_ == SOCK_STREAM) writing_.keep_for_retry();
             throw;
         }
     }
@@ -567,11 +567,7 @@ void PollSocket::save(SocketState &out) {
     out.state = static_cast<uint8_t>(state_);
     out.fd = state_ == State::Closed ? -1 : fd_;
     out.connect_resume = state_ == State::Connecting;
-    if (writing_.active && writing_.sent < writing_.total) {
-        out.write_resume = WriteResume{static_cast<uint64_t>(writing_.thread), writing_.total, writing_.sent};
-    } else {
-        out.write_resume = write_resume_;
-    }
+    out.write_resume = writing_.for_save();
 }
 
 std::shared_ptr<PollSocket> PollSocket::restore(std::shared_ptr<Runtime> rt, const SocketState &s) {
@@ -586,7 +582,7 @@ std::shared_ptr<PollSocket> PollSocket::restore(std::shared_ptr<Runtime> rt, con
     if (fd < 0) throw errno_error("dup", "the socket handed over", errno);
     auto sock = adopt(std::move(rt), fd, s.os_af, s.os_type, s.os_protocol, state);
     std::lock_guard lk(sock->mu_);
-    sock->write_resume_ = s.write_resume;
+    sock->writing_.restore(s.write_resume);
     sock->connect_resume_ = s.connect_resume;
     return sock;
 }

@@ -202,11 +202,7 @@ void TcpSocket::save(SocketState &out, Clock::duration limit) {
     out.read_error = read_error_;
     out.write_shut = write_shut_;
     out.received.assign(rbuf_.data(), rbuf_.size());
-    if (writing_.active && writing_.sent < writing_.total) {
-        out.write_resume = WriteResume{static_cast<uint64_t>(writing_.thread), writing_.total, writing_.sent};
-    } else {
-        out.write_resume = write_resume_;
-    }
+    out.write_resume = writing_.for_save();
     out.accepted.assign(accepted_.begin(), accepted_.end());
 }
 
@@ -251,7 +247,7 @@ std::shared_ptr<TcpSocket> TcpSocket::restore(std::shared_ptr<Runtime> rt, Famil
         std::memcpy(sock->rbuf_.reserve(s.received.size()), s.received.data(), s.received.size());
         sock->rbuf_.commit(s.received.size());
     }
-    sock->write_resume_ = s.write_resume;
+    sock->writing_.restore(s.write_resume);
     sock->connect_issued_ = s.connect_resume;
     sock->connect_resume_ = s.connect_resume;
     return sock;
@@ -669,25 +665,24 @@ void TcpSocket::write(std::string_view data, const Deadline &deadline) {
     if (write_shut_) throw Error(ErrorKind::State, "write: the write side was shut down (shutdown())");
     if (data.empty()) return;
     take_turn(lk, writer_busy_, deadline, "write");
-    writing_ = Writing{::pthread_self(), data.size(), resume_point_locked(data.size()), true};
+    writing_.begin(data.size());
     struct Turn {
         TcpSocket &s;
         ~Turn() {
             s.writer_busy_ = false;
-            s.writing_.active = false;
+            s.writing_.end();
             s.cv_.notify_all();
         }
     } turn{*this};
     try {
-        while (writing_.sent < data.size()) {
+        while (writing_.sent() < data.size()) {
             // Handed over, or being handed over: the rest is the next version's to send.
             if (moved_out_ || rt_->handing_over()) throw moved_error("write");
-            send_some_locked(lk, data.substr(writing_.sent), deadline);
+            send_some_locked(lk, data.substr(writing_.sent()), deadline);
         }
     } catch (const Error &e) {
         if (e.kind() == ErrorKind::Moved) {
-            // A retry on this version (the reload rolled back) goes on from here.
-            write_resume_ = WriteResume{static_cast<uint64_t>(writing_.thread), writing_.total, writing_.sent};
+            writing_.keep_for_retry();
         } else if (e.kind() == ErrorKind::Timeout || e.kind() == ErrorKind::Interrupted) {
             // Part of `data` may be gone: the stream cannot go on in order. Close it so
             // the peer and the caller both see it broke.
@@ -699,13 +694,6 @@ void TcpSocket::write(std::string_view data, const Deadline &deadline) {
     }
 }
 
-size_t TcpSocket::resume_point_locked(size_t total) {
-    if (!write_resume_ || write_resume_->thread != static_cast<uint64_t>(::pthread_self())) return 0;
-    size_t from = write_resume_->total == total ? write_resume_->sent : 0;
-    write_resume_.reset();
-    return from;
-}
-
 void TcpSocket::send_some_locked(std::unique_lock<std::mutex> &lk, std::string_view data, const Deadline &deadline) {
     // MSG_NOSIGNAL: a dead peer is EPIPE here, never SIGPIPE. Without a deadline one
     // blocking send(); with one, non-blocking send()s and poll().
@@ -713,7 +701,7 @@ void TcpSocket::send_some_locked(std::unique_lock<std::mutex> &lk, std::string_v
     int err = 0;
     ssize_t n = blocking_locked(lk, POLLOUT, "write", deadline, [&] {
         ssize_t sent = ::send(fd_, data.data(), data.size(), flags);
-        if (sent > 0) writing_.sent += static_cast<size_t>(sent);  // only the writer touches it
+        if (sent > 0) writing_.add(static_cast<size_t>(sent));  // only the writer touches it
         return sent;
     }, err);
     throw_if_closed_locked("write");

@@ -5,6 +5,7 @@
 // state refuses it (the host then rolls back) instead of misreading it.
 #pragma once
 
+#include <pthread.h>
 #include <sys/socket.h>
 
 #include <cstdint>
@@ -21,6 +22,47 @@ struct WriteResume {
     uint64_t thread = 0;  // pthread_self() of the writer
     uint64_t total = 0;
     uint64_t sent = 0;
+};
+
+// A socket's writes across live reloads (under the socket's mutex; `sent()` only by the
+// writer whose turn it is). A write that leaves part-way for a reload is handed over, or
+// kept for the same thread's retry if the reload rolls back, and that retry (same
+// thread, same bytes) begins past what was already sent.
+class WriteProgress {
+public:
+    // Starts this thread's write of `total` bytes; returns where it begins.
+    size_t begin(size_t total) {
+        thread_ = ::pthread_self();
+        total_ = total;
+        sent_ = 0;
+        if (left_ && left_->thread == static_cast<uint64_t>(thread_)) {
+            if (left_->total == total) sent_ = static_cast<size_t>(left_->sent);
+            left_.reset();
+        }
+        active_ = true;
+        return sent_;
+    }
+    void add(size_t n) { sent_ += n; }
+    size_t sent() const { return sent_; }
+    // The write left for a reload: a retry on this version goes on from here.
+    void keep_for_retry() { left_ = current(); }
+    void end() { active_ = false; }
+    // What a save hands over: the write in progress if it stopped part-way, else one
+    // kept from a reload that rolled back.
+    std::optional<WriteResume> for_save() const {
+        if (active_ && sent_ < total_) return current();
+        return left_;
+    }
+    void restore(const std::optional<WriteResume> &left) { left_ = left; }
+
+private:
+    WriteResume current() const { return WriteResume{static_cast<uint64_t>(thread_), total_, sent_}; }
+
+    pthread_t thread_{};
+    size_t total_ = 0;
+    size_t sent_ = 0;
+    bool active_ = false;
+    std::optional<WriteResume> left_;
 };
 
 // A connection accept() took from the kernel whose caller had not returned yet.

@@ -123,13 +123,7 @@ private:
     int ready_ = 0;   // events seen since they were asked for
     // Live reload: a stream's message part-sent when its writer left to wait, and a
     // connect under way (see TcpSocket).
-    struct Writing {
-        pthread_t thread{};
-        size_t total = 0;
-        size_t sent = 0;
-        bool active = false;
-    } writing_;
-    std::optional<WriteResume> write_resume_;
+    WriteProgress writing_;
     bool connect_resume_ = false;
     int poll_error_ = 0;  // uv_poll_start failed: waiters report it
     bool saw_error_ = false;  // the poll reported POLLERR: check SO_ERROR on EAGAIN

@@ -155,11 +155,8 @@ private:
     // Holds the reader's turn for one call and gives it back however the call ends.
     struct ReaderTurn;
     // One send() of (a first part of) `data`, waiting for room; adds what it sent to
-    // writing_.sent before letting go of the descriptor.
+    // writing_ before letting go of the descriptor.
     void send_some_locked(std::unique_lock<std::mutex> &lk, std::string_view data, const Deadline &deadline);
-    // Where this thread's write of `total` bytes starts: past what it sent before it
-    // moved (write_resume_), else 0.
-    size_t resume_point_locked(size_t total);
     void check_readable_locked(const char *op) const;
     [[noreturn]] void throw_line_too_long_locked() const;
     std::string name_for_errors() const;
@@ -202,13 +199,7 @@ private:
 
     // Live reload (under mu_; see save and end_handover).
     bool moved_out_ = false;
-    struct Writing {  // the write in progress; `sent` grows while the writer has fd_
-        pthread_t thread{};
-        size_t total = 0;
-        size_t sent = 0;
-        bool active = false;
-    } writing_;
-    std::optional<WriteResume> write_resume_;  // a write that left part-way
+    WriteProgress writing_;  // `sent` grows while the writer has fd_
     bool connect_issued_ = false;  // connect() reached the kernel (state Connecting)
     bool connect_resume_ = false;  // a connect that left part-way: its retry waits for it
     std::deque<AcceptedConnection> accepted_;  // taken from the kernel, not yet returned
