@@ -86,13 +86,19 @@ void TcpSocket::open_handle_on_loop() {
     }
     handle_open_ = true;
     rt_->track(shared_from_this());
-    if (uv_tcp_open(&handle_, fd_) < 0) {
+    {
+        // uv_tcp_open makes the descriptor non-blocking; the loop never reads or writes
+        // it, so it goes back to blocking. Under mu_, like a caller's switch around a
+        // connect with a deadline, so neither undoes the other's mode mid-call.
+        std::lock_guard lk(mu_);
+        rc = uv_tcp_open(&handle_, fd_);
+        if (rc == 0) set_blocking(fd_, true);
+    }
+    if (rc < 0) {
         abort_on_loop("the loop could not take the socket (uv_tcp_open failed)");
         return;
     }
     fd_owned_by_uv_ = true;
-    // uv_tcp_open made it non-blocking; the loop never reads or writes it itself.
-    set_blocking(fd_, true);
 }
 
 void TcpSocket::close() {
