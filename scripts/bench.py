@@ -16,6 +16,7 @@ the whole round leaves alone.
 
 Workloads (the same parameters for every implementation):
   pingpong_64, pingpong_16384  one connection, a message echoed back and forth: round trip (us)
+  udp_pingpong_64  one 64-byte datagram each way per round trip: round trip (us)
   bulk      1 GiB through one connection in 64 KiB writes: MiB/s
   lines     2,000,000 lines "line 0000000\\n" read by line iteration: lines/s
   accept    connect, accept and close 20,000 connections, one after another: connections/s
@@ -117,6 +118,8 @@ WORKLOADS = [
              {"bytes": lambda s: 64 * s["pp_count"]}, less("pp_count")),
     Workload("pingpong_16384", ["pingpong", "16384", "{pp_count_large}"], [("rtt_us", "lower")],
              {"bytes": lambda s: 16384 * s["pp_count_large"]}, less("pp_count_large")),
+    Workload("udp_pingpong_64", ["udp_pingpong", "64", "{pp_count}"], [("rtt_us", "lower")],
+             {"bytes": lambda s: 64 * s["pp_count"]}, less("pp_count"), impls=["c", "plugin", "python"]),
     Workload("bulk", ["bulk", "{bulk_total}", "{bulk_chunk}"], [("mib_per_s", "higher")],
              {"bytes": lambda s: s["bulk_total"]}, less("bulk_total", "bulk_chunk")),
     Workload("lines", ["lines", "{lines}"], [("lines_per_s", "higher")],

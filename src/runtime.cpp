@@ -11,7 +11,6 @@
 #include <string_view>
 
 #include "fork.hpp"
-#include "ksnet/io_chunk.hpp"
 #include "ksnet/error.hpp"
 
 namespace ksnet {
@@ -30,8 +29,7 @@ void close_if_epoll(int fd) {
 
 Runtime::Runtime(std::shared_ptr<WaitHooks> hooks, Clock::duration wait_slice)
     : hooks_(hooks ? std::move(hooks) : std::make_shared<WaitHooks>()),
-      wait_slice_(wait_slice),
-      slab_(new char[kIoChunk]) {}
+      wait_slice_(wait_slice) {}
 
 std::shared_ptr<Runtime> Runtime::start(std::shared_ptr<WaitHooks> hooks, Clock::duration wait_slice) {
     std::shared_ptr<Runtime> rt(new Runtime(std::move(hooks), wait_slice));
@@ -443,8 +441,6 @@ size_t Runtime::tracked_count() const {
     std::lock_guard lk(mu_);
     return tracked_count_;
 }
-
-uv_buf_t Runtime::read_slab() { return uv_buf_init(slab_.get(), kIoChunk); }
 
 int Runtime::shutdown() {
     if (on_loop_thread()) return UV_EBUSY;  // a callback cannot join its own thread

@@ -12,6 +12,7 @@
 #include <thread>
 #include <tuple>
 
+#include "caller_descriptor.hpp"
 #include "ksnet/error.hpp"
 #include "resolver.hpp"
 
@@ -20,22 +21,6 @@ namespace ksnet {
 namespace {
 
 uv_handle_t *as_handle(uv_tcp_t *h) { return reinterpret_cast<uv_handle_t *>(h); }
-
-// Calls without a deadline block in the kernel, so the descriptor is in blocking mode
-// with send and receive timeouts of one wait slice: the call comes back that often to
-// look at close() and host interrupts. Accepted sockets inherit both from the listener.
-void set_wait_slices(int fd, Clock::duration wait_slice) {
-    using namespace std::chrono;
-    auto us = duration_cast<microseconds>(wait_slice).count();
-    timeval slice{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &slice, sizeof slice);
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &slice, sizeof slice);
-}
-
-void set_blocking(int fd, bool on) {
-    int flags = ::fcntl(fd, F_GETFL);
-    if (flags >= 0) ::fcntl(fd, F_SETFL, on ? flags & ~O_NONBLOCK : flags | O_NONBLOCK);
-}
 
 }  // namespace
 

@@ -1,38 +1,21 @@
 #include "ksnet/udp.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <optional>
+#include <thread>
 
+#include "caller_descriptor.hpp"
 #include "ksnet/error.hpp"
-#include "ksnet/io_chunk.hpp"
 #include "resolver.hpp"
 
 namespace ksnet {
 
-// A send in flight. It owns a copy of the datagram, so a caller that gives up (timeout,
-// close) never leaves libuv pointing at freed memory.
-struct UdpSendOp {
-    uv_udp_send_t req{};
-    std::shared_ptr<UdpSocket> sock;
-    std::string data;
-    sockaddr_storage addr{};
-    bool has_addr = false;
-    bool done = false;  // under the socket's mutex
-    int status = 0;
-};
-
 namespace {
-
-// Loop-side result of bind/connect, shared with the waiting caller.
-struct UdpOp {
-    bool done = false;
-    int status = 0;
-};
 
 socklen_t sockaddr_len(const sockaddr *sa) {
     return sa->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
@@ -54,8 +37,9 @@ std::shared_ptr<UdpSocket> UdpSocket::create(std::shared_ptr<Runtime> rt, Family
                     std::string("UDP sockets need family INET4 or INET6, not ") + family_name(family));
     }
     // Our own descriptor, close-on-exec from the start, handed to libuv.
-    int fd = ::socket(family_to_af(family), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = ::socket(family_to_af(family), SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) throw errno_error("socket", family_name(family), errno);
+    set_wait_slices(fd, rt->wait_slice());
     return adopt(std::move(rt), family, fd, State::Open);
 }
 
@@ -65,6 +49,7 @@ std::shared_ptr<UdpSocket> UdpSocket::adopt(std::shared_ptr<Runtime> rt, Family 
     s->state_ = state;
     bool fd_owned_by_uv = false;
     try {
+        // Synchronous, unlike TcpSocket's lazy hand-over: a UDP socket is rarely short-lived.
         rt->run_sync([&] {
             check_uv(uv_udp_init(rt->loop(), &s->handle_), "uv_udp_init", "");
             rt->track(s);
@@ -81,13 +66,68 @@ std::shared_ptr<UdpSocket> UdpSocket::adopt(std::shared_ptr<Runtime> rt, Family 
             }
             fd_owned_by_uv = true;
             ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, sizeof reuse);
-            if (state != State::Open) s->start_receiving_on_loop();
+            set_blocking(fd, true);  // nobody has the socket yet; the loop never reads it
         });
     } catch (...) {
         if (!fd_owned_by_uv) ::close(fd);
         throw;
     }
     return s;
+}
+
+void UdpSocket::close() {
+    std::lock_guard lk(mu_);
+    if (state_ == State::Closed || moved_out_) return;  // moved: teardown lets go of the handle
+    state_ = State::Closed;
+    closing_ = true;
+    cv_.notify_all();
+    if (io_active_ > 0) {  // a caller is in the kernel: the last one out closes
+        close_deferred_ = true;
+        ::shutdown(fd_, SHUT_RDWR);  // a blocked recvmsg() returns at once
+        return;
+    }
+    close_descriptor_locked();
+}
+
+void UdpSocket::close_descriptor_locked() {
+    auto self = shared_from_this();
+    rt_->post([self] { self->close_handle_on_loop(); });  // refused only at shutdown, which closes it
+}
+
+void UdpSocket::end_io_locked() {
+    if (io_active_ == 1 && rt_->handing_over()) cv_.notify_all();  // save() waits for this
+    if (--io_active_ > 0 || !close_deferred_) return;
+    close_deferred_ = false;
+    close_descriptor_locked();
+}
+
+void UdpSocket::mark_closing() {
+    std::lock_guard lk(mu_);
+    if (moved_out_) return;  // its callers' results stand: only the descriptor goes
+    closing_ = true;
+    if (io_active_ > 0) ::shutdown(fd_, SHUT_RDWR);
+}
+
+void UdpSocket::abort_on_loop(const char *why) {
+    {
+        std::unique_lock lk(mu_);
+        // A socket that moved to another version keeps its state for calls on their
+        // way back (save() saw none in the kernel); only its handle goes.
+        if (!moved_out_) {
+            if (state_ != State::Closed) close_reason_ = why;
+            state_ = State::Closed;
+            closing_ = true;
+            cv_.notify_all();
+            // mark_closing() woke the callers in the kernel; they let go of fd_ now.
+            while (io_active_ > 0) {
+                lk.unlock();
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                lk.lock();
+            }
+            close_deferred_ = false;
+        }
+    }
+    close_handle_on_loop();
 }
 
 // ---- state and names ----
@@ -107,14 +147,9 @@ const char *UdpSocket::state_name(State s) {
     return "?";
 }
 
-uint64_t UdpSocket::dropped() const {
+size_t UdpSocket::held() const {
     std::lock_guard lk(mu_);
-    return dropped_;
-}
-
-size_t UdpSocket::queued() const {
-    std::lock_guard lk(mu_);
-    return queue_.size();
+    return held_.size();
 }
 
 sockaddr_storage UdpSocket::local_address() const {
@@ -150,336 +185,249 @@ void UdpSocket::check_size(size_t n, const char *op) const {
     }
 }
 
-void UdpSocket::wait_or_throw(FunctionRef<bool()> pred, const Deadline &deadline, const char *op) {
-    rt_->wait_or_throw(mu_, cv_, pred, deadline, op);
+void UdpSocket::throw_if_closing_locked(const char *op) const {
+    throw_if_closed_locked(op);
+    // Not closed yet, but marked closing: the runtime is shutting down.
+    if (closing_) throw Error(ErrorKind::Closed, std::string(op) + ": socket closed because the net module was unloaded");
 }
 
 // ---- bind and connect ----
 
 void UdpSocket::bind(const Endpoint &ep) {
     check_family(ep, "bind");
-    {
-        std::lock_guard lk(mu_);
+    auto check_state = [&] {
         throw_if_moved_locked("bind");
         throw_if_closed_locked("bind");
         if (state_ != State::Open) {
             throw Error(ErrorKind::State, std::string("bind: socket is already ") + state_name(state_));
         }
-        ++loop_ops_;
-    }
-    std::string where = format_endpoint(ep);
-    auto op = std::make_shared<UdpOp>();
-    auto self = shared_from_this();
-    bool posted = rt_->post([self, ep, op] {
-        resolve_on_loop(*self->rt_, ep, SOCK_DGRAM, true,
-                        [self, op](int rc, const sockaddr_storage &addr, socklen_t) {
-                            if (rc == 0 && self->handle_closing_) rc = UV_ECANCELED;
-                            if (rc == 0) rc = uv_udp_bind(&self->handle_, reinterpret_cast<const sockaddr *>(&addr), 0);
-                            if (rc == 0) self->start_receiving_on_loop();
-                            std::lock_guard lk(self->mu_);
-                            if (rc == 0 && self->state_ == State::Open) self->state_ = State::Bound;
-                            op->status = rc;
-                            op->done = true;
-                            --self->loop_ops_;
-                            self->cv_.notify_all();
-                        });
-    });
-    if (!posted) {
+    };
+    {
         std::lock_guard lk(mu_);
-        --loop_ops_;
-        throw Error(ErrorKind::Closed, "bind: the net module was unloaded");
+        check_state();  // before a name lookup
     }
-    try {
-        wait_or_throw([&] { return op->done || state_ == State::Closed; }, {}, "bind");
-    } catch (const Error &) {
-        close();  // a name still resolving would otherwise bind behind the caller's back
-        throw;
-    }
+    sockaddr_storage addr{};
+    socklen_t len = resolve(*rt_, ep, SOCK_DGRAM, true, {}, "bind", addr);
     std::lock_guard lk(mu_);
-    throw_if_closed_locked("bind");
-    check_uv(op->status, "bind", where);
+    check_state();
+    if (::bind(fd_, reinterpret_cast<const sockaddr *>(&addr), len) < 0) {
+        throw errno_error("bind", format_endpoint(ep), errno);
+    }
+    state_ = State::Bound;
 }
 
 void UdpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
     check_family(ep, "connect");
-    {
-        std::lock_guard lk(mu_);
+    auto check_state = [&] {
         throw_if_moved_locked("connect");
         throw_if_closed_locked("connect");
         if (state_ == State::Connected) throw Error(ErrorKind::State, "connect: socket is already connected");
-        ++loop_ops_;
-    }
-    std::string where = format_endpoint(ep);
-    auto op = std::make_shared<UdpOp>();
-    auto self = shared_from_this();
-    bool posted = rt_->post([self, ep, op] {
-        resolve_on_loop(*self->rt_, ep, SOCK_DGRAM, false,
-                        [self, op](int rc, const sockaddr_storage &addr, socklen_t) {
-                            if (rc == 0 && self->handle_closing_) rc = UV_ECANCELED;
-                            if (rc == 0) rc = uv_udp_connect(&self->handle_, reinterpret_cast<const sockaddr *>(&addr));
-                            if (rc == 0) self->start_receiving_on_loop();
-                            std::lock_guard lk(self->mu_);
-                            if (rc == 0 && self->state_ != State::Closed) self->state_ = State::Connected;
-                            op->status = rc;
-                            op->done = true;
-                            --self->loop_ops_;
-                            self->cv_.notify_all();
-                        });
-    });
-    if (!posted) {
+    };
+    {
         std::lock_guard lk(mu_);
-        --loop_ops_;
-        throw Error(ErrorKind::Closed, "connect: the net module was unloaded");
+        check_state();
     }
-    try {
-        wait_or_throw([&] { return op->done || state_ == State::Closed; }, deadline, "connect");
-    } catch (const Error &) {
-        close();  // the name may still resolve and connect behind the caller's back
-        throw;
-    }
+    sockaddr_storage addr{};
+    socklen_t len = resolve(*rt_, ep, SOCK_DGRAM, false, deadline, "connect", addr);
     std::lock_guard lk(mu_);
-    throw_if_closed_locked("connect");
-    check_uv(op->status, "connect", where);
+    check_state();
+    if (::connect(fd_, reinterpret_cast<const sockaddr *>(&addr), len) < 0) {
+        throw errno_error("connect", format_endpoint(ep), errno);
+    }
+    state_ = State::Connected;
+}
+
+// ---- system calls on the caller's thread ----
+
+ssize_t UdpSocket::blocking_locked(std::unique_lock<std::mutex> &lk, short events, const char *op,
+                                   const Deadline &deadline, FunctionRef<ssize_t()> call, int &err) {
+    begin_io_locked();
+    lk.unlock();
+    bool moving = false;  // left for a live reload (Runtime::begin_handover)
+    auto stop = [&] {
+        if (closing_.load()) return true;
+        moving = rt_->handing_over();
+        return moving;
+    };
+    auto done = [this] {
+        std::lock_guard g(mu_);
+        end_io_locked();
+    };
+    BlockingCall c;
+    c.fd = fd_;
+    c.events = events;
+    c.call = call;
+    c.deadline = deadline;
+    c.stop = stop;
+    c.done = done;
+    // With a deadline the call is non-blocking: its first try needs no lock released.
+    c.first_try_locked = deadline.has_value();
+    ssize_t result = -1;
+    WaitResult r = rt_->call_blocking(c, result, err);
+    lk.lock();
+    if (r == WaitResult::Stopped && moving) throw moved_error(op);
+    // A result while closing is the shutdown() that woke the call, not a datagram.
+    if (r == WaitResult::Stopped || r == WaitResult::Ready) throw_if_closing_locked(op);
+    throw_unless_ready(r, op);
+    return result;
 }
 
 // ---- receiving ----
 
-void UdpSocket::start_receiving_on_loop() {
-    if (receiving_ || handle_closing_) return;
-    int rc = uv_udp_recv_start(&handle_, &UdpSocket::on_alloc, &UdpSocket::on_recv);
-    if (rc == 0) {
-        receiving_ = true;
-        return;
-    }
-    std::lock_guard lk(mu_);
-    Entry e;
-    e.error = rc;
-    queue_.push_back(std::move(e));
-    cv_.notify_all();
-}
-
-void UdpSocket::on_alloc(uv_handle_t *h, size_t, uv_buf_t *buf) {
-    auto *self = static_cast<UdpSocket *>(h->data);
-    uv_buf_t slab = self->rt_->read_slab();
-    if (slab.len >= kIoChunk) {
-        *buf = slab;  // copied out in on_recv before the loop reuses it
-        return;
-    }
-    if (!self->own_buf_) self->own_buf_.reset(new char[kIoChunk]);
-    *buf = uv_buf_init(self->own_buf_.get(), kIoChunk);
-}
-
-void UdpSocket::on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const sockaddr *addr,
-                        unsigned flags) {
-    auto *self = static_cast<UdpSocket *>(h->data);
-    if (nread == 0 && addr == nullptr) return;  // nothing (more) to read just now
-    Entry e;
-    if (nread < 0) {
-        e.error = static_cast<int>(nread);
-    } else {
-        e.data.assign(buf->base, static_cast<size_t>(nread));
-        e.partial = (flags & UV_UDP_PARTIAL) != 0;
-        if (addr) std::memcpy(&e.from, addr, sockaddr_len(addr));
-    }
-    std::lock_guard lk(self->mu_);
-    if (self->queue_.size() >= kQueueLimit || self->queued_bytes_ + e.data.size() > kQueueBytes) {
-        if (nread >= 0) ++self->dropped_;  // drop the newest; what is queued stays in order
-        return;
-    }
-    self->queued_bytes_ += e.data.size();
-    self->queue_.push_back(std::move(e));
-    self->cv_.notify_all();
-}
-
-UdpSocket::Entry UdpSocket::take(size_t max, const Deadline &deadline, const char *op) {
-    for (;;) {
-        {
-            std::unique_lock lk(mu_);
-            throw_if_moved_locked(op);
-            throw_if_closed_locked(op);
-            if (!queue_.empty()) {
-                Entry &e = queue_.front();
-                if (e.error < 0) {
-                    int rc = e.error;
-                    queue_.pop_front();
-                    throw os_error(op, name_for_errors_locked(), rc);
-                }
-                if (e.partial) {
-                    std::string msg = std::string(op) + ": a datagram from " +
-                                      format_sockaddr(reinterpret_cast<sockaddr *>(&e.from)) +
-                                      " was larger than the " + std::to_string(kIoChunk) +
-                                      "-byte receive buffer; the kernel cut it, so it was discarded";
-                    queued_bytes_ -= e.data.size();
-                    queue_.pop_front();
-                    throw Error(ErrorKind::Value, msg);
-                }
-                if (max != kAnySize && e.data.size() > max) {
-                    // Kept at the head of the queue: a retry with a larger max gets it.
-                    throw Error(ErrorKind::Value, std::string(op) + ": the datagram of " +
-                                                      std::to_string(e.data.size()) + " bytes does not fit in max " +
-                                                      std::to_string(max) + " bytes");
-                }
-                Entry out = std::move(e);
-                queue_.pop_front();
-                queued_bytes_ -= out.data.size();
-                return out;
-            }
-            if (state_ == State::Open) {
-                throw Error(ErrorKind::State,
-                            std::string(op) + ": socket is not bound (call bind(), connect() or sendto() first)");
-            }
-        }
-        bool moving = false;  // a live reload: the next version serves the queue
+void UdpSocket::take_reader_turn(std::unique_lock<std::mutex> &lk, const Deadline &deadline, const char *op) {
+    if (reader_busy_) {
+        lk.unlock();
+        bool moving = false;
         // A waiter that missed the reload's window still sees that its socket moved.
-        wait_or_throw([&] {
-            return !queue_.empty() || state_ == State::Closed || (moving = rt_->handing_over() || moved_out_);
+        rt_->wait_or_throw(mu_, cv_, [&] {
+            return !reader_busy_ || state_ == State::Closed || (moving = rt_->handing_over() || moved_out_);
         }, deadline, op);
+        lk.lock();
         if (moving) throw moved_error(op);
+        throw_if_moved_locked(op);
+        throw_if_closed_locked(op);
     }
+    reader_busy_ = true;
+}
+
+UdpSocket::Datagram UdpSocket::receive(size_t max, const Deadline &deadline, const char *op) {
+    std::unique_lock lk(mu_);
+    throw_if_moved_locked(op);
+    throw_if_closed_locked(op);
+    take_reader_turn(lk, deadline, op);
+    struct Turn {
+        UdpSocket &s;
+        ~Turn() {
+            s.reader_busy_ = false;
+            s.cv_.notify_all();
+        }
+    } turn{*this};
+    auto too_long = [&](size_t n) {
+        return Error(ErrorKind::Value, std::string(op) + ": the datagram of " + std::to_string(n) +
+                                           " bytes does not fit in max " + std::to_string(max) + " bytes");
+    };
+    if (!held_.empty()) {
+        Datagram &d = held_.front();
+        if (d.error < 0) {
+            int rc = d.error;
+            held_.pop_front();
+            throw os_error(op, name_for_errors_locked(), rc);
+        }
+        if (max != kAnySize && d.data.size() > max) throw too_long(d.data.size());
+        Datagram out = std::move(d);
+        held_.pop_front();
+        return out;
+    }
+    if (state_ == State::Open) {
+        throw Error(ErrorKind::State,
+                    std::string(op) + ": socket is not bound (call bind(), connect() or sendto() first)");
+    }
+    // Room for the largest datagram, so that one too long for `max` is kept whole.
+    if (!into_) into_.reset(new char[kMaxPayload6]);
+    Datagram d;
+    int flags = deadline ? MSG_DONTWAIT : 0;
+    int err = 0;
+    ssize_t n = blocking_locked(lk, POLLIN, op, deadline, [&] {
+        iovec iov{into_.get(), kMaxPayload6};
+        msghdr msg{};
+        msg.msg_name = &d.from;
+        msg.msg_namelen = sizeof d.from;
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        return ::recvmsg(fd_, &msg, flags);
+    }, err);
+    if (n < 0) throw errno_error(op, name_for_errors_locked(), err);
+    d.data.assign(into_.get(), static_cast<size_t>(n));
+    if (max != kAnySize && d.data.size() > max) {
+        held_.push_back(std::move(d));  // the next read gets it
+        throw too_long(static_cast<size_t>(n));
+    }
+    return d;
 }
 
 std::string UdpSocket::recv(size_t max, const Deadline &deadline) {
-    return take(max, deadline, "recv").data;
+    return receive(max, deadline, "recv").data;
 }
 
 std::pair<std::string, sockaddr_storage> UdpSocket::recvfrom(size_t max, const Deadline &deadline) {
-    Entry e = take(max, deadline, "recvfrom");
-    return {std::move(e.data), e.from};
+    Datagram d = receive(max, deadline, "recvfrom");
+    return {std::move(d.data), d.from};
 }
 
 // ---- sending ----
 
-void UdpSocket::complete_send(UdpSendOp &op, int status) {
-    UdpSocket &self = *op.sock;
-    std::lock_guard lk(self.mu_);
-    op.status = status;
-    op.done = true;
-    --self.loop_ops_;
-    if (status == 0 && self.state_ == State::Open) self.state_ = State::Bound;  // implicit bind
-    self.cv_.notify_all();
-}
-
-void UdpSocket::send_on_loop(const std::shared_ptr<UdpSendOp> &op, const sockaddr *addr) {
-    if (handle_closing_) return complete_send(*op, UV_ECANCELED);
-    uv_buf_t buf = uv_buf_init(op->data.data(), static_cast<unsigned>(op->data.size()));
-    // Straight to the kernel when nothing is queued; libuv queues it otherwise.
-    int rc = uv_udp_try_send(&handle_, &buf, 1, addr);
-    if (rc >= 0) {
-        start_receiving_on_loop();  // the first send bound the socket
-        return complete_send(*op, 0);
-    }
-    if (rc != UV_EAGAIN) return complete_send(*op, rc);
-    op->req.data = new std::shared_ptr<UdpSendOp>(op);
-    rc = uv_udp_send(&op->req, &handle_, &buf, 1, addr, [](uv_udp_send_t *req, int status) {
-        auto *slot = static_cast<std::shared_ptr<UdpSendOp> *>(req->data);
-        std::shared_ptr<UdpSendOp> keep = std::move(*slot);
-        delete slot;
-        if (status == 0) keep->sock->start_receiving_on_loop();
-        complete_send(*keep, status);
-    });
-    if (rc < 0) {
-        delete static_cast<std::shared_ptr<UdpSendOp> *>(op->req.data);
-        complete_send(*op, rc);
-    }
-}
-
-void UdpSocket::send_common(std::string_view data, const Endpoint *ep, const sockaddr_storage *addr,
-                            const Deadline &deadline, const char *opname) {
-    if (ep) check_family(*ep, opname);
+void UdpSocket::transmit(std::string_view data, const Endpoint *ep, const sockaddr_storage *addr,
+                         const Deadline &deadline, const char *op) {
+    if (ep) check_family(*ep, op);
     if (addr && addr->ss_family != family_to_af(family_)) {
-        throw Error(ErrorKind::Value, std::string(opname) + ": the address's family does not match the socket's family " +
+        throw Error(ErrorKind::Value, std::string(op) + ": the address's family does not match the socket's family " +
                                           family_name(family_));
     }
-    check_size(data.size(), opname);
-    auto op = std::make_shared<UdpSendOp>();
-    std::string where;
-    {
-        std::lock_guard lk(mu_);
-        throw_if_moved_locked(opname);
-        throw_if_closed_locked(opname);
+    check_size(data.size(), op);
+    auto check_state = [&] {
+        throw_if_moved_locked(op);
+        throw_if_closed_locked(op);
         if (!ep && !addr && state_ != State::Connected) {
             throw Error(ErrorKind::State, "send: socket is not connected (use sendto(), or connect() first)");
         }
         if ((ep || addr) && state_ == State::Connected) {
-            throw Error(ErrorKind::State, std::string(opname) + ": socket is connected (use send())");
+            throw Error(ErrorKind::State, std::string(op) + ": socket is connected (use send())");
         }
-        op->sock = shared_from_this();
-        ++loop_ops_;  // done in complete_send, which every path below reaches
-        if (ep) {
-            where = format_endpoint(*ep);
-        } else if (addr) {
-            where = format_sockaddr(reinterpret_cast<const sockaddr *>(addr));
-        } else {
-            where = name_for_errors_locked();
-        }
-    }
-    op->data.assign(data.data(), data.size());
-    if (addr) {
-        op->addr = *addr;
-        op->has_addr = true;
-    }
-    std::optional<Endpoint> to;
-    if (ep) to = *ep;
-    bool posted = rt_->post([op, to] {
-        UdpSocket *self = op->sock.get();
-        if (!to) {
-            return self->send_on_loop(op, op->has_addr ? reinterpret_cast<const sockaddr *>(&op->addr) : nullptr);
-        }
-        resolve_on_loop(*self->rt_, *to, SOCK_DGRAM, false, [op](int rc, const sockaddr_storage &a, socklen_t) {
-            if (rc < 0) return complete_send(*op, rc);
-            op->addr = a;
-            op->has_addr = true;
-            op->sock->send_on_loop(op, reinterpret_cast<const sockaddr *>(&op->addr));
-        });
-    });
-    if (!posted) {
+    };
+    {
         std::lock_guard lk(mu_);
-        --loop_ops_;
-        throw Error(ErrorKind::Closed, std::string(opname) + ": the net module was unloaded");
+        check_state();  // before a name lookup
     }
-    try {
-        wait_or_throw([&] { return op->done || state_ == State::Closed; }, deadline, opname);
-    } catch (const Error &e) {
-        if (e.kind() == ErrorKind::Timeout) {
-            throw Error(ErrorKind::Timeout, std::string(opname) + ": timed out (the datagram may still be sent)",
-                        UV_ETIMEDOUT);
-        }
-        throw;
+    sockaddr_storage to{};
+    socklen_t to_len = 0;
+    if (ep) {
+        to_len = resolve(*rt_, *ep, SOCK_DGRAM, false, deadline, op, to);
+    } else if (addr) {
+        to = *addr;
+        to_len = sockaddr_len(reinterpret_cast<const sockaddr *>(addr));
     }
-    std::lock_guard lk(mu_);
-    if (!op->done || op->status == UV_ECANCELED) throw_if_closed_locked(opname);
-    check_uv(op->status, opname, where);
+    std::unique_lock lk(mu_);
+    check_state();
+    // MSG_NOSIGNAL for symmetry with streams; a datagram socket raises no SIGPIPE.
+    int flags = MSG_NOSIGNAL | (deadline ? MSG_DONTWAIT : 0);
+    int err = 0;
+    ssize_t n = blocking_locked(lk, POLLOUT, op, deadline, [&] {
+        return ::sendto(fd_, data.data(), data.size(), flags, to_len ? reinterpret_cast<const sockaddr *>(&to) : nullptr,
+                        to_len);
+    }, err);
+    if (n < 0) {
+        std::string where = ep     ? format_endpoint(*ep)
+                            : addr ? format_sockaddr(reinterpret_cast<const sockaddr *>(addr))
+                                   : name_for_errors_locked();
+        throw errno_error(op, where, err);
+    }
+    if (state_ == State::Open) state_ = State::Bound;  // the first sendto() bound it
 }
 
 void UdpSocket::send(std::string_view data, const Deadline &deadline) {
-    send_common(data, nullptr, nullptr, deadline, "send");
+    transmit(data, nullptr, nullptr, deadline, "send");
 }
 
 void UdpSocket::sendto(std::string_view data, const Endpoint &to, const Deadline &deadline) {
-    send_common(data, &to, nullptr, deadline, "sendto");
+    transmit(data, &to, nullptr, deadline, "sendto");
 }
 
 void UdpSocket::sendto(std::string_view data, const sockaddr_storage &to, const Deadline &deadline) {
-    send_common(data, nullptr, &to, deadline, "sendto");
+    transmit(data, nullptr, &to, deadline, "sendto");
 }
 
 // ---- live reload (ksp_handover) ----
 
 void UdpSocket::save(SocketState &out, Clock::duration limit) {
-    rt_->run_sync([this] {  // nothing more is queued behind the snapshot
-        if (receiving_) uv_udp_recv_stop(&handle_);
-        receiving_ = false;
-    });
     std::unique_lock lk(mu_);
-    if (!cv_.wait_for(lk, limit, [this] { return loop_ops_ == 0; })) {
-        throw Error(ErrorKind::State, "a send on " + name_for_errors_locked() + " did not complete in time");
+    // Runtime::begin_handover woke every caller; none can come back before the reload
+    // ends, since each needs the interpreter lock the reloading thread holds.
+    if (!cv_.wait_for(lk, limit, [this] { return io_active_ == 0; })) {
+        throw Error(ErrorKind::State, "a call on " + name_for_errors_locked() + " did not leave the socket in time");
     }
     out.state = static_cast<uint8_t>(state_);
     out.fd = state_ == State::Closed ? -1 : fd_;
-    out.dropped = dropped_;
-    for (const Entry &e : queue_) {
-        out.datagrams.push_back(QueuedDatagram{e.data, e.from, e.error, e.partial});
-    }
+    for (const Datagram &d : held_) out.datagrams.push_back(QueuedDatagram{d.data, d.from, d.error, false});
 }
 
 std::shared_ptr<UdpSocket> UdpSocket::restore(std::shared_ptr<Runtime> rt, Family family, const SocketState &s) {
@@ -492,33 +440,22 @@ std::shared_ptr<UdpSocket> UdpSocket::restore(std::shared_ptr<Runtime> rt, Famil
     }
     int fd = ::fcntl(s.fd, F_DUPFD_CLOEXEC, 0);
     if (fd < 0) throw errno_error("dup", "the socket handed over", errno);
+    set_wait_slices(fd, rt->wait_slice());
     auto sock = adopt(std::move(rt), family, fd, state);
     std::lock_guard lk(sock->mu_);
-    // Before what the new handle receives, which the loop appends behind these.
-    for (auto d = s.datagrams.rbegin(); d != s.datagrams.rend(); ++d) {
-        Entry e;
-        e.data = d->data;
-        e.from = d->from;
-        e.error = d->error;
-        e.partial = d->partial;
-        sock->queued_bytes_ += e.data.size();
-        sock->queue_.push_front(std::move(e));
+    // Before what is still in the kernel's queue. A version that queued in the plugin
+    // may hand over a datagram the kernel cut (it never happens within UDP's limits):
+    // its read raises EMSGSIZE rather than return it cut.
+    for (const QueuedDatagram &d : s.datagrams) {
+        sock->held_.push_back(Datagram{d.data, d.from, d.partial ? UV_EMSGSIZE : d.error});
     }
-    sock->dropped_ = s.dropped;
     return sock;
 }
 
 void UdpSocket::end_handover(bool committed) {
-    {
-        std::lock_guard lk(mu_);
-        if (committed) {
-            moved_out_ = true;
-        }
-        cv_.notify_all();
-        if (committed || state_ == State::Closed || state_ == State::Open) return;
-    }
-    auto self = shared_from_this();
-    rt_->post([self] { self->start_receiving_on_loop(); });  // serving on, as before
+    std::lock_guard lk(mu_);
+    if (committed) moved_out_ = true;
+    cv_.notify_all();
 }
 
 }  // namespace ksnet

@@ -4,8 +4,9 @@
 // Both make every libuv call on the loop thread. close() (from any thread) marks the
 // socket Closed under mu_, which wakes every blocked call, then posts the uv_close of the
 // handle; the socket's memory goes only after the close callback, when the runtime lets
-// go of it. TcpSocket closes its own way: its callers make system calls off the loop, and
-// its descriptor waits for the last of them.
+// go of it. TcpSocket and UdpSocket close their own way: their callers make system calls
+// off the loop, and the descriptor waits for the last of them (UdpSocket::close hides
+// this close).
 //
 // A template, so that the socket keeps its own State enum and its handle's callbacks
 // find it from handle->data. The Socket makes LoopSocket<Socket> a friend and has:

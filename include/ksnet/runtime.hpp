@@ -174,9 +174,6 @@ public:
     void untrack(LoopResource *r);
     size_t tracked_count() const;  // for tests: open handles
 
-    // Loop thread only: one reusable read buffer for every stream's alloc callback.
-    uv_buf_t read_slab();
-
     // fork() support (pthread_atfork, see fork.cpp): before the fork the loop thread
     // parks outside uv_run; the parent resumes it; the child, which has no loop thread,
     // re-arms the loop with uv_loop_fork and starts a new one.
@@ -232,7 +229,6 @@ private:
 
     std::unordered_map<LoopResource *, std::shared_ptr<LoopResource>> tracked_;  // loop only
     size_t tracked_count_ = 0;                                                   // under mu_
-    std::unique_ptr<char[]> slab_;
 };
 
 }  // namespace ksnet

@@ -1,30 +1,31 @@
-// ksnet/udp.hpp - a blocking UDP socket backed by a uv_udp_t on the runtime's loop.
+// ksnet/udp.hpp - a blocking UDP socket; its descriptor is owned by a uv_udp_t on the
+// runtime's loop.
 //
-// Every method may be called from any thread. libuv is only called on the loop thread;
-// a blocking method hands its work there and waits with the interpreter lock released.
+// Every method may be called from any thread. As for TcpSocket, the loop thread owns
+// the handle (tracks it, closes it with uv_close), and the calls themselves are system
+// calls on the caller's thread with the interpreter lock released: sendto() and
+// recvmsg() on a blocking descriptor whose SO_RCVTIMEO/SO_SNDTIMEO bring them back every
+// wait slice (non-blocking calls and poll() when the call has a deadline). So a datagram
+// costs what it costs in C: no thread hands it to another. Datagrams wait in the kernel's
+// receive queue (its size is the option rcvbuf) until a script reads them; the kernel
+// drops what does not fit, as it does for any UDP socket.
 //
-// Datagram boundaries are kept. Once the socket is bound (by bind(), connect() or the
-// first send, which binds it implicitly) the loop receives continuously into a bounded
-// per-socket queue of whole datagrams; a datagram arriving while the queue is full is
-// dropped (the newest is dropped, the queued ones stay) and counted by dropped().
-//
-// Sizes:
+// Datagram boundaries are kept. Sizes:
 //  - a datagram larger than UDP can carry (kMaxPayload4 = 65507 bytes over IPv4,
 //    kMaxPayload6 = 65527 over IPv6) is refused with Error(Value) naming both sizes;
 //    it is never cut.
 //  - recv/recvfrom never truncate silently. If the next datagram is longer than `max`
 //    they throw Error(Value) "recv: the datagram of N bytes does not fit in max M bytes"
-//    and leave that datagram at the head of the queue, so a retry with a larger `max`
-//    (or kAnySize) returns it. This differs from POSIX recv(), which would cut it.
-//  - if the kernel itself cut a datagram (libuv's UV_UDP_PARTIAL: larger than the 64 KiB
-//    receive buffer; cannot happen with UDP's limits above), the next recv reports it
-//    as Error(Value) and the cut datagram is discarded.
+//    and keep that datagram (taken from the kernel, held by the socket) for the next
+//    read, so a retry with a larger `max` (or kAnySize) returns it. This differs from
+//    POSIX recv(), which would cut it.
 // A receive error from the kernel (for a connected socket, ECONNREFUSED after an ICMP
-// port-unreachable) is queued in order and thrown by the recv that reaches it.
+// port-unreachable) is thrown by the next recv.
 #pragma once
 
 #include <uv.h>
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -38,15 +39,11 @@
 
 namespace ksnet {
 
-struct UdpSendOp;
-
 class UdpSocket final : public LoopSocket<UdpSocket> {
 public:
     static constexpr size_t kAnySize = static_cast<size_t>(-1);  // recv: any datagram fits
     static constexpr size_t kMaxPayload4 = 65507;                // 65535 - 20 (IP) - 8 (UDP)
     static constexpr size_t kMaxPayload6 = 65527;                // 65535 - 8 (UDP)
-    static constexpr size_t kQueueLimit = 4096;                  // datagrams waiting to be read
-    static constexpr size_t kQueueBytes = 8 * 1024 * 1024;       // their payload bytes
 
     // Open: never bound. Bound: has a local address (bind() or an implicit bind by the
     // first send). Connected: connect() fixed the peer.
@@ -54,16 +51,13 @@ public:
 
     // A new unbound socket of that family (INET4 or INET6).
     static std::shared_ptr<UdpSocket> create(std::shared_ptr<Runtime> rt, Family family);
-    // A socket for `fd` (non-blocking, close-on-exec), in `state`; closes fd on failure.
-    static std::shared_ptr<UdpSocket> adopt(std::shared_ptr<Runtime> rt, Family family, int fd, State state);
 
     void bind(const Endpoint &ep);
-    // Fixes the peer (names resolved off the loop thread). Only datagrams from the peer
-    // arrive afterwards; any queued before the connect stay queued.
+    // Fixes the peer (a name is resolved off the loop thread). Only datagrams from the
+    // peer arrive afterwards; one already held for a read stays.
     void connect(const Endpoint &ep, const Deadline &deadline = {});
 
-    // Connected sockets only. Returns once the kernel has the datagram. On a timeout the
-    // datagram may still be sent later (it was copied).
+    // Connected sockets only. Returns once the kernel has the datagram.
     void send(std::string_view data, const Deadline &deadline = {});
     // Unconnected sockets only.
     void sendto(std::string_view data, const Endpoint &to, const Deadline &deadline = {});
@@ -74,22 +68,30 @@ public:
     // The next datagram and its sender.
     std::pair<std::string, sockaddr_storage> recvfrom(size_t max, const Deadline &deadline = {});
 
-    // close(), set_option() and get_option(): see LoopSocket.
+    // Harmless when already closed. Wakes every thread blocked on this socket; the
+    // descriptor is closed once the last caller has left it.
+    void close();
+    void abort_on_loop(const char *why) override;
+    void mark_closing() override;
+
+    // set_option() and get_option(): see LoopSocket.
     State state() const;
     static const char *state_name(State s);
     Family family() const { return family_; }
     size_t max_payload() const { return family_ == Family::Inet6 ? kMaxPayload6 : kMaxPayload4; }
-    uint64_t dropped() const;  // datagrams dropped because the queue was full
-    size_t queued() const;     // datagrams (and queued errors) waiting to be read
+    // Datagrams taken from the kernel and not yet returned: one too long for the read
+    // that met it, or those an older version handed over.
+    size_t held() const;
 
     // getsockname / getpeername; throw Error(State) when there is none, Error(Closed)
     // once closed.
     sockaddr_storage local_address() const;
     sockaddr_storage peer_address() const;
 
-    // Live reload (ksp_handover), as TcpSocket's: save() stops receiving and waits for
-    // the loop work in flight (binds, connects, sends), then fills the datagram part of
-    // `out`; restore() makes the next version's socket from a duplicate of `s.fd`.
+    // Live reload (ksp_handover), as TcpSocket's: save() waits until no caller uses the
+    // descriptor (at most `limit`) and fills the datagram part of `out` (what the socket
+    // holds; the kernel's queue moves with the descriptor); restore() makes the next
+    // version's socket from a duplicate of `s.fd`.
     void save(SocketState &out, Clock::duration limit);
     static std::shared_ptr<UdpSocket> restore(std::shared_ptr<Runtime> rt, Family family, const SocketState &s);
     void end_handover(bool committed);
@@ -99,44 +101,49 @@ public:
 private:
     friend class LoopSocket<UdpSocket>;
 
-    struct Entry {
+    struct Datagram {
         std::string data;
         sockaddr_storage from{};
-        int error = 0;         // a receive error, reported in order
-        bool partial = false;  // the kernel cut this datagram
+        int error = 0;  // a receive error an older version queued, reported in order
     };
 
     UdpSocket(std::shared_ptr<Runtime> rt, Family family);
+    // A socket for `fd` (blocking, close-on-exec, with wait slices) in `state`; the loop
+    // takes it into the handle before this returns. Closes fd on failure.
+    static std::shared_ptr<UdpSocket> adopt(std::shared_ptr<Runtime> rt, Family family, int fd, State state);
 
     // Loop-thread halves.
     uv_handle_t *handle() { return reinterpret_cast<uv_handle_t *>(&handle_); }
-    void start_receiving_on_loop();
-    void send_on_loop(const std::shared_ptr<UdpSendOp> &op, const sockaddr *addr);
-    static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-    static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const sockaddr *addr,
-                        unsigned flags);
-    static void complete_send(UdpSendOp &op, int status);
 
     // Caller-thread helpers; "_locked" ones need mu_ held.
     void check_family(const Endpoint &ep, const char *op) const;
     void check_size(size_t n, const char *op) const;
     std::string name_for_errors_locked() const;
-    void wait_or_throw(FunctionRef<bool()> pred, const Deadline &deadline, const char *op);
-    void send_common(std::string_view data, const Endpoint *ep, const sockaddr_storage *addr,
-                     const Deadline &deadline, const char *opname);
-    Entry take(size_t max, const Deadline &deadline, const char *op);
+    // Closed, or marked closing by an unload.
+    void throw_if_closing_locked(const char *op) const;
+    // The one way a call uses fd_ outside mu_, as TcpSocket::blocking_locked.
+    ssize_t blocking_locked(std::unique_lock<std::mutex> &lk, short events, const char *op, const Deadline &deadline,
+                            FunctionRef<ssize_t()> call, int &err);
+    void begin_io_locked() { ++io_active_; }
+    void end_io_locked();
+    void close_descriptor_locked();
+    // Takes the reader's turn (waiting for the current reader to finish).
+    void take_reader_turn(std::unique_lock<std::mutex> &lk, const Deadline &deadline, const char *op);
+    Datagram receive(size_t max, const Deadline &deadline, const char *op);
+    void transmit(std::string_view data, const Endpoint *ep, const sockaddr_storage *addr, const Deadline &deadline,
+                  const char *op);
 
     const Family family_;
     uv_udp_t handle_{};
-    bool receiving_ = false;           // loop only
-    std::unique_ptr<char[]> own_buf_;  // loop only, if the runtime's slab is too small
 
     // Under mu_.
     State state_ = State::Open;
-    std::deque<Entry> queue_;
-    int loop_ops_ = 0;  // binds, connects and sends posted to the loop and not yet done
-    size_t queued_bytes_ = 0;
-    uint64_t dropped_ = 0;
+    int io_active_ = 0;                 // callers inside a system call on fd_
+    bool close_deferred_ = false;       // close() waits for io_active_ to reach 0
+    std::atomic<bool> closing_{false};  // read without mu_ by waiting callers
+    bool reader_busy_ = false;          // one reader in the kernel at a time: it owns into_
+    std::unique_ptr<char[]> into_;      // what the reader receives into (max_payload bytes)
+    std::deque<Datagram> held_;         // see held()
 };
 
 }  // namespace ksnet

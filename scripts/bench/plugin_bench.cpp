@@ -5,6 +5,7 @@
 // release it). Prints "workload metric value" lines, like raw_c.
 //
 //   bench_plugin PLUGIN_DIR pingpong SIZE COUNT
+//   bench_plugin PLUGIN_DIR udp_pingpong SIZE COUNT
 //   bench_plugin PLUGIN_DIR bulk TOTAL CHUNK
 //   bench_plugin PLUGIN_DIR lines COUNT
 //   bench_plugin PLUGIN_DIR accept COUNT
@@ -118,6 +119,9 @@ struct Net {
     Value SocketIO = h.getattr(net, "SocketIO");
 
     Value socket() { return h.call(SocketIO); }
+    Value udp_socket() {
+        return h.call(SocketIO, {h.getattr(h.getattr(net, "FK"), "INET4"), h.getattr(h.getattr(net, "SK"), "UDP")});
+    }
     Value loopback(int64_t port) { return h.tuple({h.str("127.0.0.1"), h.integer(port)}); }
 
     Value listener(int64_t backlog) {
@@ -182,6 +186,41 @@ int pingpong(Host &h, size_t size, size_t count) {
     if (!threads.error().empty()) throw std::runtime_error("server: " + threads.error());
     std::printf("pingpong_%zu rtt_us %.3f\n", size, t / static_cast<double>(count) * 1e6);
     std::printf("pingpong_%zu bytes %zu\n", size, back);
+    return back == size * count ? 0 : 1;
+}
+
+// ---- udp_pingpong: one SIZE-byte datagram each way per round trip, COUNT times ----
+
+int udp_pingpong(Host &h, size_t size, size_t count) {
+    Net n{h};
+    Value server = n.udp_socket();
+    h.call_method(server, "bind", {n.loopback(0)});
+    Value size_v = h.integer(static_cast<int64_t>(size));
+    // No timeout, as C's blocking calls (bench.py's time limit ends a run that hangs).
+    Threads threads(h);
+    threads.spawn([&] {
+        for (size_t i = 0; i < count; ++i) {
+            Value got = h.call_method(server, "recvfrom", {size_v});
+            h.call_method(server, "sendto", {h.item(got, 0), h.item(got, 1)});
+        }
+    });
+    Value c = n.udp_socket();
+    h.call_method(c, "bind", {n.loopback(0)});
+    h.call_method(c, "connect", {n.loopback(n.port_of(server))});
+    Value msg = h.bytes(std::string(size, 'u'));
+    size_t back = 0;
+    auto t0 = Clock::now();
+    for (size_t i = 0; i < count; ++i) {
+        h.call_method(c, "write", {msg});
+        back += h.len(h.call_method(c, "read", {size_v}));
+    }
+    double t = seconds_since(t0);
+    threads.join_all();
+    h.call_method(c, "close");
+    h.call_method(server, "close");
+    if (!threads.error().empty()) throw std::runtime_error("server: " + threads.error());
+    std::printf("udp_pingpong_%zu rtt_us %.3f\n", size, t / static_cast<double>(count) * 1e6);
+    std::printf("udp_pingpong_%zu bytes %zu\n", size, back);
     return back == size * count ? 0 : 1;
 }
 
@@ -505,8 +544,9 @@ int main(int argc, char **argv) {
     auto usage = [&] {
         std::fprintf(stderr,
                      "usage: %s PLUGIN_DIR WORKLOAD ARGS...\n"
-                     "  pingpong SIZE COUNT | bulk TOTAL CHUNK | lines COUNT | accept COUNT |\n"
-                     "  fanin CONNS ROUNDS SIZE THREADS | idle CONNS | load COUNT | swap SOCKETS COUNT\n",
+                     "  pingpong SIZE COUNT | udp_pingpong SIZE COUNT | bulk TOTAL CHUNK | lines COUNT |\n"
+                     "  accept COUNT | fanin CONNS ROUNDS SIZE THREADS | idle CONNS | load COUNT |\n"
+                     "  swap SOCKETS COUNT\n",
                      argv[0]);
         return 2;
     };
@@ -524,6 +564,7 @@ int main(int argc, char **argv) {
     try {
         Gil gil(host);
         if (mode == "pingpong" && a.size() == 2) rc = pingpong(host, a[0], a[1]);
+        else if (mode == "udp_pingpong" && a.size() == 2) rc = udp_pingpong(host, a[0], a[1]);
         else if (mode == "bulk" && a.size() == 2) rc = bulk(host, a[0], a[1]);
         else if (mode == "lines" && a.size() == 1) rc = lines(host, a[0]);
         else if (mode == "accept" && a.size() == 1) rc = accept_bench(host, a[0]);

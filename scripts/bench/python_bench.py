@@ -3,6 +3,7 @@
 client in this process (threads). Prints "workload metric value" lines, like raw_c.
 
     python_bench.py pingpong SIZE COUNT
+    python_bench.py udp_pingpong SIZE COUNT
     python_bench.py bulk TOTAL CHUNK
     python_bench.py lines COUNT
     python_bench.py accept COUNT
@@ -93,6 +94,39 @@ def pingpong(size, count):
     lsock.close()
     print(f"pingpong_{size} rtt_us {t / count * 1e6:.3f}")
     print(f"pingpong_{size} bytes {back}")
+    return back == size * count
+
+
+def udp_pingpong(size, count):
+    def bound():
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((LOOPBACK, 0))
+        sock.settimeout(10)  # a datagram lost on loopback would hang the round trips
+        return sock
+
+    server_sock = bound()
+
+    def serve():
+        with server_sock:
+            for _ in range(count):
+                msg, peer = server_sock.recvfrom(size)
+                server_sock.sendto(msg, peer)
+
+    server = Thread(serve)
+    server.start()
+    sock = bound()
+    sock.connect(server_sock.getsockname())
+    msg = b"u" * size
+    back = 0
+    t0 = time.perf_counter()
+    for _ in range(count):
+        sock.send(msg)
+        back += len(sock.recv(size))
+    t = time.perf_counter() - t0
+    server.finish()
+    sock.close()
+    print(f"udp_pingpong_{size} rtt_us {t / count * 1e6:.3f}")
+    print(f"udp_pingpong_{size} bytes {back}")
     return back == size * count
 
 
@@ -277,9 +311,9 @@ def load(count):
 
 
 def main():
-    usage = ("usage: python_bench.py pingpong SIZE COUNT | bulk TOTAL CHUNK | lines COUNT |\n"
-             "       accept COUNT | fanin CONNS ROUNDS SIZE THREADS | load COUNT")
-    workloads = {"pingpong": (pingpong, 2), "bulk": (bulk, 2), "lines": (lines, 1),
+    usage = ("usage: python_bench.py pingpong SIZE COUNT | udp_pingpong SIZE COUNT | bulk TOTAL CHUNK |\n"
+             "       lines COUNT | accept COUNT | fanin CONNS ROUNDS SIZE THREADS | load COUNT")
+    workloads = {"pingpong": (pingpong, 2), "udp_pingpong": (udp_pingpong, 2), "bulk": (bulk, 2), "lines": (lines, 1),
                  "accept": (accept, 1), "fanin": (fanin, 4), "load": (load, 1)}
     if len(sys.argv) < 2 or sys.argv[1] not in workloads:
         sys.exit(usage)

@@ -3,6 +3,7 @@
  * process. Prints "workload metric value" lines; see scripts/bench.py for the meaning.
  *
  *   bench_raw_c pingpong SIZE COUNT
+ *   bench_raw_c udp_pingpong SIZE COUNT
  *   bench_raw_c bulk TOTAL CHUNK
  *   bench_raw_c lines COUNT
  *   bench_raw_c accept COUNT
@@ -434,12 +435,81 @@ static int run_idle(size_t conns) {
     return open == conns ? 0 : 1;
 }
 
+/* ---- udp_pingpong: one datagram each way per round trip, a server thread ---- */
+
+struct udp_job {
+    int fd;
+    size_t size, count;
+};
+
+/* A datagram lost on loopback would hang the round trips: give up after 10 s instead. */
+static void set_receive_limit(int fd) {
+    struct timeval tv = {10, 0};
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0) die("setsockopt");
+}
+
+static int udp_socket(struct sockaddr_in *bound) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) die("socket");
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) die("bind");
+    socklen_t len = sizeof *bound;
+    getsockname(fd, (struct sockaddr *)bound, &len);
+    set_receive_limit(fd);
+    return fd;
+}
+
+static void *serve_udp(void *arg) {
+    struct udp_job *j = arg;
+    char *buf = xmalloc(j->size);
+    for (size_t i = 0; i < j->count; ++i) {
+        struct sockaddr_storage from;
+        socklen_t len = sizeof from;
+        ssize_t r = recvfrom(j->fd, buf, j->size, 0, (struct sockaddr *)&from, &len);
+        if (r < 0 && errno == EINTR) { --i; continue; }
+        if (r < 0) die("recvfrom");
+        if (sendto(j->fd, buf, (size_t)r, 0, (struct sockaddr *)&from, len) < 0) die("sendto");
+    }
+    free(buf);
+    return NULL;
+}
+
+static int run_udp_pingpong(size_t size, size_t count) {
+    struct sockaddr_in server_addr, client_addr;
+    struct udp_job j = {udp_socket(&server_addr), size, count};
+    int fd = udp_socket(&client_addr);
+    if (connect(fd, (struct sockaddr *)&server_addr, sizeof server_addr) < 0) die("connect");
+    pthread_t server;
+    pthread_create(&server, NULL, serve_udp, &j);
+    char *buf = xmalloc(size);
+    memset(buf, 'u', size);
+    size_t back = 0;
+    double t0 = now_s();
+    for (size_t i = 0; i < count; ++i) {
+        if (send(fd, buf, size, 0) < 0) die("send");
+        ssize_t r;
+        while ((r = recv(fd, buf, size, 0)) < 0 && errno == EINTR) {}
+        if (r < 0) die("recv");
+        back += (size_t)r;
+    }
+    double t = now_s() - t0;
+    pthread_join(server, NULL);
+    close(fd);
+    close(j.fd);
+    free(buf);
+    printf("udp_pingpong_%zu rtt_us %.3f\n", size, t / (double)count * 1e6);
+    printf("udp_pingpong_%zu bytes %zu\n", size, back);
+    return back == size * count ? 0 : 1;
+}
+
 static size_t arg(char **argv, int i) { return strtoull(argv[i], NULL, 10); }
 
 int main(int argc, char **argv) {
     const char *usage =
-        "usage: %s pingpong SIZE COUNT | bulk TOTAL CHUNK | lines COUNT | accept COUNT |\n"
-        "       fanin CONNS ROUNDS SIZE THREADS | idle CONNS\n";
+        "usage: %s pingpong SIZE COUNT | udp_pingpong SIZE COUNT | bulk TOTAL CHUNK |\n"
+        "       lines COUNT | accept COUNT | fanin CONNS ROUNDS SIZE THREADS | idle CONNS\n";
     if (argc < 2) {
         fprintf(stderr, usage, argv[0]);
         return 2;
@@ -451,6 +521,7 @@ int main(int argc, char **argv) {
         return run_idle(arg(argv, 2));
     }
     if ((strcmp(mode, "pingpong") == 0 || strcmp(mode, "bulk") == 0) && argc == 4) return run_single(mode, arg(argv, 2), arg(argv, 3));
+    if (strcmp(mode, "udp_pingpong") == 0 && argc == 4) return run_udp_pingpong(arg(argv, 2), arg(argv, 3));
     if (strcmp(mode, "lines") == 0 && argc == 3) return run_single(mode, arg(argv, 2), 0);
     if (strcmp(mode, "accept") == 0 && argc == 3) return run_accept(arg(argv, 2));
     if (strcmp(mode, "fanin") == 0 && argc == 6) return run_fanin(arg(argv, 2), arg(argv, 3), arg(argv, 4), arg(argv, 5));
