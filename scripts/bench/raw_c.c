@@ -77,16 +77,22 @@ static void raise_fd_limit(void) {
 
 static struct sockaddr_in listen_addr;
 
-static int make_listener(int backlog) {
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (l < 0) die("socket");
+/* A socket of `type` bound to 127.0.0.1 on a port of the kernel's choice, given in `bound`. */
+static int bound_loopback(int type, struct sockaddr_in *bound) {
+    int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+    if (fd < 0) die("socket");
     struct sockaddr_in sa = {0};
     sa.sin_family = AF_INET;
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(l, (struct sockaddr *)&sa, sizeof sa) < 0) die("bind");
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) die("bind");
+    socklen_t len = sizeof *bound;
+    getsockname(fd, (struct sockaddr *)bound, &len);
+    return fd;
+}
+
+static int make_listener(int backlog) {
+    int l = bound_loopback(SOCK_STREAM, &listen_addr);
     if (listen(l, backlog) < 0) die("listen");
-    socklen_t len = sizeof listen_addr;
-    getsockname(l, (struct sockaddr *)&listen_addr, &len);
     return l;
 }
 
@@ -449,14 +455,7 @@ static void set_receive_limit(int fd) {
 }
 
 static int udp_socket(struct sockaddr_in *bound) {
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) die("socket");
-    struct sockaddr_in sa = {0};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) die("bind");
-    socklen_t len = sizeof *bound;
-    getsockname(fd, (struct sockaddr *)bound, &len);
+    int fd = bound_loopback(SOCK_DGRAM, bound);
     set_receive_limit(fd);
     return fd;
 }
