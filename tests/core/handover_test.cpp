@@ -47,7 +47,7 @@ struct TwoVersions {
         l->bind(Endpoint{Family::Inet4, "127.0.0.1", 0});
         l->listen(4);
         auto c = tcp(old_rt);
-        c->connect(Endpoint{Family::Inet4, "127.0.0.1", l->local_name()->port}, {});
+        c->connect(Endpoint{Family::Inet4, "127.0.0.1", static_cast<uint16_t>(l->local_name()->port)}, {});
         auto server = l->accept({}).first;
         l->close();
         return {std::move(c), std::move(server)};
@@ -165,7 +165,7 @@ TEST_CASE("handover_moves_a_listener_and_a_connection_waiting_in_its_backlog") {
     auto l = v.tcp(v.old_rt);
     l->bind(Endpoint{Family::Inet4, "127.0.0.1", 0});
     l->listen(4);
-    auto port = l->local_name()->port;
+    auto port = static_cast<uint16_t>(l->local_name()->port);
     auto c = v.tcp(v.old_rt);
     c->connect(Endpoint{Family::Inet4, "127.0.0.1", port}, {});
     auto l2 = v.move(*l);
@@ -184,7 +184,7 @@ TEST_CASE("handover_moves_queued_datagrams_in_order") {
     TwoVersions v;
     auto u = Socket::open(v.old_rt, Family::Inet4, Kind::Udp, Protocol::Auto);
     u->bind(Endpoint{Family::Inet4, "127.0.0.1", 0});
-    auto port = u->local_name()->port;
+    auto port = static_cast<uint16_t>(u->local_name()->port);
     auto tx = Socket::open(v.new_rt, Family::Inet4, Kind::Udp, Protocol::Auto);
     Endpoint to{Family::Inet4, "127.0.0.1", port};
     for (const char *d : {"a", "bb", "ccc"}) tx->sendto(d, to, {});
