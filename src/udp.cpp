@@ -42,8 +42,9 @@ socklen_t sockaddr_len(const sockaddr *sa) {
 
 // ---- creation and teardown ----
 
-UdpSocket::UdpSocket(std::shared_ptr<Runtime> rt, Family family) : LoopSocket(std::move(rt)), family_(family) {
-    handle_.data = this;
+UdpSocket::UdpSocket(std::shared_ptr<Runtime> rt, Family family)
+    : SocketBase(std::move(rt), SOCK_DGRAM, 0), family_(family) {
+    handle_.data = static_cast<SocketBase *>(this);
 }
 
 UdpSocket::~UdpSocket() = default;
@@ -92,10 +93,9 @@ std::shared_ptr<UdpSocket> UdpSocket::adopt(std::shared_ptr<Runtime> rt, Family 
 
 // ---- state and names ----
 
-UdpSocket::State UdpSocket::state() const {
-    std::lock_guard lk(mu_);
-    return state_;
-}
+UdpSocket::State UdpSocket::state() const { return state_or_closed(state_); }
+
+const char *UdpSocket::state_text() const { return state_name(state()); }
 
 const char *UdpSocket::state_name(State s) {
     switch (s) {
@@ -119,19 +119,15 @@ size_t UdpSocket::queued() const {
 
 sockaddr_storage UdpSocket::local_address() const {
     std::lock_guard lk(mu_);  // while held and not closed, the loop cannot have closed fd_
-    if (state_ == State::Closed) throw Error(ErrorKind::Closed, "getsockname: the socket is closed");
+    if (closed_) throw Error(ErrorKind::Closed, "getsockname: the socket is closed");
     if (state_ == State::Open) throw Error(ErrorKind::State, "getsockname: socket is not bound");
     return local_sockaddr(fd_);
 }
 
 sockaddr_storage UdpSocket::peer_address() const {
     std::lock_guard lk(mu_);
-    if (state_ == State::Closed) throw Error(ErrorKind::Closed, "getpeername: the socket is closed");
+    if (closed_) throw Error(ErrorKind::Closed, "getpeername: the socket is closed");
     return peer_sockaddr(fd_);
-}
-
-std::string UdpSocket::name_for_errors_locked() const {
-    return state_ == State::Closed ? "" : name_for_errors(fd_, SOCK_DGRAM, 0);
 }
 
 void UdpSocket::check_family(const Endpoint &ep, const char *op) const {
@@ -160,8 +156,7 @@ void UdpSocket::bind(const Endpoint &ep) {
     check_family(ep, "bind");
     {
         std::lock_guard lk(mu_);
-        throw_if_moved_locked("bind");
-        throw_if_closed_locked("bind");
+        throw_if_unusable_locked("bind");
         if (state_ != State::Open) {
             throw Error(ErrorKind::State, std::string("bind: socket is already ") + state_name(state_));
         }
@@ -169,7 +164,7 @@ void UdpSocket::bind(const Endpoint &ep) {
     }
     std::string where = format_endpoint(ep);
     auto op = std::make_shared<UdpOp>();
-    auto self = shared_from_this();
+    auto self = shared_as<UdpSocket>();
     bool posted = rt_->post([self, ep, op] {
         resolve_on_loop(*self->rt_, ep, SOCK_DGRAM, true,
                         [self, op](int rc, const sockaddr_storage &addr, socklen_t) {
@@ -190,7 +185,7 @@ void UdpSocket::bind(const Endpoint &ep) {
         throw Error(ErrorKind::Closed, "bind: the net module was unloaded");
     }
     try {
-        wait_or_throw([&] { return op->done || state_ == State::Closed; }, {}, "bind");
+        wait_or_throw([&] { return op->done || closed_; }, {}, "bind");
     } catch (const Error &) {
         close();  // a name still resolving would otherwise bind behind the caller's back
         throw;
@@ -204,14 +199,13 @@ void UdpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
     check_family(ep, "connect");
     {
         std::lock_guard lk(mu_);
-        throw_if_moved_locked("connect");
-        throw_if_closed_locked("connect");
+        throw_if_unusable_locked("connect");
         if (state_ == State::Connected) throw Error(ErrorKind::State, "connect: socket is already connected");
         ++loop_ops_;
     }
     std::string where = format_endpoint(ep);
     auto op = std::make_shared<UdpOp>();
-    auto self = shared_from_this();
+    auto self = shared_as<UdpSocket>();
     bool posted = rt_->post([self, ep, op] {
         resolve_on_loop(*self->rt_, ep, SOCK_DGRAM, false,
                         [self, op](int rc, const sockaddr_storage &addr, socklen_t) {
@@ -219,7 +213,7 @@ void UdpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
                             if (rc == 0) rc = uv_udp_connect(&self->handle_, reinterpret_cast<const sockaddr *>(&addr));
                             if (rc == 0) self->start_receiving_on_loop();
                             std::lock_guard lk(self->mu_);
-                            if (rc == 0 && self->state_ != State::Closed) self->state_ = State::Connected;
+                            if (rc == 0 && !self->closed_) self->state_ = State::Connected;
                             op->status = rc;
                             op->done = true;
                             --self->loop_ops_;
@@ -232,7 +226,7 @@ void UdpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
         throw Error(ErrorKind::Closed, "connect: the net module was unloaded");
     }
     try {
-        wait_or_throw([&] { return op->done || state_ == State::Closed; }, deadline, "connect");
+        wait_or_throw([&] { return op->done || closed_; }, deadline, "connect");
     } catch (const Error &) {
         close();  // the name may still resolve and connect behind the caller's back
         throw;
@@ -259,7 +253,7 @@ void UdpSocket::start_receiving_on_loop() {
 }
 
 void UdpSocket::on_alloc(uv_handle_t *h, size_t, uv_buf_t *buf) {
-    auto *self = static_cast<UdpSocket *>(h->data);
+    auto *self = owner<UdpSocket>(h);
     uv_buf_t slab = self->rt_->read_slab();
     if (slab.len >= kIoChunk) {
         *buf = slab;  // copied out in on_recv before the loop reuses it
@@ -271,7 +265,7 @@ void UdpSocket::on_alloc(uv_handle_t *h, size_t, uv_buf_t *buf) {
 
 void UdpSocket::on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const sockaddr *addr,
                         unsigned flags) {
-    auto *self = static_cast<UdpSocket *>(h->data);
+    auto *self = owner<UdpSocket>(h);
     if (nread == 0 && addr == nullptr) return;  // nothing (more) to read just now
     Entry e;
     if (nread < 0) {
@@ -295,8 +289,7 @@ UdpSocket::Entry UdpSocket::take(size_t max, const Deadline &deadline, const cha
     for (;;) {
         {
             std::unique_lock lk(mu_);
-            throw_if_moved_locked(op);
-            throw_if_closed_locked(op);
+            throw_if_unusable_locked(op);
             if (!queue_.empty()) {
                 Entry &e = queue_.front();
                 if (e.error < 0) {
@@ -332,7 +325,7 @@ UdpSocket::Entry UdpSocket::take(size_t max, const Deadline &deadline, const cha
         bool moving = false;  // a live reload: the next version serves the queue
         // A waiter that missed the reload's window still sees that its socket moved.
         wait_or_throw([&] {
-            return !queue_.empty() || state_ == State::Closed || (moving = rt_->handing_over() || moved_out_);
+            return !queue_.empty() || closed_ || (moving = rt_->handing_over() || moved_out_);
         }, deadline, op);
         if (moving) throw moved_error(op);
     }
@@ -395,15 +388,14 @@ void UdpSocket::send_common(std::string_view data, const Endpoint *ep, const soc
     std::string where;
     {
         std::lock_guard lk(mu_);
-        throw_if_moved_locked(opname);
-        throw_if_closed_locked(opname);
+        throw_if_unusable_locked(opname);
         if (!ep && !addr && state_ != State::Connected) {
             throw Error(ErrorKind::State, "send: socket is not connected (use sendto(), or connect() first)");
         }
         if ((ep || addr) && state_ == State::Connected) {
             throw Error(ErrorKind::State, std::string(opname) + ": socket is connected (use send())");
         }
-        op->sock = shared_from_this();
+        op->sock = shared_as<UdpSocket>();
         ++loop_ops_;  // done in complete_send, which every path below reaches
         if (ep) {
             where = format_endpoint(*ep);
@@ -438,7 +430,7 @@ void UdpSocket::send_common(std::string_view data, const Endpoint *ep, const soc
         throw Error(ErrorKind::Closed, std::string(opname) + ": the net module was unloaded");
     }
     try {
-        wait_or_throw([&] { return op->done || state_ == State::Closed; }, deadline, opname);
+        wait_or_throw([&] { return op->done || closed_; }, deadline, opname);
     } catch (const Error &e) {
         if (e.kind() == ErrorKind::Timeout) {
             throw Error(ErrorKind::Timeout, std::string(opname) + ": timed out (the datagram may still be sent)",
@@ -474,8 +466,8 @@ void UdpSocket::save(SocketState &out, Clock::duration limit) {
     if (!cv_.wait_for(lk, limit, [this] { return loop_ops_ == 0; })) {
         throw Error(ErrorKind::State, "a send on " + name_for_errors_locked() + " did not complete in time");
     }
-    out.state = static_cast<uint8_t>(state_);
-    out.fd = state_ == State::Closed ? -1 : fd_;
+    out.state = static_cast<uint8_t>(closed_ ? State::Closed : state_);
+    out.fd = closed_ ? -1 : fd_;
     out.dropped = dropped_;
     for (const Entry &e : queue_) {
         out.datagrams.push_back(QueuedDatagram{e.data, e.from, e.error, e.partial});
@@ -487,7 +479,7 @@ std::shared_ptr<UdpSocket> UdpSocket::restore(std::shared_ptr<Runtime> rt, Famil
     if (state > State::Closed) throw Error(ErrorKind::Value, "socket state: no UDP state " + std::to_string(s.state));
     if (s.fd < 0 || state == State::Closed) {
         std::shared_ptr<UdpSocket> closed(new UdpSocket(rt, family));
-        closed->state_ = State::Closed;
+        closed->closed_ = true;
         return closed;
     }
     int fd = ::fcntl(s.fd, F_DUPFD_CLOEXEC, 0);
@@ -508,16 +500,9 @@ std::shared_ptr<UdpSocket> UdpSocket::restore(std::shared_ptr<Runtime> rt, Famil
     return sock;
 }
 
-void UdpSocket::end_handover(bool committed) {
-    {
-        std::lock_guard lk(mu_);
-        if (committed) {
-            moved_out_ = true;
-        }
-        cv_.notify_all();
-        if (committed || state_ == State::Closed || state_ == State::Open) return;
-    }
-    auto self = shared_from_this();
+void UdpSocket::on_handover_cancelled_locked() {
+    if (closed_ || state_ == State::Open) return;
+    auto self = shared_as<UdpSocket>();
     rt_->post([self] { self->start_receiving_on_loop(); });  // serving on, as before
 }
 

@@ -10,13 +10,15 @@
 // they are non-blocking, followed by poll() until the deadline. docs/design.md has the
 // measurements behind each step.
 // Readers are served one at a time, and so are writers; a reader and a writer may run
-// at once. The descriptor is closed (uv_close) only once no caller is using it.
+// at once. What every socket shares is SocketBase's; a TCP socket adds, through its
+// hooks, that the descriptor is closed (uv_close) only once no caller is using it
+// (io_active_, close_deferred_), that a descriptor the loop has not taken yet is closed
+// at once (Handoff), and the option linemax.
 #pragma once
 
 #include <uv.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -31,10 +33,11 @@
 #include "ksnet/options.hpp"
 #include "ksnet/receive_buffer.hpp"
 #include "ksnet/runtime.hpp"
+#include "ksnet/socket_base.hpp"
 
 namespace ksnet {
 
-class TcpSocket final : public LoopResource, public std::enable_shared_from_this<TcpSocket> {
+class TcpSocket final : public SocketBase {
 public:
     static constexpr size_t kReadAll = static_cast<size_t>(-1);
 
@@ -70,37 +73,31 @@ public:
     // until the peer's end of stream; a later write raises Error(State).
     void shutdown_write(const Deadline &deadline = {});
 
-    // Socket options by name (ksnet/options.hpp).
-    void set_option(Option o, int64_t value);
-    int64_t get_option(Option o) const;
+    // close(), fileno(), set_option() and get_option(): see SocketBase.
 
-    // Harmless when already closed. Wakes every thread blocked on this socket.
-    void close();
     // True when the peer has finished sending and everything received has been read.
     bool eof();
 
     State state() const;
     Family family() const { return family_; }
-    int fileno() const;  // the OS descriptor, -1 once closed
     static const char *state_name(State s);
+    const char *state_text() const override;
     // getsockname / getpeername; throw Error(State) when there is none.
-    sockaddr_storage local_address() const;
-    sockaddr_storage peer_address() const;
+    sockaddr_storage local_address() const override;
+    sockaddr_storage peer_address() const override;
 
     // Live reload (ksp_handover). After Runtime::begin_handover: waits until no caller
     // uses the descriptor (each has left it; see end_handover) and fills the stream's
     // part of `out` (`out.fd` is this socket's descriptor, which it keeps). Throws
     // Error(State) if a caller does not leave within `limit`.
-    void save(SocketState &out, Clock::duration limit);
+    void save(SocketState &out, Clock::duration limit) override;
     // The next version's socket: its own duplicate of `s.fd`, and what `s` says.
     static std::shared_ptr<TcpSocket> restore(std::shared_ptr<Runtime> rt, Family family, const SocketState &s);
-    // committed: the socket now belongs to the next version. Calls still on their way
-    // back raise Error(Moved) unless their result no longer needs the socket, and close()
-    // and teardown close the descriptor without shutdown(): the connection lives on in
-    // the duplicate. Otherwise the socket serves on.
-    void end_handover(bool committed);
+    // end_handover(): see SocketBase. Calls on their way back from a socket that moved
+    // raise Error(Moved) unless their result no longer needs the socket, and close() and
+    // teardown close the descriptor without shutdown(): the connection lives on in the
+    // duplicate.
 
-    void abort_on_loop(const char *why) override;
     void mark_closing() override;
     ~TcpSocket() override;
 
@@ -113,17 +110,19 @@ private:
 
     // Loop-thread halves.
     void open_handle_on_loop();
-    void close_handle_on_loop();
-    static void on_close(uv_handle_t *h);
+    uv_handle_t *handle() override;  // nullptr until uv_tcp_init
+    void on_handle_closed() override;  // closes fd_ if libuv never took it
 
-    // Caller-thread helpers; "_locked" ones need mu_ held.
-    // At the start of a call: closed, or moved to another version (Error(Moved)).
-    void throw_if_unusable_locked(const char *op) const;
-    // After a system call whose result the caller keeps: closed only.
-    void throw_if_closed_locked(const char *op) const;
-    // The same, and also once the runtime has marked the socket closing (unload).
+    // SocketBase's hooks: close() waits for the last caller, teardown waits for all.
+    bool on_close_locked() override;
+    void on_abort_locked(std::unique_lock<std::mutex> &lk) override;
+    bool set_own_option_locked(Option o, int64_t value) override;  // linemax
+    std::optional<int64_t> own_option_locked(Option o) const override;
+
+    // Caller-thread helpers; "_locked" ones need mu_ held. After a system call whose
+    // result the caller keeps: closed only (throw_if_closed_locked), or also once the
+    // runtime has marked the socket closing (unload).
     void throw_if_closing_locked(const char *op) const;
-    [[noreturn]] void throw_closed_locked(const char *op) const;
     // Direct I/O on fd_ outside mu_: begin marks the descriptor in use (it cannot be
     // closed under the caller), end lets close() go ahead once nobody uses it.
     void begin_io_locked() { ++io_active_; }
@@ -159,27 +158,21 @@ private:
     void send_some_locked(std::unique_lock<std::mutex> &lk, std::string_view data, const Deadline &deadline);
     void check_readable_locked(const char *op) const;
     [[noreturn]] void throw_line_too_long_locked() const;
-    std::string name_for_errors() const;
     void wait_or_throw(FunctionRef<bool()> pred, const Deadline &deadline, const char *op);
 
-    std::shared_ptr<Runtime> rt_;
     const Family family_;
     uv_tcp_t handle_{};
-    int fd_ = -1;
     bool handle_open_ = false;     // loop only: uv_tcp_init done
     bool fd_owned_by_uv_ = false;  // loop only: uv_tcp_open done (uv_close closes fd_)
-    bool handle_closing_ = false;  // loop only
 
-    mutable std::mutex mu_;
-    std::condition_variable cv_;
-    State state_ = State::Open;
-    std::string close_reason_;  // why the runtime closed it, if it did
+    State state_ = State::Open;  // under mu_; SocketBase's closed_ stands for Closed
 
     // Handing the descriptor to the loop (under mu_): a socket closed before the loop
     // took it is closed right here, and the loop never hears of it.
     enum class Handoff { Pending, Taken, Cancelled };
     Handoff handoff_ = Handoff::Pending;
-    void close_descriptor_locked();  // ::close now if still Pending, else via the loop
+    // ::close(fd_) now if the loop has not taken it yet (false); true: the loop has it.
+    bool close_if_untaken_locked();
 
     // Direct I/O (under mu_).
     int io_active_ = 0;          // callers inside recv/send/poll on fd_
@@ -198,7 +191,6 @@ private:
     bool write_shut_ = false;  // shutdown_write() was called
 
     // Live reload (under mu_; see save and end_handover).
-    bool moved_out_ = false;
     WriteProgress writing_;  // `sent` grows while the writer has fd_
     bool connect_issued_ = false;  // connect() reached the kernel (state Connecting)
     bool connect_resume_ = false;  // a connect that left part-way: its retry waits for it

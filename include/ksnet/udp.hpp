@@ -2,6 +2,7 @@
 //
 // Every method may be called from any thread. libuv is only called on the loop thread;
 // a blocking method hands its work there and waits with the interpreter lock released.
+// What every socket shares (close, options, closed and moved states) is SocketBase's.
 //
 // Datagram boundaries are kept. Once the socket is bound (by bind(), connect() or the
 // first send, which binds it implicitly) the loop receives continuously into a bounded
@@ -34,13 +35,13 @@
 
 #include "ksnet/address.hpp"
 #include "ksnet/handover.hpp"
-#include "ksnet/loop_socket.hpp"
+#include "ksnet/socket_base.hpp"
 
 namespace ksnet {
 
 struct UdpSendOp;
 
-class UdpSocket final : public LoopSocket<UdpSocket> {
+class UdpSocket final : public SocketBase {
 public:
     static constexpr size_t kAnySize = static_cast<size_t>(-1);  // recv: any datagram fits
     static constexpr size_t kMaxPayload4 = 65507;                // 65535 - 20 (IP) - 8 (UDP)
@@ -74,9 +75,10 @@ public:
     // The next datagram and its sender.
     std::pair<std::string, sockaddr_storage> recvfrom(size_t max, const Deadline &deadline = {});
 
-    // close(), set_option() and get_option(): see LoopSocket.
+    // close(), fileno(), set_option() and get_option(): see SocketBase.
     State state() const;
     static const char *state_name(State s);
+    const char *state_text() const override;
     Family family() const { return family_; }
     size_t max_payload() const { return family_ == Family::Inet6 ? kMaxPayload6 : kMaxPayload4; }
     uint64_t dropped() const;  // datagrams dropped because the queue was full
@@ -84,21 +86,18 @@ public:
 
     // getsockname / getpeername; throw Error(State) when there is none, Error(Closed)
     // once closed.
-    sockaddr_storage local_address() const;
-    sockaddr_storage peer_address() const;
+    sockaddr_storage local_address() const override;
+    sockaddr_storage peer_address() const override;
 
     // Live reload (ksp_handover), as TcpSocket's: save() stops receiving and waits for
     // the loop work in flight (binds, connects, sends), then fills the datagram part of
     // `out`; restore() makes the next version's socket from a duplicate of `s.fd`.
-    void save(SocketState &out, Clock::duration limit);
+    void save(SocketState &out, Clock::duration limit) override;
     static std::shared_ptr<UdpSocket> restore(std::shared_ptr<Runtime> rt, Family family, const SocketState &s);
-    void end_handover(bool committed);
 
     ~UdpSocket() override;
 
 private:
-    friend class LoopSocket<UdpSocket>;
-
     struct Entry {
         std::string data;
         sockaddr_storage from{};
@@ -109,7 +108,8 @@ private:
     UdpSocket(std::shared_ptr<Runtime> rt, Family family);
 
     // Loop-thread halves.
-    uv_handle_t *handle() { return reinterpret_cast<uv_handle_t *>(&handle_); }
+    uv_handle_t *handle() override { return reinterpret_cast<uv_handle_t *>(&handle_); }
+    void on_handover_cancelled_locked() override;  // receives again
     void start_receiving_on_loop();
     void send_on_loop(const std::shared_ptr<UdpSendOp> &op, const sockaddr *addr);
     static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
@@ -120,7 +120,6 @@ private:
     // Caller-thread helpers; "_locked" ones need mu_ held.
     void check_family(const Endpoint &ep, const char *op) const;
     void check_size(size_t n, const char *op) const;
-    std::string name_for_errors_locked() const;
     void wait_or_throw(FunctionRef<bool()> pred, const Deadline &deadline, const char *op);
     void send_common(std::string_view data, const Endpoint *ep, const sockaddr_storage *addr,
                      const Deadline &deadline, const char *opname);
@@ -132,7 +131,7 @@ private:
     std::unique_ptr<char[]> own_buf_;  // loop only, if the runtime's slab is too small
 
     // Under mu_.
-    State state_ = State::Open;
+    State state_ = State::Open;  // SocketBase's closed_ stands for Closed
     std::deque<Entry> queue_;
     int loop_ops_ = 0;  // binds, connects and sends posted to the loop and not yet done
     size_t queued_bytes_ = 0;
