@@ -135,8 +135,8 @@ std::string name_for_errors(int fd, int type, int protocol) {
 // ---- creation and teardown ----
 
 PollSocket::PollSocket(std::shared_ptr<Runtime> rt, int af, int type, int protocol)
-    : LoopSocket(std::move(rt)), af_(af), type_(type), protocol_(protocol) {
-    poll_.data = this;
+    : SocketBase(std::move(rt), type, protocol), af_(af) {
+    poll_.data = static_cast<SocketBase *>(this);
 }
 
 PollSocket::~PollSocket() = default;
@@ -199,7 +199,7 @@ void PollSocket::arm_locked(int events) {
     want_ |= events;
     if (update_posted_) return;
     update_posted_ = true;
-    auto self = shared_from_this();
+    auto self = shared_as<PollSocket>();
     if (!rt_->post([self] { self->update_poll_on_loop(); })) update_posted_ = false;
 }
 
@@ -208,7 +208,7 @@ void PollSocket::update_poll_on_loop() {
     {
         std::lock_guard lk(mu_);
         update_posted_ = false;
-        ev = state_ == State::Closed ? 0 : want_;
+        ev = closed_ ? 0 : want_;
     }
     if (handle_closing_ || ev == armed_) return;
     int rc = ev ? uv_poll_start(&poll_, ev, &PollSocket::on_poll) : uv_poll_stop(&poll_);
@@ -222,7 +222,7 @@ void PollSocket::update_poll_on_loop() {
 }
 
 void PollSocket::on_poll(uv_poll_t *h, int status, int events) {
-    auto *self = static_cast<PollSocket *>(h->data);
+    auto *self = owner<PollSocket>(h);
     int rearm;
     {
         std::lock_guard lk(self->mu_);
@@ -249,20 +249,19 @@ void PollSocket::wait_ready(int events, const Deadline &deadline, const char *op
     bool moving = false;  // a live reload: the caller calls again on the next version
     rt_->wait_or_throw(mu_, cv_, [&] {
         // A waiter that missed the reload's window still sees that its socket moved.
-        return (ready_ & events) != 0 || state_ == State::Closed || poll_error_ < 0 ||
+        return (ready_ & events) != 0 || closed_ || poll_error_ < 0 ||
                (moving = rt_->handing_over() || moved_out_);
     }, deadline, op);
     if (moving) throw moved_error(op);
     std::lock_guard lk(mu_);
-    if (poll_error_ < 0 && state_ != State::Closed) throw os_error(std::string(op) + ": uv_poll_start", "", poll_error_);
+    if (poll_error_ < 0 && !closed_) throw os_error(std::string(op) + ": uv_poll_start", "", poll_error_);
 }
 
 // ---- state and names ----
 
-PollSocket::State PollSocket::state() const {
-    std::lock_guard lk(mu_);
-    return state_;
-}
+PollSocket::State PollSocket::state() const { return state_or_closed(state_); }
+
+const char *PollSocket::state_text() const { return state_name(state()); }
 
 const char *PollSocket::state_name(State s) {
     switch (s) {
@@ -280,17 +279,15 @@ std::string PollSocket::addr_text(const sockaddr *sa, socklen_t len) const {
     return format_any_sockaddr(sa, len, type_, protocol_);
 }
 
-std::string PollSocket::name_for_errors_locked() const { return name_for_errors(fd_, type_, protocol_); }
-
 sockaddr_storage PollSocket::local_address() const {
     std::lock_guard lk(mu_);  // while held and not closed, the loop cannot have closed fd_
-    if (state_ == State::Closed) throw Error(ErrorKind::Closed, "getsockname: the socket is closed");
+    if (closed_) throw Error(ErrorKind::Closed, "getsockname: the socket is closed");
     return local_sockaddr(fd_);
 }
 
 sockaddr_storage PollSocket::peer_address() const {
     std::lock_guard lk(mu_);
-    if (state_ == State::Closed) throw Error(ErrorKind::Closed, "getpeername: the socket is closed");
+    if (closed_) throw Error(ErrorKind::Closed, "getpeername: the socket is closed");
     return peer_sockaddr(fd_);
 }
 
@@ -298,8 +295,7 @@ sockaddr_storage PollSocket::peer_address() const {
 
 void PollSocket::bind(const sockaddr *addr, socklen_t len) {
     std::lock_guard lk(mu_);
-    throw_if_moved_locked("bind");
-    throw_if_closed_locked("bind");
+    throw_if_unusable_locked("bind");
     if (::bind(fd_, addr, len) < 0) throw errno_error("bind", addr_text(addr, len), errno);
     if (state_ == State::Open) state_ = State::Bound;
 }
@@ -308,8 +304,7 @@ void PollSocket::connect(const sockaddr *addr, socklen_t len, const Deadline &de
     std::string where = addr_text(addr, len);
     {
         std::lock_guard lk(mu_);
-        throw_if_moved_locked("connect");
-        throw_if_closed_locked("connect");
+        throw_if_unusable_locked("connect");
         if (state_ == State::Connecting && connect_resume_) {
             connect_resume_ = false;  // it moved here part-way: only wait for it
         } else {
@@ -339,8 +334,7 @@ void PollSocket::connect(const sockaddr *addr, socklen_t len, const Deadline &de
             throw;
         }
         std::lock_guard lk(mu_);
-        throw_if_moved_locked("connect");  // the next version reads SO_ERROR
-        throw_if_closed_locked("connect");
+        throw_if_unusable_locked("connect");  // the next version reads SO_ERROR
         int soerr = 0;
         socklen_t sl = sizeof soerr;
         if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) soerr = errno;
@@ -360,8 +354,7 @@ void PollSocket::connect(const sockaddr *addr, socklen_t len, const Deadline &de
 
 void PollSocket::listen(int backlog) {
     std::lock_guard lk(mu_);
-    throw_if_moved_locked("listen");
-    throw_if_closed_locked("listen");
+    throw_if_unusable_locked("listen");
     if (::listen(fd_, backlog) < 0) throw errno_error("listen", name_for_errors_locked(), errno);
     state_ = State::Listening;
 }
@@ -370,8 +363,7 @@ std::pair<std::shared_ptr<PollSocket>, sockaddr_storage> PollSocket::accept(cons
     for (;;) {
         {
             std::unique_lock lk(mu_);
-            throw_if_moved_locked("accept");
-            throw_if_closed_locked("accept");
+            throw_if_unusable_locked("accept");
             if (state_ != State::Listening) {
                 throw Error(ErrorKind::State, "accept: socket is not listening (call listen() first)");
             }
@@ -414,8 +406,7 @@ void PollSocket::transmit(std::string_view data, const sockaddr *to, socklen_t l
     for (;;) {
         {
             std::lock_guard lk(mu_);
-            throw_if_moved_locked(op);
-            throw_if_closed_locked(op);
+            throw_if_unusable_locked(op);
             if (state_ == State::Listening) throw Error(ErrorKind::State, std::string(op) + ": socket is listening");
             for (;;) {
                 ssize_t r = to ? ::sendto(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT, to, len)
@@ -458,8 +449,7 @@ std::string PollSocket::receive(size_t max, const Deadline &deadline, const char
     for (;;) {
         {
             std::lock_guard lk(mu_);
-            throw_if_moved_locked(op);
-            throw_if_closed_locked(op);
+            throw_if_unusable_locked(op);
             if (state_ == State::Listening) {
                 throw Error(ErrorKind::State, std::string(op) + ": socket is listening (use accept())");
             }
@@ -555,7 +545,7 @@ std::pair<std::string, sockaddr_storage> PollSocket::recvfrom(size_t max, const 
 
 // ---- live reload (ksp_handover) ----
 
-void PollSocket::save(SocketState &out) {
+void PollSocket::save(SocketState &out, Clock::duration) {
     rt_->run_sync([this] {  // the old loop stops watching: the next version's does
         if (armed_ != 0 && !handle_closing_) uv_poll_stop(&poll_);
         armed_ = 0;
@@ -564,9 +554,9 @@ void PollSocket::save(SocketState &out) {
     out.os_af = af_;
     out.os_type = type_;
     out.os_protocol = protocol_;
-    out.state = static_cast<uint8_t>(state_);
-    out.fd = state_ == State::Closed ? -1 : fd_;
-    out.connect_resume = state_ == State::Connecting;
+    out.state = static_cast<uint8_t>(closed_ ? State::Closed : state_);
+    out.fd = closed_ ? -1 : fd_;
+    out.connect_resume = !closed_ && state_ == State::Connecting;
     out.write_resume = writing_.for_save();
 }
 
@@ -575,7 +565,7 @@ std::shared_ptr<PollSocket> PollSocket::restore(std::shared_ptr<Runtime> rt, con
     if (state > State::Closed) throw Error(ErrorKind::Value, "socket state: no state " + std::to_string(s.state));
     if (s.fd < 0 || state == State::Closed) {
         std::shared_ptr<PollSocket> closed(new PollSocket(rt, s.os_af, s.os_type, s.os_protocol));
-        closed->state_ = State::Closed;
+        closed->closed_ = true;
         return closed;
     }
     int fd = ::fcntl(s.fd, F_DUPFD_CLOEXEC, 0);
@@ -587,17 +577,12 @@ std::shared_ptr<PollSocket> PollSocket::restore(std::shared_ptr<Runtime> rt, con
     return sock;
 }
 
-void PollSocket::end_handover(bool committed) {
-    std::lock_guard lk(mu_);
-    if (committed) {
-        moved_out_ = true;
-    } else if (want_ != 0) {
-        update_posted_ = false;
-        int want = want_;
-        want_ = 0;
-        arm_locked(want);  // watch again what the callers wait for
-    }
-    cv_.notify_all();
+void PollSocket::on_handover_cancelled_locked() {
+    if (want_ == 0) return;
+    update_posted_ = false;
+    int want = want_;
+    want_ = 0;
+    arm_locked(want);  // watch again what the callers wait for
 }
 
 }  // namespace ksnet

@@ -106,23 +106,33 @@ std::unique_ptr<Socket> Socket::open(std::shared_ptr<Runtime> rt, Family family,
     if (family == Family::Bluetooth) {
         Protocol p = bluetooth_protocol(kind, protocol, combo);
         s->protocol_ = p;
-        s->poll_ = PollSocket::create(std::move(rt), bt::kAfBluetooth, os_type(kind), os_protocol(p));
+        s->set_impl(Impl::Poll, PollSocket::create(std::move(rt), bt::kAfBluetooth, os_type(kind), os_protocol(p)));
         return s;
     }
     check_ip_combination(family, kind, protocol, combo);
     if (kind == Kind::Tcp) {
-        s->tcp_ = TcpSocket::create(std::move(rt), family);
+        s->set_impl(Impl::Tcp, TcpSocket::create(std::move(rt), family));
     } else if (kind == Kind::Udp) {
-        s->udp_ = UdpSocket::create(std::move(rt), family);
+        s->set_impl(Impl::Udp, UdpSocket::create(std::move(rt), family));
     } else {
-        s->poll_ = PollSocket::create(std::move(rt), family_to_af(family), os_type(kind), os_protocol(protocol));
+        s->set_impl(Impl::Poll,
+                    PollSocket::create(std::move(rt), family_to_af(family), os_type(kind), os_protocol(protocol)));
     }
     return s;
 }
 
 Socket::~Socket() = default;
 
-bool Socket::is_stream() const { return tcp_ != nullptr; }
+void Socket::set_impl(Impl impl, std::shared_ptr<SocketBase> base) {
+    impl_ = impl;
+    base_ = std::move(base);
+}
+
+TcpSocket &Socket::tcp() const { return static_cast<TcpSocket &>(*base_); }
+UdpSocket &Socket::udp() const { return static_cast<UdpSocket &>(*base_); }
+PollSocket &Socket::poll() const { return static_cast<PollSocket &>(*base_); }
+
+bool Socket::is_stream() const { return impl_ == Impl::Tcp; }
 
 std::string Socket::combination() const { return combination_text(family_, kind_, protocol_); }
 
@@ -146,39 +156,39 @@ socklen_t sockaddr_for(Runtime &rt, Family family, Protocol protocol, int type, 
 }  // namespace
 
 void Socket::bind(const Endpoint &ep) {
-    if (tcp_) return tcp_->bind(ep);
-    if (udp_) return udp_->bind(ep);
+    if (impl_ == Impl::Tcp) return tcp().bind(ep);
+    if (impl_ == Impl::Udp) return udp().bind(ep);
     sockaddr_storage ss{};
     socklen_t len = sockaddr_for(*rt_, family_, protocol_, os_type(kind_), ep, true, {}, "bind", ss);
-    poll_->bind(reinterpret_cast<sockaddr *>(&ss), len);
+    poll().bind(reinterpret_cast<sockaddr *>(&ss), len);
 }
 
 void Socket::connect(const Endpoint &ep, const Deadline &dl) {
-    if (tcp_) return tcp_->connect(ep, dl);
-    if (udp_) return udp_->connect(ep, dl);
+    if (impl_ == Impl::Tcp) return tcp().connect(ep, dl);
+    if (impl_ == Impl::Udp) return udp().connect(ep, dl);
     sockaddr_storage ss{};
     socklen_t len = sockaddr_for(*rt_, family_, protocol_, os_type(kind_), ep, false, dl, "connect", ss);
-    poll_->connect(reinterpret_cast<sockaddr *>(&ss), len, dl);
+    poll().connect(reinterpret_cast<sockaddr *>(&ss), len, dl);
 }
 
 void Socket::listen(int backlog) {
-    if (tcp_) return tcp_->listen(backlog);
-    if (udp_) not_for_kind("listen", "UDP is connectionless: use recvfrom() and sendto()");
-    poll_->listen(backlog);
+    if (impl_ == Impl::Tcp) return tcp().listen(backlog);
+    if (impl_ == Impl::Udp) not_for_kind("listen", "UDP is connectionless: use recvfrom() and sendto()");
+    poll().listen(backlog);
 }
 
 std::pair<std::unique_ptr<Socket>, std::string> Socket::accept(const Deadline &dl) {
     std::unique_ptr<Socket> s(new Socket(family_, kind_, protocol_));
     s->rt_ = rt_;
     s->timeout_ns_.store(timeout_ns_.load());
-    if (tcp_) {
-        auto [client, name] = tcp_->accept(dl);
-        s->tcp_ = std::move(client);
+    if (impl_ == Impl::Tcp) {
+        auto [client, name] = tcp().accept(dl);
+        s->set_impl(Impl::Tcp, std::move(client));
         return {std::move(s), std::move(name)};
     }
-    if (udp_) not_for_kind("accept", "UDP is connectionless: use recvfrom() and sendto()");
-    auto [client, addr] = poll_->accept(dl);
-    s->poll_ = std::move(client);
+    if (impl_ == Impl::Udp) not_for_kind("accept", "UDP is connectionless: use recvfrom() and sendto()");
+    auto [client, addr] = poll().accept(dl);
+    s->set_impl(Impl::Poll, std::move(client));
     std::string name = format_any_sockaddr(reinterpret_cast<sockaddr *>(&addr), sizeof addr, os_type(kind_),
                                            os_protocol(protocol_));
     return {std::move(s), std::move(name)};
@@ -187,94 +197,74 @@ std::pair<std::unique_ptr<Socket>, std::string> Socket::accept(const Deadline &d
 // ---- data ----
 
 std::string Socket::read(size_t max, const Deadline &dl) {
-    if (tcp_) return tcp_->read(max, dl);
-    if (udp_) return udp_->recv(max, dl);
-    return poll_->recv(max, dl);
+    if (impl_ == Impl::Tcp) return tcp().read(max, dl);
+    if (impl_ == Impl::Udp) return udp().recv(max, dl);
+    return poll().recv(max, dl);
 }
 
 size_t Socket::read_into(char *into, size_t cap, const Deadline &dl) {
     if (!is_stream()) not_for_kind("read_into", "datagrams are read whole: use read()");
     cap = std::min(cap, kIoChunk);
-    if (tcp_) return tcp_->read_into(into, cap, dl);
-    std::string got = poll_->recv(cap, dl);  // Bluetooth streams: rare enough for a copy
+    if (impl_ == Impl::Tcp) return tcp().read_into(into, cap, dl);
+    std::string got = poll().recv(cap, dl);  // Bluetooth streams: rare enough for a copy
     std::memcpy(into, got.data(), got.size());
     return got.size();
 }
 
 std::optional<std::string> Socket::read_line(const Deadline &dl) {
-    if (!tcp_) not_for_kind("line iteration", "lines need a byte stream: use read() for whole messages");
-    return tcp_->read_line(dl);
+    if (impl_ != Impl::Tcp) not_for_kind("line iteration", "lines need a byte stream: use read() for whole messages");
+    return tcp().read_line(dl);
 }
 
 void Socket::write(std::string_view data, const Deadline &dl) {
-    if (tcp_) return tcp_->write(data, dl);
-    if (udp_) return udp_->send(data, dl);
-    poll_->send(data, dl);
+    if (impl_ == Impl::Tcp) return tcp().write(data, dl);
+    if (impl_ == Impl::Udp) return udp().send(data, dl);
+    poll().send(data, dl);
 }
 
 void Socket::sendto(std::string_view data, const Endpoint &to, const Deadline &dl) {
-    if (tcp_) not_for_kind("sendto", "a TCP socket has one peer: connect() and write()");
-    if (udp_) return udp_->sendto(data, to, dl);
+    if (impl_ == Impl::Tcp) not_for_kind("sendto", "a TCP socket has one peer: connect() and write()");
+    if (impl_ == Impl::Udp) return udp().sendto(data, to, dl);
     sockaddr_storage ss{};
     socklen_t len = sockaddr_for(*rt_, family_, protocol_, os_type(kind_), to, false, dl, "sendto", ss);
-    poll_->sendto(data, reinterpret_cast<sockaddr *>(&ss), len, dl);
+    poll().sendto(data, reinterpret_cast<sockaddr *>(&ss), len, dl);
 }
 
 std::pair<std::string, NamePort> Socket::recvfrom(size_t max, const Deadline &dl) {
-    if (tcp_) not_for_kind("recvfrom", "a TCP socket has one peer: use read()");
-    auto [data, from] = udp_ ? udp_->recvfrom(max, dl) : poll_->recvfrom(max, dl);
+    if (impl_ == Impl::Tcp) not_for_kind("recvfrom", "a TCP socket has one peer: use read()");
+    auto [data, from] = impl_ == Impl::Udp ? udp().recvfrom(max, dl) : poll().recvfrom(max, dl);
     return {std::move(data), name_port(from)};
 }
 
 void Socket::shutdown_write(const Deadline &dl) {
-    if (!tcp_) not_for_kind("shutdown", "only a byte stream can be half-closed");
-    tcp_->shutdown_write(dl);
+    if (impl_ != Impl::Tcp) not_for_kind("shutdown", "only a byte stream can be half-closed");
+    tcp().shutdown_write(dl);
 }
 
 void Socket::set_option(Option o, int64_t value) {
-    if (o == Option::LineMax && !tcp_) not_for_kind("setopt linemax", "only a byte stream has lines");
-    if (tcp_) return tcp_->set_option(o, value);
-    if (udp_) return udp_->set_option(o, value);
-    poll_->set_option(o, value);
+    if (o == Option::LineMax && impl_ != Impl::Tcp) not_for_kind("setopt linemax", "only a byte stream has lines");
+    base_->set_option(o, value);
 }
 
 int64_t Socket::get_option(Option o) const {
-    if (o == Option::LineMax && !tcp_) not_for_kind("getopt linemax", "only a byte stream has lines");
-    if (tcp_) return tcp_->get_option(o);
-    if (udp_) return udp_->get_option(o);
-    return poll_->get_option(o);
+    if (o == Option::LineMax && impl_ != Impl::Tcp) not_for_kind("getopt linemax", "only a byte stream has lines");
+    return base_->get_option(o);
 }
 
 // ---- state ----
 
-void Socket::close() {
-    if (tcp_) return tcp_->close();
-    if (udp_) return udp_->close();
-    poll_->close();
-}
+void Socket::close() { base_->close(); }
 
 bool Socket::eof() {
-    if (tcp_) return tcp_->eof();
+    if (impl_ == Impl::Tcp) return tcp().eof();
     return closed();  // datagrams have no end of stream
 }
 
-bool Socket::closed() const {
-    if (tcp_) return tcp_->state() == TcpSocket::State::Closed;
-    if (udp_) return udp_->state() == UdpSocket::State::Closed;
-    return poll_->state() == PollSocket::State::Closed;
-}
+bool Socket::closed() const { return base_->closed(); }
 
-int Socket::fileno() const {
-    if (tcp_) return tcp_->fileno();
-    if (udp_) return udp_->fileno();
-    return poll_->fileno();
-}
+int Socket::fileno() const { return base_->fileno(); }
 
-const char *Socket::state_name() const {
-    if (tcp_) return TcpSocket::state_name(tcp_->state());
-    if (udp_) return UdpSocket::state_name(udp_->state());
-    return PollSocket::state_name(poll_->state());
-}
+const char *Socket::state_name() const { return base_->state_text(); }
 
 NamePort Socket::name_port(const sockaddr_storage &ss) const {
     auto *sa = reinterpret_cast<const sockaddr *>(&ss);
@@ -287,10 +277,9 @@ NamePort Socket::name_port(const sockaddr_storage &ss) const {
 }
 
 namespace {
-template <class Impl>
-std::optional<sockaddr_storage> address_of(const Impl &impl, bool local) {
+std::optional<sockaddr_storage> address_of(const SocketBase &s, bool local) {
     try {
-        return local ? impl.local_address() : impl.peer_address();
+        return local ? s.local_address() : s.peer_address();
     } catch (const Error &) {
         return std::nullopt;
     }
@@ -298,13 +287,13 @@ std::optional<sockaddr_storage> address_of(const Impl &impl, bool local) {
 }  // namespace
 
 std::optional<NamePort> Socket::local_name() const {
-    auto a = tcp_ ? address_of(*tcp_, true) : udp_ ? address_of(*udp_, true) : address_of(*poll_, true);
+    auto a = address_of(*base_, true);
     if (!a) return std::nullopt;
     return name_port(*a);
 }
 
 std::optional<NamePort> Socket::peer_name() const {
-    auto a = tcp_ ? address_of(*tcp_, false) : udp_ ? address_of(*udp_, false) : address_of(*poll_, false);
+    auto a = address_of(*base_, false);
     if (!a) return std::nullopt;
     return name_port(*a);
 }
@@ -336,9 +325,7 @@ SocketState Socket::save(Clock::duration limit) {
     out.kind = static_cast<uint8_t>(kind_);
     out.protocol = static_cast<uint8_t>(protocol_);
     out.timeout_ns = timeout_ns_.load();
-    if (tcp_) tcp_->save(out, limit);
-    else if (udp_) udp_->save(out, limit);
-    else poll_->save(out);
+    base_->save(out, limit);
     return out;
 }
 
@@ -354,20 +341,16 @@ std::unique_ptr<Socket> Socket::restore(std::shared_ptr<Runtime> rt, const Socke
     sock->rt_ = rt;
     sock->timeout_ns_.store(s.timeout_ns);
     if (family == Family::Bluetooth || (kind != Kind::Tcp && kind != Kind::Udp)) {
-        sock->poll_ = PollSocket::restore(std::move(rt), s);
+        sock->set_impl(Impl::Poll, PollSocket::restore(std::move(rt), s));
     } else if (kind == Kind::Tcp) {
-        sock->tcp_ = TcpSocket::restore(std::move(rt), family, s);
+        sock->set_impl(Impl::Tcp, TcpSocket::restore(std::move(rt), family, s));
     } else {
-        sock->udp_ = UdpSocket::restore(std::move(rt), family, s);
+        sock->set_impl(Impl::Udp, UdpSocket::restore(std::move(rt), family, s));
     }
     return sock;
 }
 
-void Socket::end_handover(bool committed) {
-    if (tcp_) tcp_->end_handover(committed);
-    if (udp_) udp_->end_handover(committed);
-    if (poll_) poll_->end_handover(committed);
-}
+void Socket::end_handover(bool committed) { base_->end_handover(committed); }
 
 void Socket::set_timeout(std::optional<Clock::duration> t) {
     timeout_ns_.store(t ? std::chrono::duration_cast<std::chrono::nanoseconds>(*t).count() : -1);

@@ -26,8 +26,9 @@ uv_handle_t *as_handle(uv_tcp_t *h) { return reinterpret_cast<uv_handle_t *>(h);
 
 // ---- creation and teardown ----
 
-TcpSocket::TcpSocket(std::shared_ptr<Runtime> rt, Family family) : rt_(std::move(rt)), family_(family) {
-    handle_.data = this;
+TcpSocket::TcpSocket(std::shared_ptr<Runtime> rt, Family family)
+    : CallerIoSocket(std::move(rt), SOCK_STREAM, 0), family_(family) {
+    handle_.data = static_cast<SocketBase *>(this);
 }
 
 TcpSocket::~TcpSocket() {
@@ -86,108 +87,28 @@ void TcpSocket::open_handle_on_loop() {
     fd_owned_by_uv_ = true;
 }
 
-void TcpSocket::close() {
-    {
-        std::lock_guard lk(mu_);
-        if (state_ == State::Closed) return;
-        if (moved_out_) return;  // the next version owns the connection; teardown lets go of fd_
-        state_ = State::Closed;
-        closing_ = true;
-        cv_.notify_all();
-        if (io_active_ > 0) {  // a caller is in recv/send/poll: the last one out closes
-            close_deferred_ = true;
-            wake_callers_locked();
-            return;
-        }
-        close_descriptor_locked();
-    }
+bool TcpSocket::release_descriptor_locked() {
+    if (handoff_ != Handoff::Pending) return true;
+    handoff_ = Handoff::Cancelled;
+    ::close(fd_);
+    return false;
 }
 
-void TcpSocket::close_descriptor_locked() {
-    if (handoff_ == Handoff::Pending) {
-        handoff_ = Handoff::Cancelled;
-        ::close(fd_);
-        return;
-    }
-    auto self = shared_from_this();
-    rt_->post([self] { self->close_handle_on_loop(); });  // refused only at shutdown, which closes it
-}
+uv_handle_t *TcpSocket::handle() { return handle_open_ ? as_handle(&handle_) : nullptr; }
 
-void TcpSocket::wake_callers_locked() {
-    // A caller blocked in the kernel returns at once (end of stream, EPIPE, EINVAL for
-    // accept) instead of at the end of its wait slice; the peer sees the end of the
-    // stream now rather than at the close() that follows. Never for a socket that moved:
-    // shutdown() would end the connection for its new owner too.
-    if (moved_out_) return;
-    ::shutdown(fd_, SHUT_RDWR);
-}
-
-void TcpSocket::mark_closing() {
-    std::lock_guard lk(mu_);
-    if (moved_out_) return;  // its callers' results stand: only the descriptor goes
-    closing_ = true;
-    if (io_active_ > 0) wake_callers_locked();
-}
-
-void TcpSocket::abort_on_loop(const char *why) {
-    {
-        std::unique_lock lk(mu_);
-        if (moved_out_) {  // keeps its state for calls on their way back; fd_ goes below
-            lk.unlock();
-            close_handle_on_loop();
-            return;
-        }
-        if (state_ != State::Closed) close_reason_ = why;
-        state_ = State::Closed;
-        closing_ = true;
-        cv_.notify_all();
-        // A caller waiting in poll() sees closing_ within one slice and lets go of fd_.
-        while (io_active_ > 0) {
-            lk.unlock();
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));
-            lk.lock();
-        }
-        close_deferred_ = false;
-    }
-    close_handle_on_loop();
-}
-
-void TcpSocket::end_io_locked() {
-    if (io_active_ == 1 && rt_->handing_over()) cv_.notify_all();  // save() waits for this
-    if (--io_active_ > 0 || !close_deferred_) return;
-    close_deferred_ = false;
-    close_descriptor_locked();
-}
-
-void TcpSocket::close_handle_on_loop() {
-    if (handle_closing_) return;
-    handle_closing_ = true;
-    if (!handle_open_) {
-        ::close(fd_);
-        return;
-    }
-    uv_close(as_handle(&handle_), &TcpSocket::on_close);
-}
-
-void TcpSocket::on_close(uv_handle_t *h) {
-    auto *self = static_cast<TcpSocket *>(h->data);
-    if (!self->fd_owned_by_uv_) ::close(self->fd_);
-    self->rt_->untrack(self);  // may destroy self: nothing after this
+void TcpSocket::on_handle_closed() {
+    if (!fd_owned_by_uv_) ::close(fd_);
 }
 
 // ---- live reload (ksp_handover) ----
 
 void TcpSocket::save(SocketState &out, Clock::duration limit) {
     std::unique_lock lk(mu_);
-    // Runtime::begin_handover woke every caller; none can come back before the reload
-    // ends, since each needs the interpreter lock the reloading thread holds.
-    if (!cv_.wait_for(lk, limit, [this] { return io_active_ == 0; })) {
-        throw Error(ErrorKind::State, "a call on " + name_for_errors() + " did not leave the socket in time");
-    }
-    out.state = static_cast<uint8_t>(state_);
-    out.fd = state_ == State::Closed ? -1 : fd_;
-    if (state_ == State::Connecting && !connect_issued_) out.state = static_cast<uint8_t>(State::Open);
-    out.connect_resume = state_ == State::Connecting && connect_issued_;
+    wait_until_callers_left_locked(lk, limit);
+    out.state = static_cast<uint8_t>(closed_ ? State::Closed : state_);
+    out.fd = closed_ ? -1 : fd_;
+    if (!closed_ && state_ == State::Connecting && !connect_issued_) out.state = static_cast<uint8_t>(State::Open);
+    out.connect_resume = !closed_ && state_ == State::Connecting && connect_issued_;
     out.line_max = line_max_;
     out.eof = eof_;
     out.read_error = read_error_;
@@ -203,7 +124,7 @@ std::shared_ptr<TcpSocket> TcpSocket::restore(std::shared_ptr<Runtime> rt, Famil
     std::shared_ptr<TcpSocket> sock;
     if (s.fd < 0 || state == State::Closed) {
         sock.reset(new TcpSocket(rt, family));
-        sock->state_ = State::Closed;
+        sock->closed_ = true;
         sock->handoff_ = Handoff::Cancelled;
         return sock;
     }
@@ -244,23 +165,11 @@ std::shared_ptr<TcpSocket> TcpSocket::restore(std::shared_ptr<Runtime> rt, Famil
     return sock;
 }
 
-void TcpSocket::end_handover(bool committed) {
-    std::lock_guard lk(mu_);
-    if (committed) moved_out_ = true;
-    cv_.notify_all();
-}
-
 // ---- state and names ----
 
-TcpSocket::State TcpSocket::state() const {
-    std::lock_guard lk(mu_);
-    return state_;
-}
+TcpSocket::State TcpSocket::state() const { return state_or_closed(state_); }
 
-int TcpSocket::fileno() const {
-    std::lock_guard lk(mu_);
-    return state_ == State::Closed ? -1 : fd_;
-}
+const char *TcpSocket::state_text() const { return state_name(state()); }
 
 const char *TcpSocket::state_name(State s) {
     switch (s) {
@@ -275,7 +184,7 @@ const char *TcpSocket::state_name(State s) {
 
 sockaddr_storage TcpSocket::local_address() const {
     std::lock_guard lk(mu_);  // while held, the loop cannot have closed fd_
-    if (state_ == State::Closed) throw Error(ErrorKind::Closed, "getsockname: socket is closed");
+    if (closed_) throw Error(ErrorKind::Closed, "getsockname: socket is closed");
     sockaddr_storage a = local_sockaddr(fd_);
     // The kernel answers 0.0.0.0:0 for a socket with no address yet (bind, connect and
     // listen all give it a port): no local name, as for UDP.
@@ -287,38 +196,8 @@ sockaddr_storage TcpSocket::local_address() const {
 
 sockaddr_storage TcpSocket::peer_address() const {
     std::lock_guard lk(mu_);
-    if (state_ == State::Closed) throw Error(ErrorKind::Closed, "getpeername: socket is closed");
+    if (closed_) throw Error(ErrorKind::Closed, "getpeername: socket is closed");
     return peer_sockaddr(fd_);
-}
-
-std::string TcpSocket::name_for_errors() const { return ksnet::name_for_errors(fd_, SOCK_STREAM, 0); }
-
-void TcpSocket::throw_if_unusable_locked(const char *op) const {
-    if (moved_out_) throw moved_error(op);
-    throw_if_closed_locked(op);
-}
-
-void TcpSocket::throw_if_closed_locked(const char *op) const {
-    if (state_ == State::Closed) {
-        std::string msg = std::string(op) + ": ";
-        msg += close_reason_.empty() ? "the socket is closed" : "socket closed because " + close_reason_;
-        throw Error(ErrorKind::Closed, msg);
-    }
-}
-
-void TcpSocket::throw_closed_locked(const char *op) const {
-    throw_if_closed_locked(op);
-    // Not closed yet, but marked closing: the runtime is shutting down.
-    throw Error(ErrorKind::Closed, std::string(op) + ": socket closed because the net module was unloaded");
-}
-
-void TcpSocket::throw_if_closing_locked(const char *op) const {
-    if (state_ == State::Closed || closing_) throw_closed_locked(op);
-}
-
-void TcpSocket::wait_or_throw(FunctionRef<bool()> pred, const Deadline &deadline,
-                              const char *op) {
-    rt_->wait_or_throw(mu_, cv_, pred, deadline, op);
 }
 
 // ---- bind, connect, listen, accept ----
@@ -413,7 +292,7 @@ void TcpSocket::listen(int backlog) {
     if (state_ != State::Open) {
         throw Error(ErrorKind::State, std::string("listen: socket is already ") + state_name(state_));
     }
-    if (::listen(fd_, backlog) < 0) throw errno_error("listen", name_for_errors(), errno);
+    if (::listen(fd_, backlog) < 0) throw errno_error("listen", name_for_errors_locked(), errno);
     state_ = State::Listening;
 }
 
@@ -447,7 +326,7 @@ std::pair<std::shared_ptr<TcpSocket>, std::string> TcpSocket::accept(const Deadl
         throw_if_unusable_locked("accept");
         if (err != ECONNABORTED && err != EPROTO) {
             // EMFILE and friends: the caller hears of it; the connection waits in the backlog.
-            throw errno_error("accept", name_for_errors(), err);
+            throw errno_error("accept", name_for_errors_locked(), err);
         }
     }
     throw_if_unusable_locked("accept");
@@ -459,59 +338,6 @@ std::pair<std::shared_ptr<TcpSocket>, std::string> TcpSocket::accept(const Deadl
 }
 
 // ---- reading and writing, on the caller's thread ----
-
-void TcpSocket::wait_ready(std::unique_lock<std::mutex> &lk, short events, const Deadline &deadline,
-                           const char *op) {
-    int err = 0;
-    blocking_locked(lk, events, op, deadline, nullptr, err);
-}
-
-ssize_t TcpSocket::blocking_locked(std::unique_lock<std::mutex> &lk, short events, const char *op,
-                                   const Deadline &deadline, FunctionRef<ssize_t()> call, int &err,
-                                   bool first_try_locked) {
-    begin_io_locked();
-    lk.unlock();
-    bool moving = false;  // left for a live reload (Runtime::begin_handover)
-    auto stop = [&] {
-        if (closing_.load()) return true;
-        moving = rt_->handing_over();
-        return moving;
-    };
-    auto done = [this] {
-        std::lock_guard g(mu_);
-        end_io_locked();
-    };
-    BlockingCall c;
-    c.fd = fd_;
-    c.events = events;
-    c.call = call;
-    c.deadline = deadline;
-    c.stop = stop;
-    c.done = done;
-    c.first_try_locked = first_try_locked;
-    ssize_t result = -1;
-    WaitResult r = rt_->call_blocking(c, result, err);
-    lk.lock();
-    if (r == WaitResult::Stopped && moving) throw moved_error(op);
-    // An error while closing is the shutdown() that woke the call, not the peer.
-    if (r == WaitResult::Stopped || (r == WaitResult::Ready && result < 0)) throw_if_closing_locked(op);
-    throw_unless_ready(r, op);
-    return result;
-}
-
-void TcpSocket::take_turn(std::unique_lock<std::mutex> &lk, bool &busy, const Deadline &deadline, const char *op) {
-    if (busy) {
-        lk.unlock();
-        bool moving = false;
-        // A waiter that missed the reload's window still sees that its socket moved.
-        wait_or_throw([&] { return !busy || state_ == State::Closed || (moving = rt_->handing_over() || moved_out_); },
-                      deadline, op);
-        lk.lock();
-        if (moving) throw moved_error(op);
-        throw_if_unusable_locked(op);
-    }
-    busy = true;
-}
 
 void TcpSocket::check_readable_locked(const char *op) const {
     throw_if_unusable_locked(op);
@@ -572,7 +398,7 @@ size_t TcpSocket::read_some_locked(std::unique_lock<std::mutex> &lk, char *into,
     }
     for (;;) {
         if (eof_) return 0;
-        if (read_error_ < 0) throw os_error("read", name_for_errors(), read_error_);
+        if (read_error_ < 0) throw os_error("read", name_for_errors_locked(), read_error_);
         ssize_t n = receive(lk, into, cap, deadline);
         if (n > 0) return static_cast<size_t>(n);
     }
@@ -600,7 +426,7 @@ std::string TcpSocket::read(size_t max, const Deadline &deadline) {
     while (!eof_ && read_error_ == 0) receive_buffered(lk, deadline);
     // A stream that broke did not end: what arrived is not all of it. It stays
     // buffered for read(n), and this call raises, as CPython's makefile().read() does.
-    if (read_error_ < 0) throw os_error("read", name_for_errors(), read_error_);
+    if (read_error_ < 0) throw os_error("read", name_for_errors_locked(), read_error_);
     scanned_ = 0;
     return rbuf_.take(rbuf_.size());
 }
@@ -626,7 +452,7 @@ std::optional<std::string> TcpSocket::read_line(const Deadline &deadline) {
         if (scanned_ > line_max_) throw_line_too_long_locked();
         // After a reset the bytes past the last newline are no line: they stay
         // buffered for read(n) and the error comes after the complete lines.
-        if (read_error_ < 0) throw os_error("read", name_for_errors(), read_error_);
+        if (read_error_ < 0) throw os_error("read", name_for_errors_locked(), read_error_);
         if (eof_) {
             if (rbuf_.empty()) return std::nullopt;
             scanned_ = 0;
@@ -638,7 +464,7 @@ std::optional<std::string> TcpSocket::read_line(const Deadline &deadline) {
 
 bool TcpSocket::eof() {
     std::lock_guard lk(mu_);
-    if (state_ == State::Closed) return true;
+    if (closed_) return true;
     if (reader_busy_) return false;  // its recv() may be filling rbuf_ right now
     if (!rbuf_.empty()) return false;
     if (eof_ || read_error_ < 0) return true;
@@ -696,10 +522,10 @@ void TcpSocket::send_some_locked(std::unique_lock<std::mutex> &lk, std::string_v
         return sent;
     }, err);
     throw_if_closed_locked("write");
-    if (n < 0) throw errno_error("write", name_for_errors(), err);
+    if (n < 0) throw errno_error("write", name_for_errors_locked(), err);
 }
 
-// ---- half-close and options ----
+// ---- half-close and the option linemax ----
 
 void TcpSocket::shutdown_write(const Deadline &deadline) {
     std::unique_lock lk(mu_);
@@ -710,24 +536,18 @@ void TcpSocket::shutdown_write(const Deadline &deadline) {
     writer_busy_ = false;
     cv_.notify_all();
     write_shut_ = true;
-    if (::shutdown(fd_, SHUT_WR) < 0) throw errno_error("shutdown", name_for_errors(), errno);
+    if (::shutdown(fd_, SHUT_WR) < 0) throw errno_error("shutdown", name_for_errors_locked(), errno);
 }
 
-void TcpSocket::set_option(Option o, int64_t value) {
-    std::lock_guard lk(mu_);  // while held, the loop cannot close fd_
-    throw_if_unusable_locked("setopt");
-    if (o == Option::LineMax) {
-        line_max_ = line_max_from(value);
-        return;
-    }
-    ksnet::set_option(fd_, o, value, name_for_errors());
+bool TcpSocket::set_own_option_locked(Option o, int64_t value) {
+    if (o != Option::LineMax) return false;
+    line_max_ = line_max_from(value);
+    return true;
 }
 
-int64_t TcpSocket::get_option(Option o) const {
-    std::lock_guard lk(mu_);
-    throw_if_unusable_locked("getopt");
-    if (o == Option::LineMax) return static_cast<int64_t>(line_max_);
-    return ksnet::get_option(fd_, o, name_for_errors());
+std::optional<int64_t> TcpSocket::own_option_locked(Option o) const {
+    if (o != Option::LineMax) return std::nullopt;
+    return static_cast<int64_t>(line_max_);
 }
 
 void TcpSocket::throw_line_too_long_locked() const {

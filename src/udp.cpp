@@ -7,7 +7,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <thread>
 
 #include "caller_descriptor.hpp"
 #include "ksnet/error.hpp"
@@ -25,8 +24,9 @@ socklen_t sockaddr_len(const sockaddr *sa) {
 
 // ---- creation and teardown ----
 
-UdpSocket::UdpSocket(std::shared_ptr<Runtime> rt, Family family) : LoopSocket(std::move(rt)), family_(family) {
-    handle_.data = this;
+UdpSocket::UdpSocket(std::shared_ptr<Runtime> rt, Family family)
+    : CallerIoSocket(std::move(rt), SOCK_DGRAM, 0), family_(family) {
+    handle_.data = static_cast<SocketBase *>(this);
 }
 
 UdpSocket::~UdpSocket() = default;
@@ -75,67 +75,11 @@ std::shared_ptr<UdpSocket> UdpSocket::adopt(std::shared_ptr<Runtime> rt, Family 
     return s;
 }
 
-void UdpSocket::close() {
-    std::lock_guard lk(mu_);
-    if (state_ == State::Closed || moved_out_) return;  // moved: teardown lets go of the handle
-    state_ = State::Closed;
-    closing_ = true;
-    cv_.notify_all();
-    if (io_active_ > 0) {  // a caller is in the kernel: the last one out closes
-        close_deferred_ = true;
-        ::shutdown(fd_, SHUT_RDWR);  // a blocked recvmsg() returns at once
-        return;
-    }
-    close_descriptor_locked();
-}
-
-void UdpSocket::close_descriptor_locked() {
-    auto self = shared_from_this();
-    rt_->post([self] { self->close_handle_on_loop(); });  // refused only at shutdown, which closes it
-}
-
-void UdpSocket::end_io_locked() {
-    if (io_active_ == 1 && rt_->handing_over()) cv_.notify_all();  // save() waits for this
-    if (--io_active_ > 0 || !close_deferred_) return;
-    close_deferred_ = false;
-    close_descriptor_locked();
-}
-
-void UdpSocket::mark_closing() {
-    std::lock_guard lk(mu_);
-    if (moved_out_) return;  // its callers' results stand: only the descriptor goes
-    closing_ = true;
-    if (io_active_ > 0) ::shutdown(fd_, SHUT_RDWR);
-}
-
-void UdpSocket::abort_on_loop(const char *why) {
-    {
-        std::unique_lock lk(mu_);
-        // A socket that moved to another version keeps its state for calls on their
-        // way back (save() saw none in the kernel); only its handle goes.
-        if (!moved_out_) {
-            if (state_ != State::Closed) close_reason_ = why;
-            state_ = State::Closed;
-            closing_ = true;
-            cv_.notify_all();
-            // mark_closing() woke the callers in the kernel; they let go of fd_ now.
-            while (io_active_ > 0) {
-                lk.unlock();
-                std::this_thread::sleep_for(std::chrono::milliseconds(1));
-                lk.lock();
-            }
-            close_deferred_ = false;
-        }
-    }
-    close_handle_on_loop();
-}
-
 // ---- state and names ----
 
-UdpSocket::State UdpSocket::state() const {
-    std::lock_guard lk(mu_);
-    return state_;
-}
+UdpSocket::State UdpSocket::state() const { return state_or_closed(state_); }
+
+const char *UdpSocket::state_text() const { return state_name(state()); }
 
 const char *UdpSocket::state_name(State s) {
     switch (s) {
@@ -154,19 +98,15 @@ size_t UdpSocket::held() const {
 
 sockaddr_storage UdpSocket::local_address() const {
     std::lock_guard lk(mu_);  // while held and not closed, the loop cannot have closed fd_
-    if (state_ == State::Closed) throw Error(ErrorKind::Closed, "getsockname: the socket is closed");
+    if (closed_) throw Error(ErrorKind::Closed, "getsockname: the socket is closed");
     if (state_ == State::Open) throw Error(ErrorKind::State, "getsockname: socket is not bound");
     return local_sockaddr(fd_);
 }
 
 sockaddr_storage UdpSocket::peer_address() const {
     std::lock_guard lk(mu_);
-    if (state_ == State::Closed) throw Error(ErrorKind::Closed, "getpeername: the socket is closed");
+    if (closed_) throw Error(ErrorKind::Closed, "getpeername: the socket is closed");
     return peer_sockaddr(fd_);
-}
-
-std::string UdpSocket::name_for_errors_locked() const {
-    return state_ == State::Closed ? "" : name_for_errors(fd_, SOCK_DGRAM, 0);
 }
 
 void UdpSocket::check_family(const Endpoint &ep, const char *op) const {
@@ -185,19 +125,12 @@ void UdpSocket::check_size(size_t n, const char *op) const {
     }
 }
 
-void UdpSocket::throw_if_closing_locked(const char *op) const {
-    throw_if_closed_locked(op);
-    // Not closed yet, but marked closing: the runtime is shutting down.
-    if (closing_) throw Error(ErrorKind::Closed, std::string(op) + ": socket closed because the net module was unloaded");
-}
-
 // ---- bind and connect ----
 
 void UdpSocket::bind(const Endpoint &ep) {
     check_family(ep, "bind");
     auto check_state = [&] {
-        throw_if_moved_locked("bind");
-        throw_if_closed_locked("bind");
+        throw_if_unusable_locked("bind");
         if (state_ != State::Open) {
             throw Error(ErrorKind::State, std::string("bind: socket is already ") + state_name(state_));
         }
@@ -219,8 +152,7 @@ void UdpSocket::bind(const Endpoint &ep) {
 void UdpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
     check_family(ep, "connect");
     auto check_state = [&] {
-        throw_if_moved_locked("connect");
-        throw_if_closed_locked("connect");
+        throw_if_unusable_locked("connect");
         if (state_ == State::Connected) throw Error(ErrorKind::State, "connect: socket is already connected");
     };
     {
@@ -237,64 +169,12 @@ void UdpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
     state_ = State::Connected;
 }
 
-// ---- system calls on the caller's thread ----
-
-ssize_t UdpSocket::blocking_locked(std::unique_lock<std::mutex> &lk, short events, const char *op,
-                                   const Deadline &deadline, FunctionRef<ssize_t()> call, int &err) {
-    begin_io_locked();
-    lk.unlock();
-    bool moving = false;  // left for a live reload (Runtime::begin_handover)
-    auto stop = [&] {
-        if (closing_.load()) return true;
-        moving = rt_->handing_over();
-        return moving;
-    };
-    auto done = [this] {
-        std::lock_guard g(mu_);
-        end_io_locked();
-    };
-    BlockingCall c;
-    c.fd = fd_;
-    c.events = events;
-    c.call = call;
-    c.deadline = deadline;
-    c.stop = stop;
-    c.done = done;
-    // With a deadline the call is non-blocking: its first try needs no lock released.
-    c.first_try_locked = deadline.has_value();
-    ssize_t result = -1;
-    WaitResult r = rt_->call_blocking(c, result, err);
-    lk.lock();
-    if (r == WaitResult::Stopped && moving) throw moved_error(op);
-    // A result while closing is the shutdown() that woke the call, not a datagram.
-    if (r == WaitResult::Stopped || r == WaitResult::Ready) throw_if_closing_locked(op);
-    throw_unless_ready(r, op);
-    return result;
-}
-
 // ---- receiving ----
-
-void UdpSocket::take_reader_turn(std::unique_lock<std::mutex> &lk, const Deadline &deadline, const char *op) {
-    if (reader_busy_) {
-        lk.unlock();
-        bool moving = false;
-        // A waiter that missed the reload's window still sees that its socket moved.
-        rt_->wait_or_throw(mu_, cv_, [&] {
-            return !reader_busy_ || state_ == State::Closed || (moving = rt_->handing_over() || moved_out_);
-        }, deadline, op);
-        lk.lock();
-        if (moving) throw moved_error(op);
-        throw_if_moved_locked(op);
-        throw_if_closed_locked(op);
-    }
-    reader_busy_ = true;
-}
 
 UdpSocket::Datagram UdpSocket::receive(size_t max, const Deadline &deadline, const char *op) {
     std::unique_lock lk(mu_);
-    throw_if_moved_locked(op);
-    throw_if_closed_locked(op);
-    take_reader_turn(lk, deadline, op);
+    throw_if_unusable_locked(op);
+    take_turn(lk, reader_busy_, deadline, op);
     struct Turn {
         UdpSocket &s;
         ~Turn() {
@@ -327,6 +207,7 @@ UdpSocket::Datagram UdpSocket::receive(size_t max, const Deadline &deadline, con
     Datagram d;
     int flags = deadline ? MSG_DONTWAIT : 0;
     int err = 0;
+    // With a deadline the call is non-blocking: its first try needs no lock released.
     ssize_t n = blocking_locked(lk, POLLIN, op, deadline, [&] {
         iovec iov{into_.get(), kMaxPayload6};
         msghdr msg{};
@@ -335,7 +216,8 @@ UdpSocket::Datagram UdpSocket::receive(size_t max, const Deadline &deadline, con
         msg.msg_iov = &iov;
         msg.msg_iovlen = 1;
         return ::recvmsg(fd_, &msg, flags);
-    }, err);
+    }, err, deadline.has_value());
+    if (n == 0) throw_if_closing_locked(op);  // the shutdown() of a close, not an empty datagram
     if (n < 0) throw errno_error(op, name_for_errors_locked(), err);
     d.data.assign(into_.get(), static_cast<size_t>(n));
     if (max != kAnySize && d.data.size() > max) {
@@ -365,8 +247,7 @@ void UdpSocket::transmit(std::string_view data, const Endpoint *ep, const sockad
     }
     check_size(data.size(), op);
     auto check_state = [&] {
-        throw_if_moved_locked(op);
-        throw_if_closed_locked(op);
+        throw_if_unusable_locked(op);
         if (!ep && !addr && state_ != State::Connected) {
             throw Error(ErrorKind::State, "send: socket is not connected (use sendto(), or connect() first)");
         }
@@ -394,7 +275,7 @@ void UdpSocket::transmit(std::string_view data, const Endpoint *ep, const sockad
     ssize_t n = blocking_locked(lk, POLLOUT, op, deadline, [&] {
         return ::sendto(fd_, data.data(), data.size(), flags, to_len ? reinterpret_cast<const sockaddr *>(&to) : nullptr,
                         to_len);
-    }, err);
+    }, err, deadline.has_value());
     if (n < 0) {
         std::string where = ep     ? format_endpoint(*ep)
                             : addr ? format_sockaddr(reinterpret_cast<const sockaddr *>(addr))
@@ -420,13 +301,9 @@ void UdpSocket::sendto(std::string_view data, const sockaddr_storage &to, const 
 
 void UdpSocket::save(SocketState &out, Clock::duration limit) {
     std::unique_lock lk(mu_);
-    // Runtime::begin_handover woke every caller; none can come back before the reload
-    // ends, since each needs the interpreter lock the reloading thread holds.
-    if (!cv_.wait_for(lk, limit, [this] { return io_active_ == 0; })) {
-        throw Error(ErrorKind::State, "a call on " + name_for_errors_locked() + " did not leave the socket in time");
-    }
-    out.state = static_cast<uint8_t>(state_);
-    out.fd = state_ == State::Closed ? -1 : fd_;
+    wait_until_callers_left_locked(lk, limit);
+    out.state = static_cast<uint8_t>(closed_ ? State::Closed : state_);
+    out.fd = closed_ ? -1 : fd_;
     for (const Datagram &d : held_) out.datagrams.push_back(QueuedDatagram{d.data, d.from, d.error, false});
 }
 
@@ -435,7 +312,7 @@ std::shared_ptr<UdpSocket> UdpSocket::restore(std::shared_ptr<Runtime> rt, Famil
     if (state > State::Closed) throw Error(ErrorKind::Value, "socket state: no UDP state " + std::to_string(s.state));
     if (s.fd < 0 || state == State::Closed) {
         std::shared_ptr<UdpSocket> closed(new UdpSocket(rt, family));
-        closed->state_ = State::Closed;
+        closed->closed_ = true;
         return closed;
     }
     int fd = ::fcntl(s.fd, F_DUPFD_CLOEXEC, 0);
@@ -450,12 +327,6 @@ std::shared_ptr<UdpSocket> UdpSocket::restore(std::shared_ptr<Runtime> rt, Famil
         sock->held_.push_back(Datagram{d.data, d.from, d.partial ? UV_EMSGSIZE : d.error});
     }
     return sock;
-}
-
-void UdpSocket::end_handover(bool committed) {
-    std::lock_guard lk(mu_);
-    if (committed) moved_out_ = true;
-    cv_.notify_all();
 }
 
 }  // namespace ksnet

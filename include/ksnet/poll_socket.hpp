@@ -8,7 +8,9 @@
 // with the interpreter lock released, then tries again. System calls on the descriptor
 // happen under the socket's mutex, and the loop closes the descriptor (after uv_close
 // of the poll handle) under the same mutex, so a call never races a close onto a reused
-// descriptor number. close() from any thread wakes every blocked call.
+// descriptor number. close() from any thread wakes every blocked call. What every
+// socket shares (close, options, closed and moved states) is SocketBase's; a poll
+// socket adds the one-shot readiness watch and closes the descriptor after the handle.
 //
 // Messages (every type but SOCK_STREAM) are never cut silently: recv/recvfrom first
 // peek with MSG_TRUNC to learn the message's size. If it is larger than `max` they throw
@@ -27,7 +29,7 @@
 #include <utility>
 
 #include "ksnet/handover.hpp"
-#include "ksnet/loop_socket.hpp"
+#include "ksnet/socket_base.hpp"
 
 namespace ksnet {
 
@@ -38,7 +40,7 @@ std::string describe_socket(int af, int type, int protocol);
 // "@name" (abstract unix), "/path", "ifindex 1".
 std::string format_any_sockaddr(const sockaddr *sa, socklen_t len, int type, int protocol);
 
-class PollSocket final : public LoopSocket<PollSocket> {
+class PollSocket final : public SocketBase {
 public:
     static constexpr size_t kAnySize = static_cast<size_t>(-1);  // recv: any message fits
 
@@ -67,31 +69,29 @@ public:
     std::string recv(size_t max, const Deadline &deadline = {});
     std::pair<std::string, sockaddr_storage> recvfrom(size_t max, const Deadline &deadline = {});
 
-    // close(), set_option() and get_option(): see LoopSocket.
+    // close(), fileno(), set_option() and get_option(): see SocketBase.
     State state() const;
     static const char *state_name(State s);
+    const char *state_text() const override;
     int af() const { return af_; }
     int type() const { return type_; }
     int protocol() const { return protocol_; }
     std::string description() const { return describe_socket(af_, type_, protocol_); }
 
     // getsockname / getpeername; throw Error(State) for no peer, Error(Closed) when closed.
-    sockaddr_storage local_address() const;
-    sockaddr_storage peer_address() const;
+    sockaddr_storage local_address() const override;
+    sockaddr_storage peer_address() const override;
 
     // Live reload (ksp_handover), as TcpSocket's. Every system call here is made with the
     // interpreter lock held, so no caller is in one during a reload: a waiting caller
     // leaves with Error(Moved), a stream's part-sent message and a connect under way are
     // in the state.
-    void save(SocketState &out);
+    void save(SocketState &out, Clock::duration limit) override;  // waits for nothing
     static std::shared_ptr<PollSocket> restore(std::shared_ptr<Runtime> rt, const SocketState &s);
-    void end_handover(bool committed);
 
     ~PollSocket() override;
 
 private:
-    friend class LoopSocket<PollSocket>;
-
     PollSocket(std::shared_ptr<Runtime> rt, int af, int type, int protocol);
     // Wraps a descriptor (non-blocking, close-on-exec) in a poll handle on the loop;
     // closes `fd` if that fails.
@@ -99,8 +99,9 @@ private:
                                              State state);
 
     // Loop-thread halves.
-    uv_handle_t *handle() { return reinterpret_cast<uv_handle_t *>(&poll_); }
-    void on_handle_closed();  // closes fd_ (under mu_)
+    uv_handle_t *handle() override { return reinterpret_cast<uv_handle_t *>(&poll_); }
+    void on_handle_closed() override;  // closes fd_ (under mu_)
+    void on_handover_cancelled_locked() override;  // watches again
     void update_poll_on_loop();
     static void on_poll(uv_poll_t *h, int status, int events);
 
@@ -108,17 +109,16 @@ private:
     void arm_locked(int events);  // ask the loop to watch for `events` (UV_READABLE/UV_WRITABLE)
     void wait_ready(int events, const Deadline &deadline, const char *op);
     std::string addr_text(const sockaddr *sa, socklen_t len) const;
-    std::string name_for_errors_locked() const;
     std::string receive(size_t max, const Deadline &deadline, const char *op, sockaddr_storage *from);
     void transmit(std::string_view data, const sockaddr *to, socklen_t len, const Deadline &deadline,
                   const char *op);
 
-    const int af_, type_, protocol_;
+    const int af_;  // type_ and protocol_: SocketBase's
     uv_poll_t poll_{};
     int armed_ = 0;  // loop only: events uv_poll is watching
 
     // Under mu_.
-    State state_ = State::Open;
+    State state_ = State::Open;  // SocketBase's closed_ stands for Closed
     int want_ = 0;    // events some waiter asked for
     int ready_ = 0;   // events seen since they were asked for
     // Live reload: a stream's message part-sent when its writer left to wait, and a

@@ -5,11 +5,14 @@
 //   SK.UDP on INET4/INET6        -> UdpSocket  (uv_udp_t, datagrams)
 //   everything else (RAW, PACKET, PACKET_SEQ, Bluetooth) -> PollSocket (an OS socket
 //                                   watched by uv_poll_t)
+// What every kind shares (close, options, fileno, closed, addresses, live reload) it
+// reaches through their one base, SocketBase; the rest through the kind's own class.
 // Each socket also carries a default timeout that every blocking call uses unless the
 // call passes its own.
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -24,6 +27,7 @@
 
 namespace ksnet {
 
+class SocketBase;
 class TcpSocket;
 class UdpSocket;
 class PollSocket;
@@ -112,7 +116,15 @@ public:
     void end_handover(bool committed);
 
 private:
+    // Which class serves this socket: set with base_, never changed.
+    enum class Impl : uint8_t { Tcp, Udp, Poll };
+
     Socket(Family f, Kind k, Protocol p) : family_(f), kind_(k), protocol_(p) {}
+    void set_impl(Impl impl, std::shared_ptr<SocketBase> base);
+    // The kind's own class, for what only it has (impl_ tells which).
+    TcpSocket &tcp() const;
+    UdpSocket &udp() const;
+    PollSocket &poll() const;
     NamePort name_port(const sockaddr_storage &ss) const;
     std::string combination() const;
     [[noreturn]] void not_for_kind(const char *op, const char *why) const;
@@ -121,10 +133,8 @@ private:
     Kind kind_;
     Protocol protocol_;
     std::atomic<int64_t> timeout_ns_{-1};  // -1: none
-    // Exactly one is set.
-    std::shared_ptr<TcpSocket> tcp_;
-    std::shared_ptr<UdpSocket> udp_;
-    std::shared_ptr<PollSocket> poll_;
+    Impl impl_ = Impl::Poll;
+    std::shared_ptr<SocketBase> base_;
     std::shared_ptr<Runtime> rt_;  // for resolving the addresses of poll sockets
 };
 

@@ -10,13 +10,14 @@
 // they are non-blocking, followed by poll() until the deadline. docs/design.md has the
 // measurements behind each step.
 // Readers are served one at a time, and so are writers; a reader and a writer may run
-// at once. The descriptor is closed (uv_close) only once no caller is using it.
+// at once. What every socket shares is SocketBase's, and what sockets whose callers make
+// their own system calls share is CallerIoSocket's; a TCP socket adds that a descriptor
+// the loop has not taken yet is closed at once (Handoff), and the option linemax.
 #pragma once
 
 #include <uv.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -31,10 +32,11 @@
 #include "ksnet/options.hpp"
 #include "ksnet/receive_buffer.hpp"
 #include "ksnet/runtime.hpp"
+#include "ksnet/caller_io_socket.hpp"
 
 namespace ksnet {
 
-class TcpSocket final : public LoopResource, public std::enable_shared_from_this<TcpSocket> {
+class TcpSocket final : public CallerIoSocket {
 public:
     static constexpr size_t kReadAll = static_cast<size_t>(-1);
 
@@ -70,38 +72,30 @@ public:
     // until the peer's end of stream; a later write raises Error(State).
     void shutdown_write(const Deadline &deadline = {});
 
-    // Socket options by name (ksnet/options.hpp).
-    void set_option(Option o, int64_t value);
-    int64_t get_option(Option o) const;
+    // close(), fileno(), set_option() and get_option(): see SocketBase.
 
-    // Harmless when already closed. Wakes every thread blocked on this socket.
-    void close();
     // True when the peer has finished sending and everything received has been read.
     bool eof();
 
     State state() const;
     Family family() const { return family_; }
-    int fileno() const;  // the OS descriptor, -1 once closed
     static const char *state_name(State s);
+    const char *state_text() const override;
     // getsockname / getpeername; throw Error(State) when there is none.
-    sockaddr_storage local_address() const;
-    sockaddr_storage peer_address() const;
+    sockaddr_storage local_address() const override;
+    sockaddr_storage peer_address() const override;
 
     // Live reload (ksp_handover). After Runtime::begin_handover: waits until no caller
     // uses the descriptor (each has left it; see end_handover) and fills the stream's
     // part of `out` (`out.fd` is this socket's descriptor, which it keeps). Throws
     // Error(State) if a caller does not leave within `limit`.
-    void save(SocketState &out, Clock::duration limit);
+    void save(SocketState &out, Clock::duration limit) override;
     // The next version's socket: its own duplicate of `s.fd`, and what `s` says.
     static std::shared_ptr<TcpSocket> restore(std::shared_ptr<Runtime> rt, Family family, const SocketState &s);
-    // committed: the socket now belongs to the next version. Calls still on their way
-    // back raise Error(Moved) unless their result no longer needs the socket, and close()
-    // and teardown close the descriptor without shutdown(): the connection lives on in
-    // the duplicate. Otherwise the socket serves on.
-    void end_handover(bool committed);
-
-    void abort_on_loop(const char *why) override;
-    void mark_closing() override;
+    // end_handover(): see SocketBase. Calls on their way back from a socket that moved
+    // raise Error(Moved) unless their result no longer needs the socket, and close() and
+    // teardown close the descriptor without shutdown(): the connection lives on in the
+    // duplicate.
     ~TcpSocket() override;
 
 private:
@@ -113,33 +107,12 @@ private:
 
     // Loop-thread halves.
     void open_handle_on_loop();
-    void close_handle_on_loop();
-    static void on_close(uv_handle_t *h);
+    uv_handle_t *handle() override;  // nullptr until uv_tcp_init
+    void on_handle_closed() override;  // closes fd_ if libuv never took it
 
-    // Caller-thread helpers; "_locked" ones need mu_ held.
-    // At the start of a call: closed, or moved to another version (Error(Moved)).
-    void throw_if_unusable_locked(const char *op) const;
-    // After a system call whose result the caller keeps: closed only.
-    void throw_if_closed_locked(const char *op) const;
-    // The same, and also once the runtime has marked the socket closing (unload).
-    void throw_if_closing_locked(const char *op) const;
-    [[noreturn]] void throw_closed_locked(const char *op) const;
-    // Direct I/O on fd_ outside mu_: begin marks the descriptor in use (it cannot be
-    // closed under the caller), end lets close() go ahead once nobody uses it.
-    void begin_io_locked() { ++io_active_; }
-    void end_io_locked();
-    // Waits (mu_ released) until fd_ is ready; throws on timeout, interrupt or close.
-    void wait_ready(std::unique_lock<std::mutex> &lk, short events, const Deadline &deadline, const char *op);
-    // The one way a call uses fd_ outside mu_: Runtime::call_blocking with the
-    // descriptor counted in use (and let go before the interpreter lock is taken back).
-    // Returns what `call` returned, with errno in `err`; without `call`, waits until fd_
-    // is ready. Throws on close, unload, interrupt or the deadline.
-    ssize_t blocking_locked(std::unique_lock<std::mutex> &lk, short events, const char *op, const Deadline &deadline,
-                            FunctionRef<ssize_t()> call, int &err, bool first_try_locked = false);
-    // Makes callers blocked in the kernel on fd_ return now (close() from another thread).
-    void wake_callers_locked();
-    // Takes one turn as the reader / writer (waiting for the current one to finish).
-    void take_turn(std::unique_lock<std::mutex> &lk, bool &busy, const Deadline &deadline, const char *op);
+    bool set_own_option_locked(Option o, int64_t value) override;  // linemax
+    std::optional<int64_t> own_option_locked(Option o) const override;
+    bool release_descriptor_locked() override;  // ::close(fd_) if the loop never took it
     // One recv() of up to `max` bytes into `into` (waiting until there are some): the
     // bytes received, or 0 at end of stream or after an error (eof_ or read_error_ tells
     // which).
@@ -159,27 +132,20 @@ private:
     void send_some_locked(std::unique_lock<std::mutex> &lk, std::string_view data, const Deadline &deadline);
     void check_readable_locked(const char *op) const;
     [[noreturn]] void throw_line_too_long_locked() const;
-    std::string name_for_errors() const;
-    void wait_or_throw(FunctionRef<bool()> pred, const Deadline &deadline, const char *op);
 
-    std::shared_ptr<Runtime> rt_;
     const Family family_;
     uv_tcp_t handle_{};
-    int fd_ = -1;
     bool handle_open_ = false;     // loop only: uv_tcp_init done
     bool fd_owned_by_uv_ = false;  // loop only: uv_tcp_open done (uv_close closes fd_)
-    bool handle_closing_ = false;  // loop only
 
-    mutable std::mutex mu_;
-    std::condition_variable cv_;
-    State state_ = State::Open;
-    std::string close_reason_;  // why the runtime closed it, if it did
+    State state_ = State::Open;  // under mu_; SocketBase's closed_ stands for Closed
 
     // Handing the descriptor to the loop (under mu_): a socket closed before the loop
     // took it is closed right here, and the loop never hears of it.
     enum class Handoff { Pending, Taken, Cancelled };
     Handoff handoff_ = Handoff::Pending;
-    void close_descriptor_locked();  // ::close now if still Pending, else via the loop
+    // ::close(fd_) now if the loop has not taken it yet (false); true: the loop has it.
+    bool close_if_untaken_locked();
 
     // Direct I/O (under mu_).
     int io_active_ = 0;          // callers inside recv/send/poll on fd_
@@ -198,7 +164,6 @@ private:
     bool write_shut_ = false;  // shutdown_write() was called
 
     // Live reload (under mu_; see save and end_handover).
-    bool moved_out_ = false;
     WriteProgress writing_;  // `sent` grows while the writer has fd_
     bool connect_issued_ = false;  // connect() reached the kernel (state Connecting)
     bool connect_resume_ = false;  // a connect that left part-way: its retry waits for it

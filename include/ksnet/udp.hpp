@@ -1,12 +1,13 @@
 // ksnet/udp.hpp - a blocking UDP socket; its descriptor is owned by a uv_udp_t on the
 // runtime's loop.
 //
-// Every method may be called from any thread. As for TcpSocket, the loop thread owns
-// the handle (tracks it, closes it with uv_close), and the calls themselves are system
-// calls on the caller's thread with the interpreter lock released: sendto() and
-// recvmsg() on a blocking descriptor whose SO_RCVTIMEO/SO_SNDTIMEO bring them back every
-// wait slice (non-blocking calls and poll() when the call has a deadline). So a datagram
-// costs what it costs in C: no thread hands it to another. Datagrams wait in the kernel's
+// Every method may be called from any thread. As for TcpSocket (see CallerIoSocket),
+// the loop thread owns the handle (tracks it, closes it with uv_close), and the calls
+// themselves are system calls on the caller's thread with the interpreter lock
+// released: sendto() and recvmsg() on a blocking descriptor whose SO_RCVTIMEO/
+// SO_SNDTIMEO bring them back every wait slice (non-blocking calls and poll() when the
+// call has a deadline). So a datagram costs what it costs in C: no thread hands it to
+// another. Datagrams wait in the kernel's
 // receive queue (its size is the option rcvbuf) until a script reads them; the kernel
 // drops what does not fit, as it does for any UDP socket.
 //
@@ -25,7 +26,6 @@
 
 #include <uv.h>
 
-#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -35,11 +35,11 @@
 
 #include "ksnet/address.hpp"
 #include "ksnet/handover.hpp"
-#include "ksnet/loop_socket.hpp"
+#include "ksnet/caller_io_socket.hpp"
 
 namespace ksnet {
 
-class UdpSocket final : public LoopSocket<UdpSocket> {
+class UdpSocket final : public CallerIoSocket {
 public:
     static constexpr size_t kAnySize = static_cast<size_t>(-1);  // recv: any datagram fits
     static constexpr size_t kMaxPayload4 = 65507;                // 65535 - 20 (IP) - 8 (UDP)
@@ -68,15 +68,10 @@ public:
     // The next datagram and its sender.
     std::pair<std::string, sockaddr_storage> recvfrom(size_t max, const Deadline &deadline = {});
 
-    // Harmless when already closed. Wakes every thread blocked on this socket; the
-    // descriptor is closed once the last caller has left it.
-    void close();
-    void abort_on_loop(const char *why) override;
-    void mark_closing() override;
-
-    // set_option() and get_option(): see LoopSocket.
+    // close(), fileno(), set_option() and get_option(): see SocketBase.
     State state() const;
     static const char *state_name(State s);
+    const char *state_text() const override;
     Family family() const { return family_; }
     size_t max_payload() const { return family_ == Family::Inet6 ? kMaxPayload6 : kMaxPayload4; }
     // Datagrams taken from the kernel and not yet returned: one too long for the read
@@ -85,22 +80,19 @@ public:
 
     // getsockname / getpeername; throw Error(State) when there is none, Error(Closed)
     // once closed.
-    sockaddr_storage local_address() const;
-    sockaddr_storage peer_address() const;
+    sockaddr_storage local_address() const override;
+    sockaddr_storage peer_address() const override;
 
     // Live reload (ksp_handover), as TcpSocket's: save() waits until no caller uses the
     // descriptor (at most `limit`) and fills the datagram part of `out` (what the socket
     // holds; the kernel's queue moves with the descriptor); restore() makes the next
     // version's socket from a duplicate of `s.fd`.
-    void save(SocketState &out, Clock::duration limit);
+    void save(SocketState &out, Clock::duration limit) override;
     static std::shared_ptr<UdpSocket> restore(std::shared_ptr<Runtime> rt, Family family, const SocketState &s);
-    void end_handover(bool committed);
 
     ~UdpSocket() override;
 
 private:
-    friend class LoopSocket<UdpSocket>;
-
     struct Datagram {
         std::string data;
         sockaddr_storage from{};
@@ -113,22 +105,11 @@ private:
     static std::shared_ptr<UdpSocket> adopt(std::shared_ptr<Runtime> rt, Family family, int fd, State state);
 
     // Loop-thread halves.
-    uv_handle_t *handle() { return reinterpret_cast<uv_handle_t *>(&handle_); }
+    uv_handle_t *handle() override { return reinterpret_cast<uv_handle_t *>(&handle_); }
 
     // Caller-thread helpers; "_locked" ones need mu_ held.
     void check_family(const Endpoint &ep, const char *op) const;
     void check_size(size_t n, const char *op) const;
-    std::string name_for_errors_locked() const;
-    // Closed, or marked closing by an unload.
-    void throw_if_closing_locked(const char *op) const;
-    // The one way a call uses fd_ outside mu_, as TcpSocket::blocking_locked.
-    ssize_t blocking_locked(std::unique_lock<std::mutex> &lk, short events, const char *op, const Deadline &deadline,
-                            FunctionRef<ssize_t()> call, int &err);
-    void begin_io_locked() { ++io_active_; }
-    void end_io_locked();
-    void close_descriptor_locked();
-    // Takes the reader's turn (waiting for the current reader to finish).
-    void take_reader_turn(std::unique_lock<std::mutex> &lk, const Deadline &deadline, const char *op);
     Datagram receive(size_t max, const Deadline &deadline, const char *op);
     void transmit(std::string_view data, const Endpoint *ep, const sockaddr_storage *addr, const Deadline &deadline,
                   const char *op);
@@ -137,10 +118,7 @@ private:
     uv_udp_t handle_{};
 
     // Under mu_.
-    State state_ = State::Open;
-    int io_active_ = 0;                 // callers inside a system call on fd_
-    bool close_deferred_ = false;       // close() waits for io_active_ to reach 0
-    std::atomic<bool> closing_{false};  // read without mu_ by waiting callers
+    State state_ = State::Open;         // SocketBase's closed_ stands for Closed
     bool reader_busy_ = false;          // one reader in the kernel at a time: it owns into_
     std::unique_ptr<char[]> into_;      // what the reader receives into (max_payload bytes)
     std::deque<Datagram> held_;         // see held()

@@ -1,0 +1,73 @@
+// ksnet/caller_io_socket.hpp - what TcpSocket and UdpSocket share beyond SocketBase:
+// their callers make their own system calls on the descriptor, on the caller's thread
+// with the interpreter lock released (Runtime::call_blocking), instead of waiting for
+// the loop. The loop only owns the handle.
+//
+// A descriptor is never closed under a caller: each counts itself in (io_active_)
+// around its system call. close() from another thread marks the socket closed and
+// shuts the descriptor down, which makes a caller blocked in the kernel return at once;
+// the last caller out lets the handle close. Teardown does the same for every socket
+// (mark_closing, then abort_on_loop waits for the callers), and a live reload's save()
+// waits until no caller is in the kernel.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+
+#include "ksnet/function_ref.hpp"
+#include "ksnet/runtime.hpp"
+#include "ksnet/socket_base.hpp"
+
+namespace ksnet {
+
+class CallerIoSocket : public SocketBase {
+public:
+    // Teardown, before any abort_on_loop: callers in the kernel return now.
+    void mark_closing() final;
+
+protected:
+    using SocketBase::SocketBase;
+
+    // The one way a call uses fd_ outside mu_: Runtime::call_blocking with the
+    // descriptor counted in use (and let go before the interpreter lock is taken back).
+    // Returns what `call` returned, with errno in `err`; without `call`, waits until fd_
+    // is ready. Throws on close, unload, interrupt, a live reload (Error(Moved)) or the
+    // deadline. `first_try_locked`: see BlockingCall.
+    ssize_t blocking_locked(std::unique_lock<std::mutex> &lk, short events, const char *op, const Deadline &deadline,
+                            FunctionRef<ssize_t()> call, int &err, bool first_try_locked = false);
+    // Waits (mu_ released) until fd_ is ready; throws as blocking_locked.
+    void wait_ready(std::unique_lock<std::mutex> &lk, short events, const Deadline &deadline, const char *op);
+    // Takes one turn (reader, writer: `busy`), waiting for the current holder to finish.
+    void take_turn(std::unique_lock<std::mutex> &lk, bool &busy, const Deadline &deadline, const char *op);
+    // Closed, or marked closing by an unload (for a result a caller brings back).
+    void throw_if_closing_locked(const char *op) const;
+    // save(): until no caller uses the descriptor (at most `limit`), else Error(State).
+    void wait_until_callers_left_locked(std::unique_lock<std::mutex> &lk, Clock::duration limit);
+
+    // The descriptor is used by nobody now and the socket is closed: false when the kind
+    // closed it itself (TcpSocket: the loop never took it), true to close the handle on
+    // the loop.
+    virtual bool release_descriptor_locked() { return true; }
+
+    std::atomic<bool> closing_{false};  // read without mu_ by waiting callers
+
+private:
+    // SocketBase's hooks: close() waits for the last caller, teardown waits for all.
+    bool on_close_locked() final;
+    void on_abort_locked(std::unique_lock<std::mutex> &lk) final;
+
+    void begin_io_locked() { ++io_active_; }
+    void end_io_locked();
+    // Callers blocked in the kernel on fd_ return now (never for a socket that moved:
+    // shutdown() would end the connection for its new owner too).
+    void wake_callers_locked();
+
+    // Under mu_.
+    int io_active_ = 0;            // callers inside a system call (or poll()) on fd_
+    bool close_deferred_ = false;  // close() waits for io_active_ to reach 0
+};
+
+}  // namespace ksnet

@@ -1,0 +1,124 @@
+#include "ksnet/caller_io_socket.hpp"
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <thread>
+
+#include "ksnet/error.hpp"
+
+namespace ksnet {
+
+bool CallerIoSocket::on_close_locked() {
+    closing_ = true;
+    if (io_active_ > 0) {  // a caller is in the kernel: the last one out closes
+        close_deferred_ = true;
+        wake_callers_locked();
+        return false;
+    }
+    return release_descriptor_locked();
+}
+
+void CallerIoSocket::wake_callers_locked() {
+    // A caller blocked in the kernel returns at once (end of stream, EPIPE, EINVAL for
+    // accept, 0 for a datagram receive) instead of at the end of its wait slice; a TCP
+    // peer sees the end of the stream now rather than at the close() that follows.
+    if (moved_out_) return;
+    ::shutdown(fd_, SHUT_RDWR);
+}
+
+void CallerIoSocket::mark_closing() {
+    std::lock_guard lk(mu_);
+    if (moved_out_) return;  // its callers' results stand: only the descriptor goes
+    closing_ = true;
+    if (io_active_ > 0) wake_callers_locked();
+}
+
+void CallerIoSocket::on_abort_locked(std::unique_lock<std::mutex> &lk) {
+    closing_ = true;
+    // mark_closing() woke the callers in the kernel; one waiting in poll() sees
+    // closing_ within a slice. Each lets go of fd_.
+    while (io_active_ > 0) {
+        lk.unlock();
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        lk.lock();
+    }
+    close_deferred_ = false;
+}
+
+void CallerIoSocket::end_io_locked() {
+    if (io_active_ == 1 && rt_->handing_over()) cv_.notify_all();  // save() waits for this
+    if (--io_active_ > 0 || !close_deferred_) return;
+    close_deferred_ = false;
+    if (release_descriptor_locked()) post_close_handle();
+}
+
+void CallerIoSocket::wait_until_callers_left_locked(std::unique_lock<std::mutex> &lk, Clock::duration limit) {
+    // Runtime::begin_handover woke every caller; none can come back before the reload
+    // ends, since each needs the interpreter lock the reloading thread holds.
+    if (!cv_.wait_for(lk, limit, [this] { return io_active_ == 0; })) {
+        throw Error(ErrorKind::State, "a call on " + name_for_errors_locked() + " did not leave the socket in time");
+    }
+}
+
+void CallerIoSocket::throw_if_closing_locked(const char *op) const {
+    throw_if_closed_locked(op);
+    // Not closed yet, but marked closing: the runtime is shutting down.
+    if (closing_) throw Error(ErrorKind::Closed, std::string(op) + ": socket closed because the net module was unloaded");
+}
+
+ssize_t CallerIoSocket::blocking_locked(std::unique_lock<std::mutex> &lk, short events, const char *op,
+                                        const Deadline &deadline, FunctionRef<ssize_t()> call, int &err,
+                                        bool first_try_locked) {
+    begin_io_locked();
+    lk.unlock();
+    bool moving = false;  // left for a live reload (Runtime::begin_handover)
+    auto stop = [&] {
+        if (closing_.load()) return true;
+        moving = rt_->handing_over();
+        return moving;
+    };
+    auto done = [this] {
+        std::lock_guard g(mu_);
+        end_io_locked();
+    };
+    BlockingCall c;
+    c.fd = fd_;
+    c.events = events;
+    c.call = call;
+    c.deadline = deadline;
+    c.stop = stop;
+    c.done = done;
+    c.first_try_locked = first_try_locked;
+    ssize_t result = -1;
+    WaitResult r = rt_->call_blocking(c, result, err);
+    lk.lock();
+    if (r == WaitResult::Stopped && moving) throw moved_error(op);
+    // An error while closing is the shutdown() that woke the call, not the peer.
+    if (r == WaitResult::Stopped || (r == WaitResult::Ready && result < 0)) throw_if_closing_locked(op);
+    throw_unless_ready(r, op);
+    return result;
+}
+
+void CallerIoSocket::wait_ready(std::unique_lock<std::mutex> &lk, short events, const Deadline &deadline,
+                                const char *op) {
+    int err = 0;
+    blocking_locked(lk, events, op, deadline, nullptr, err);
+}
+
+void CallerIoSocket::take_turn(std::unique_lock<std::mutex> &lk, bool &busy, const Deadline &deadline,
+                               const char *op) {
+    if (busy) {
+        lk.unlock();
+        bool moving = false;
+        // A waiter that missed the reload's window still sees that its socket moved.
+        rt_->wait_or_throw(mu_, cv_, [&] { return !busy || closed_ || (moving = rt_->handing_over() || moved_out_); },
+                           deadline, op);
+        lk.lock();
+        if (moving) throw moved_error(op);
+        throw_if_unusable_locked(op);
+    }
+    busy = true;
+}
+
+}  // namespace ksnet

@@ -1,0 +1,92 @@
+#include "ksnet/socket_base.hpp"
+
+#include "ksnet/address.hpp"
+#include "ksnet/error.hpp"
+
+namespace ksnet {
+
+void SocketBase::close() {
+    {
+        std::lock_guard lk(mu_);
+        if (closed_ || moved_out_) return;  // moved: teardown lets go of the handle
+        closed_ = true;
+        cv_.notify_all();
+        if (!on_close_locked()) return;
+    }
+    post_close_handle();
+}
+
+void SocketBase::post_close_handle() {
+    auto self = shared_from_this();
+    rt_->post([self] { self->close_handle_on_loop(); });  // refused after shutdown: already closed
+}
+
+void SocketBase::abort_on_loop(const char *why) {
+    {
+        std::unique_lock lk(mu_);
+        if (!moved_out_) {
+            if (!closed_) close_reason_ = why;
+            closed_ = true;
+            cv_.notify_all();
+            on_abort_locked(lk);
+        }
+    }
+    close_handle_on_loop();
+}
+
+void SocketBase::close_handle_on_loop() {
+    if (handle_closing_) return;
+    handle_closing_ = true;
+    uv_handle_t *h = handle();
+    if (!h) return on_handle_closed();
+    uv_close(h, &SocketBase::on_close);
+}
+
+void SocketBase::on_close(uv_handle_t *h) {
+    auto *self = static_cast<SocketBase *>(h->data);
+    self->on_handle_closed();
+    self->rt_->untrack(self);  // may destroy self: nothing after this
+}
+
+bool SocketBase::closed() const {
+    std::lock_guard lk(mu_);
+    return closed_;
+}
+
+int SocketBase::fileno() const {
+    std::lock_guard lk(mu_);
+    return closed_ ? -1 : fd_;
+}
+
+void SocketBase::set_option(Option o, int64_t value) {
+    std::lock_guard lk(mu_);  // while open, the loop cannot close fd_
+    throw_if_unusable_locked("setopt");
+    if (set_own_option_locked(o, value)) return;
+    ksnet::set_option(fd_, o, value, name_for_errors_locked());
+}
+
+int64_t SocketBase::get_option(Option o) const {
+    std::lock_guard lk(mu_);
+    throw_if_unusable_locked("getopt");
+    if (auto own = own_option_locked(o)) return *own;
+    return ksnet::get_option(fd_, o, name_for_errors_locked());
+}
+
+void SocketBase::end_handover(bool committed) {
+    std::lock_guard lk(mu_);
+    if (committed) moved_out_ = true;
+    else on_handover_cancelled_locked();
+    cv_.notify_all();
+}
+
+void SocketBase::throw_closed_locked(const char *op) const {
+    std::string msg = std::string(op) + ": ";
+    msg += close_reason_.empty() ? "the socket is closed" : "socket closed because " + close_reason_;
+    throw Error(ErrorKind::Closed, msg);
+}
+
+std::string SocketBase::name_for_errors_locked() const {
+    return closed_ ? "" : ksnet::name_for_errors(fd_, type_, protocol_);
+}
+
+}  // namespace ksnet
