@@ -510,16 +510,29 @@ ssize_t TcpSocket::blocking_locked(std::unique_lock<std::mutex> &lk, short event
 
 void TcpSocket::take_turn(std::unique_lock<std::mutex> &lk, bool &busy, const Deadline &deadline, const char *op) {
     if (busy) {
+        ++turn_waiters_;
         lk.unlock();
         bool moving = false;
-        // A waiter that missed the reload's window still sees that its socket moved.
-        wait_or_throw([&] { return !busy || state_ == State::Closed || (moving = rt_->handing_over() || moved_out_); },
-                      deadline, op);
+        try {
+            // A waiter that missed the reload's window still sees that its socket moved.
+            wait_or_throw([&] { return !busy || state_ == State::Closed || (moving = rt_->handing_over() || moved_out_); },
+                          deadline, op);
+        } catch (...) {
+            lk.lock();
+            --turn_waiters_;
+            throw;
+        }
         lk.lock();
+        --turn_waiters_;
         if (moving) throw moved_error(op);
         throw_if_unusable_locked(op);
     }
     busy = true;
+}
+
+void TcpSocket::end_turn_locked(bool &busy) {
+    busy = false;
+    if (turn_waiters_ > 0) cv_.notify_all();
 }
 
 void TcpSocket::check_readable_locked(const char *op) const {
@@ -565,10 +578,7 @@ struct TcpSocket::ReaderTurn {
         s.check_readable_locked("read");
         s.take_turn(lk, s.reader_busy_, deadline, "read");
     }
-    ~ReaderTurn() {
-        s.reader_busy_ = false;
-        s.cv_.notify_all();
-    }
+    ~ReaderTurn() { s.end_turn_locked(s.reader_busy_); }
 };
 
 size_t TcpSocket::read_some_locked(std::unique_lock<std::mutex> &lk, char *into, size_t cap,
@@ -615,6 +625,12 @@ std::string TcpSocket::read(size_t max, const Deadline &deadline) {
 }
 
 std::optional<std::string> TcpSocket::read_line(const Deadline &deadline) {
+    std::optional<std::string> line;
+    if (!read_line_to([&](std::string_view l) { line.emplace(l); }, deadline)) return std::nullopt;
+    return line;
+}
+
+bool TcpSocket::read_line_to(FunctionRef<void(std::string_view)> take, const Deadline &deadline) {
     std::unique_lock lk(mu_);
     ReaderTurn turn(*this, lk, deadline);
     for (;;) {
@@ -625,10 +641,10 @@ std::optional<std::string> TcpSocket::read_line(const Deadline &deadline) {
         if (nl) {
             size_t len = static_cast<size_t>(nl - start);
             if (len > line_max_) throw_line_too_long_locked();
-            std::string line(start, len > 0 && start[len - 1] == '\r' ? len - 1 : len);
+            take({start, len > 0 && start[len - 1] == '\r' ? len - 1 : len});
             rbuf_.consume(len + 1);
             scanned_ = 0;
-            return line;
+            return true;
         }
         scanned_ = rbuf_.size();
         // The bytes stay buffered, for read() or a larger linemax.
@@ -637,9 +653,11 @@ std::optional<std::string> TcpSocket::read_line(const Deadline &deadline) {
         // buffered for read(n) and the error comes after the complete lines.
         if (read_error_ < 0) throw os_error("read", name_for_errors(), read_error_);
         if (eof_) {
-            if (rbuf_.empty()) return std::nullopt;
+            if (rbuf_.empty()) return false;
+            take({rbuf_.data(), rbuf_.size()});  // a last line without a newline counts
+            rbuf_.consume(rbuf_.size());
             scanned_ = 0;
-            return rbuf_.take(rbuf_.size());  // a last line without a newline counts
+            return true;
         }
         receive_buffered(lk, deadline);
     }
@@ -669,9 +687,8 @@ void TcpSocket::write(std::string_view data, const Deadline &deadline) {
     struct Turn {
         TcpSocket &s;
         ~Turn() {
-            s.writer_busy_ = false;
             s.writing_.end();
-            s.cv_.notify_all();
+            s.end_turn_locked(s.writer_busy_);
         }
     } turn{*this};
     try {
@@ -716,8 +733,7 @@ void TcpSocket::shutdown_write(const Deadline &deadline) {
     if (state_ != State::Connected) throw Error(ErrorKind::State, "shutdown: socket is not connected");
     if (write_shut_) return;  // twice is harmless, like close()
     take_turn(lk, writer_busy_, deadline, "shutdown");  // after the write in progress
-    writer_busy_ = false;
-    cv_.notify_all();
+    end_turn_locked(writer_busy_);
     write_shut_ = true;
     if (::shutdown(fd_, SHUT_WR) < 0) throw errno_error("shutdown", name_for_errors(), errno);
 }

@@ -62,6 +62,10 @@ public:
     // such an error too, keeping what arrived. A line longer than the option linemax
     // raises Error(Value) naming it; its bytes stay buffered for read().
     std::optional<std::string> read_line(const Deadline &deadline = {});
+    // The same, handing the line to `take` where it lies in the receive buffer (no copy
+    // of its own): false at end of stream. `take` runs with the socket's lock held, so it
+    // must not use this socket; if it throws, the line stays buffered.
+    bool read_line_to(FunctionRef<void(std::string_view)> take, const Deadline &deadline = {});
     // Returns once all of `data` has been handed to the kernel. `data` must stay valid
     // until then (it is not copied).
     void write(std::string_view data, const Deadline &deadline = {});
@@ -140,6 +144,9 @@ private:
     void wake_callers_locked();
     // Takes one turn as the reader / writer (waiting for the current one to finish).
     void take_turn(std::unique_lock<std::mutex> &lk, bool &busy, const Deadline &deadline, const char *op);
+    // Gives a turn back, waking the callers waiting for one (only if there are any: a
+    // broadcast per call costs a library call when, as usual, nobody waits).
+    void end_turn_locked(bool &busy);
     // One recv() of up to `max` bytes into `into` (waiting until there are some): the
     // bytes received, or 0 at end of stream or after an error (eof_ or read_error_ tells
     // which).
@@ -187,6 +194,7 @@ private:
     std::atomic<bool> closing_{false};  // read without mu_ by waiting callers
     bool reader_busy_ = false;
     bool writer_busy_ = false;
+    int turn_waiters_ = 0;  // callers in take_turn waiting for the other's turn to end
 
     // Receiving (under mu_; only the reader whose turn it is changes them).
     ReceiveBuffer rbuf_;    // bytes received by read_line() beyond the line it returned
