@@ -575,8 +575,10 @@ ssize_t TcpSocket::receive_buffered(std::unique_lock<std::mutex> &lk, const Dead
 struct TcpSocket::ReaderTurn {
     TcpSocket &s;
     ReaderTurn(TcpSocket &socket, std::unique_lock<std::mutex> &lk, const Deadline &deadline) : s(socket) {
-        s.check_readable_locked("read");
-        s.take_turn(lk, s.reader_busy_, deadline, "read");
+        // The usual case without a call: connected, and nobody else reading.
+        if (s.moved_out_ || s.state_ != State::Connected) s.check_readable_locked("read");
+        if (s.reader_busy_) s.take_turn(lk, s.reader_busy_, deadline, "read");
+        else s.reader_busy_ = true;
     }
     ~ReaderTurn() { s.end_turn_locked(s.reader_busy_); }
 };

@@ -59,6 +59,7 @@ ksp_value run_native(const TypeObject* owner, const std::string* member, ksp_cfu
         clear_error();
         return raise(KSP_ERR_ERROR, "native function " + native_name(owner, member) + " let a C++ exception escape");
     }
+    if ((result != nullptr) != error_occurred()) return result;  // as the ABI says: nothing to check
     return check_result(result, owner, member);
 }
 
