@@ -223,9 +223,8 @@ NET_METHOD(iter, "SocketIO.__iter()", 0, 0)
 ksp_value next_body(NetModule &m, const Call &, ksnet::Socket &s, ksp_value) {
     // The line goes from the receive buffer straight into the bytes the script gets.
     ksp_value line = nullptr;
-    bool got = s.read_line_to([&](std::string_view l) { line = checked(m.host, m.host->bytes_new(l.data(), l.size())).release(); },
-                              s.deadline());
-    if (!got) throw HostError{KSP_ERR_STOP_ITER, "end of stream"};
+    auto take = [&](std::string_view l) { line = checked(m.host, m.host->bytes_new(l.data(), l.size())).release(); };
+    if (!s.read_line_to(take, s.deadline())) throw HostError{KSP_ERR_STOP_ITER, "end of stream"};
     return line;
 }
 NET_METHOD(next, "SocketIO.__next()", 0, 0)
