@@ -22,10 +22,31 @@ struct NetModule {
     std::vector<std::shared_ptr<ksnet::Socket>> handing_over;
 };
 
-// A SocketIO instance's payload. Calls hold their own reference for their length: after
-// a live reload the instance lets go of a socket that a call on its way back still uses.
+// A SocketIO instance's payload. A call that gave the interpreter lock up may outlive the
+// instance's hold on it: a live reload that commits meanwhile finalizes the old payload
+// while the call, on its way back through the old version, still uses the socket. So
+// calls count themselves in (SocketCall) and the finalizer leaves the payload to the last
+// one out. Methods, getters and finalizers all run with the interpreter lock held
+// (plugin_abi.h), so the count is a plain one: no atomic operation per call.
 struct SocketPayload {
     std::shared_ptr<ksnet::Socket> socket;
+    unsigned calls = 0;      // calls in progress on this payload
+    bool finalized = false;  // the instance let go of it: the last call frees it
+};
+
+// One call's use of a payload, for the call's whole length (lock held at both ends).
+class SocketCall {
+public:
+    explicit SocketCall(SocketPayload &p) : p_(p) { ++p_.calls; }
+    ~SocketCall() {
+        if (--p_.calls == 0 && p_.finalized) delete &p_;
+    }
+    SocketCall(const SocketCall &) = delete;
+    SocketCall &operator=(const SocketCall &) = delete;
+    ksnet::Socket &socket() const { return *p_.socket; }
+
+private:
+    SocketPayload &p_;
 };
 
 // Each adds its part to `module` (enums.cpp, socketio.cpp). Throw on failure.

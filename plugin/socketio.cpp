@@ -15,11 +15,11 @@ namespace {
 
 NetModule &mod(void *ctx) { return *static_cast<NetModule *>(ctx); }
 
-// The instance's socket, held for the length of the call (see SocketPayload).
-std::shared_ptr<ksnet::Socket> socket_of(NetModule &m, const Call &c, ksp_value self) {
+// The instance's payload, which a SocketCall keeps for the length of the call.
+SocketPayload &payload_of(NetModule &m, const Call &c, ksp_value self) {
     auto *p = static_cast<SocketPayload *>(m.host->object_payload(self, m.socket_type));
     if (!p) c.type_error("self", "a net.SocketIO", self);
-    return p->socket;
+    return *p;
 }
 
 // A new SocketIO instance that owns `s`.
@@ -67,6 +67,10 @@ void finalize(void *, void *payload) {
         p->socket->close();
     } catch (...) {
     }
+    if (p->calls > 0) {
+        p->finalized = true;  // a call on its way back still uses it (see SocketPayload)
+        return;
+    }
     delete p;
 }
 
@@ -78,8 +82,8 @@ void finalize(void *, void *payload) {
         return guarded(m.host, [&] {                                                         \
             Call c{m.host, call_name, n, a};                                                 \
             c.expect_count(min_args, max_args);                                              \
-            std::shared_ptr<ksnet::Socket> held = socket_of(m, c, self);                    \
-            return fn_name##_body(m, c, *held, self);                                        \
+            SocketCall in(payload_of(m, c, self));                                           \
+            return fn_name##_body(m, c, in.socket(), self);                                  \
         });                                                                                  \
     }
 
@@ -217,9 +221,11 @@ ksp_value iter_body(NetModule &m, const Call &, ksnet::Socket &, ksp_value self)
 NET_METHOD(iter, "SocketIO.__iter()", 0, 0)
 
 ksp_value next_body(NetModule &m, const Call &, ksnet::Socket &s, ksp_value) {
-    auto line = s.read_line(s.deadline());
-    if (!line) throw HostError{KSP_ERR_STOP_ITER, "end of stream"};
-    return bytes_value(m.host, *line);
+    // The line goes from the receive buffer straight into the bytes the script gets.
+    ksp_value line = nullptr;
+    auto take = [&](std::string_view l) { line = checked(m.host, m.host->bytes_new(l.data(), l.size())).release(); };
+    if (!s.read_line_to(take, s.deadline())) throw HostError{KSP_ERR_STOP_ITER, "end of stream"};
+    return line;
 }
 NET_METHOD(next, "SocketIO.__next()", 0, 0)
 
@@ -240,7 +246,8 @@ ksp_value address_part(void *ctx, ksp_value self) {
     NetModule &m = mod(ctx);
     return guarded(m.host, [&] {
         Call c{m.host, "SocketIO attribute", 0, nullptr};
-        auto np = (*socket_of(m, c, self).*which)();
+        SocketCall in(payload_of(m, c, self));
+        auto np = (in.socket().*which)();
         if (!np) return m.host->none();
         if (want_port) return m.host->int_new(np->port);
         return m.host->str_new(np->host.data(), np->host.size());
@@ -252,7 +259,8 @@ ksp_value enum_attr(void *ctx, ksp_value self) {
     NetModule &m = mod(ctx);
     return guarded(m.host, [&] {
         Call c{m.host, "SocketIO attribute", 0, nullptr};
-        return m.host->enum_member(m.*enum_type, value_of(*socket_of(m, c, self)));
+        SocketCall in(payload_of(m, c, self));
+        return m.host->enum_member(m.*enum_type, value_of(in.socket()));
     });
 }
 
@@ -264,7 +272,8 @@ ksp_value closed_attr(void *ctx, ksp_value self) {
     NetModule &m = mod(ctx);
     return guarded(m.host, [&] {
         Call c{m.host, "SocketIO attribute", 0, nullptr};
-        return m.host->bool_new(socket_of(m, c, self)->closed());
+        SocketCall in(payload_of(m, c, self));
+        return m.host->bool_new(in.socket().closed());
     });
 }
 
@@ -273,7 +282,8 @@ ksp_value fd_attr(void *ctx, ksp_value self) {
     NetModule &m = mod(ctx);
     return guarded(m.host, [&] {
         Call c{m.host, "SocketIO attribute", 0, nullptr};
-        return m.host->int_new(socket_of(m, c, self)->fileno());
+        SocketCall in(payload_of(m, c, self));
+        return m.host->int_new(in.socket().fileno());
     });
 }
 

@@ -7,8 +7,7 @@ Ref checked(const ksp_host *h, ksp_value v) {
     return Ref(h, v);
 }
 
-void Call::expect_count(size_t min, size_t max) const {
-    if (nargs >= min && nargs <= max) return;
+void Call::wrong_count(size_t min, size_t max) const {
     std::string msg = std::string(name) + " takes ";
     if (min == max) {
         msg += std::to_string(min);

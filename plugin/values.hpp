@@ -45,8 +45,11 @@ struct Call {
     size_t nargs;
     const ksp_value *args;
 
-    // ArgError unless min <= nargs <= max.
-    void expect_count(size_t min, size_t max) const;
+    // ArgError unless min <= nargs <= max. Inline: every call checks it.
+    void expect_count(size_t min, size_t max) const {
+        if (nargs < min || nargs > max) wrong_count(min, max);
+    }
+    [[noreturn]] void wrong_count(size_t min, size_t max) const;
     // The argument at i, or NULL if it was not given.
     ksp_value arg(size_t i) const { return i < nargs ? args[i] : nullptr; }
 

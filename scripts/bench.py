@@ -209,15 +209,32 @@ def commands(args):
     return {k: v for k, v in cmds.items() if k in wanted}, notes
 
 
-def kscript_of_build(build):
-    """The ks of the kscript the build was configured with (option kscript_prefix), if any."""
+def build_option(build, name):
+    """The value of a meson option of the build, or None."""
     try:
         with open(os.path.join(build, "meson-info", "intro-buildoptions.json")) as f:
             options = {o["name"]: o["value"] for o in json.load(f)}
     except (OSError, ValueError, KeyError):
         return None
-    prefix = options.get("kscript_prefix")
+    return options.get(name)
+
+
+def kscript_of_build(build):
+    """The ks of the kscript the build was configured with (option kscript_prefix), if any."""
+    prefix = build_option(build, "kscript_prefix")
     return os.path.join(prefix, "bin", "ks") if prefix else None
+
+
+def asan_preload(build):
+    """For an ASan build: what ks (not instrumented) needs in front of the preload library,
+    as tests/kscript/run_script.sh does: the ASan runtime first, and no leak report at
+    exit (those would be kscript's own, docs/kscript.md)."""
+    if "address" not in str(build_option(build, "b_sanitize") or ""):
+        return [], []
+    cc = os.environ.get("CC", "cc")
+    libasan = subprocess.run([cc, "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
+    options = os.environ.get("ASAN_OPTIONS", "abort_on_error=1")
+    return [libasan], ["ASAN_OPTIONS=" + options + ":detect_leaks=0"]
 
 
 def kscript_commands(args, notes):
@@ -244,7 +261,9 @@ def kscript_commands(args, notes):
     os.mkdir(folder)
     for f in files:
         shutil.copy(f, folder)
-    cmds["ks_plugin"] = ["env", "LD_PRELOAD=" + os.path.join(folder, "ksp_net_preload.so"), ks, script]
+    first, env = asan_preload(args.build)
+    preloads = " ".join(first + [os.path.join(folder, "ksp_net_preload.so")])
+    cmds["ks_plugin"] = ["env", "LD_PRELOAD=" + preloads] + env + [ks, script]
     return cmds
 
 

@@ -109,12 +109,21 @@ void CallerIoSocket::wait_ready(std::unique_lock<std::mutex> &lk, short events, 
 void CallerIoSocket::take_turn(std::unique_lock<std::mutex> &lk, bool &busy, const Deadline &deadline,
                                const char *op) {
     if (busy) {
+        ++turn_waiters_;
         lk.unlock();
         bool moving = false;
-        // A waiter that missed the reload's window still sees that its socket moved.
-        rt_->wait_or_throw(mu_, cv_, [&] { return !busy || closed_ || (moving = rt_->handing_over() || moved_out_); },
-                           deadline, op);
+        try {
+            // A waiter that missed the reload's window still sees that its socket moved.
+            rt_->wait_or_throw(mu_, cv_,
+                               [&] { return !busy || closed_ || (moving = rt_->handing_over() || moved_out_); },
+                               deadline, op);
+        } catch (...) {
+            lk.lock();
+            --turn_waiters_;
+            throw;
+        }
         lk.lock();
+        --turn_waiters_;
         if (moving) throw moved_error(op);
         throw_if_unusable_locked(op);
     }

@@ -216,6 +216,11 @@ std::optional<std::string> Socket::read_line(const Deadline &dl) {
     return tcp().read_line(dl);
 }
 
+bool Socket::read_line_to(FunctionRef<void(std::string_view)> take, const Deadline &dl) {
+    if (impl_ != Impl::Tcp) not_for_kind("line iteration", "lines need a byte stream: use read() for whole messages");
+    return tcp().read_line_to(take, dl);
+}
+
 void Socket::write(std::string_view data, const Deadline &dl) {
     if (impl_ == Impl::Tcp) return tcp().write(data, dl);
     if (impl_ == Impl::Udp) return udp().send(data, dl);
@@ -362,7 +367,7 @@ std::optional<Clock::duration> Socket::timeout() const {
     return std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns));
 }
 
-Deadline Socket::deadline(std::optional<Clock::duration> override_timeout) const {
+Deadline Socket::deadline_from(std::optional<Clock::duration> override_timeout) const {
     auto t = override_timeout ? override_timeout : timeout();
     if (!t) return std::nullopt;
     return Clock::now() + *t;

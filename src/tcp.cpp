@@ -379,13 +379,12 @@ ssize_t TcpSocket::receive_buffered(std::unique_lock<std::mutex> &lk, const Dead
 struct TcpSocket::ReaderTurn {
     TcpSocket &s;
     ReaderTurn(TcpSocket &socket, std::unique_lock<std::mutex> &lk, const Deadline &deadline) : s(socket) {
-        s.check_readable_locked("read");
-        s.take_turn(lk, s.reader_busy_, deadline, "read");
+        // The usual case without a call: connected, and nobody else reading.
+        if (s.moved_out_ || s.closed_ || s.state_ != State::Connected) s.check_readable_locked("read");
+        if (s.reader_busy_) s.take_turn(lk, s.reader_busy_, deadline, "read");
+        else s.reader_busy_ = true;
     }
-    ~ReaderTurn() {
-        s.reader_busy_ = false;
-        s.cv_.notify_all();
-    }
+    ~ReaderTurn() { s.end_turn_locked(s.reader_busy_); }
 };
 
 size_t TcpSocket::read_some_locked(std::unique_lock<std::mutex> &lk, char *into, size_t cap,
@@ -432,6 +431,12 @@ std::string TcpSocket::read(size_t max, const Deadline &deadline) {
 }
 
 std::optional<std::string> TcpSocket::read_line(const Deadline &deadline) {
+    std::optional<std::string> line;
+    if (!read_line_to([&](std::string_view l) { line.emplace(l); }, deadline)) return std::nullopt;
+    return line;
+}
+
+bool TcpSocket::read_line_to(FunctionRef<void(std::string_view)> take, const Deadline &deadline) {
     std::unique_lock lk(mu_);
     ReaderTurn turn(*this, lk, deadline);
     for (;;) {
@@ -442,10 +447,10 @@ std::optional<std::string> TcpSocket::read_line(const Deadline &deadline) {
         if (nl) {
             size_t len = static_cast<size_t>(nl - start);
             if (len > line_max_) throw_line_too_long_locked();
-            std::string line(start, len > 0 && start[len - 1] == '\r' ? len - 1 : len);
+            take({start, len > 0 && start[len - 1] == '\r' ? len - 1 : len});
             rbuf_.consume(len + 1);
             scanned_ = 0;
-            return line;
+            return true;
         }
         scanned_ = rbuf_.size();
         // The bytes stay buffered, for read() or a larger linemax.
@@ -454,9 +459,11 @@ std::optional<std::string> TcpSocket::read_line(const Deadline &deadline) {
         // buffered for read(n) and the error comes after the complete lines.
         if (read_error_ < 0) throw os_error("read", name_for_errors_locked(), read_error_);
         if (eof_) {
-            if (rbuf_.empty()) return std::nullopt;
+            if (rbuf_.empty()) return false;
+            take({rbuf_.data(), rbuf_.size()});  // a last line without a newline counts
+            rbuf_.consume(rbuf_.size());
             scanned_ = 0;
-            return rbuf_.take(rbuf_.size());  // a last line without a newline counts
+            return true;
         }
         receive_buffered(lk, deadline);
     }
@@ -486,9 +493,8 @@ void TcpSocket::write(std::string_view data, const Deadline &deadline) {
     struct Turn {
         TcpSocket &s;
         ~Turn() {
-            s.writer_busy_ = false;
             s.writing_.end();
-            s.cv_.notify_all();
+            s.end_turn_locked(s.writer_busy_);
         }
     } turn{*this};
     try {
@@ -533,8 +539,7 @@ void TcpSocket::shutdown_write(const Deadline &deadline) {
     if (state_ != State::Connected) throw Error(ErrorKind::State, "shutdown: socket is not connected");
     if (write_shut_) return;  // twice is harmless, like close()
     take_turn(lk, writer_busy_, deadline, "shutdown");  // after the write in progress
-    writer_busy_ = false;
-    cv_.notify_all();
+    end_turn_locked(writer_busy_);
     write_shut_ = true;
     if (::shutdown(fd_, SHUT_WR) < 0) throw errno_error("shutdown", name_for_errors_locked(), errno);
 }

@@ -177,10 +177,7 @@ UdpSocket::Datagram UdpSocket::receive(size_t max, const Deadline &deadline, con
     take_turn(lk, reader_busy_, deadline, op);
     struct Turn {
         UdpSocket &s;
-        ~Turn() {
-            s.reader_busy_ = false;
-            s.cv_.notify_all();
-        }
+        ~Turn() { s.end_turn_locked(s.reader_busy_); }
     } turn{*this};
     auto too_long = [&](size_t n) {
         return Error(ErrorKind::Value, std::string(op) + ": the datagram of " + std::to_string(n) +

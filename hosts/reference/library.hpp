@@ -70,10 +70,13 @@ struct Library : std::enable_shared_from_this<Library> {
     // Called after an instance's finalizer returned; unmaps a torn-down library when
     // its last instance is gone and no call is in progress.
     void instance_gone(InstanceLink* link);
-    void call_started() { calls_in_progress.fetch_add(1, std::memory_order_relaxed); }
-    // With the lock held, as every call returns to the host with it.
+    // Both with the lock held (every call starts with it and returns to the host with it),
+    // so a load and a store count the call: no read-modify-write on every call.
+    void call_started() { calls_in_progress.store(calls_in_progress.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
     void call_ended() {
-        if (calls_in_progress.fetch_sub(1, std::memory_order_acq_rel) == 1) became_idle();
+        const size_t left = calls_in_progress.load(std::memory_order_relaxed) - 1;
+        calls_in_progress.store(left, std::memory_order_relaxed);
+        if (left == 0) became_idle();
     }
     // The last call in progress returned: a deferred teardown runs, then the library is
     // unmapped if nothing else needs it.

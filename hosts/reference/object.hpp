@@ -40,6 +40,10 @@ public:
     // count reaches zero; the destructor then only frees plain memory.
     virtual void clear() {}
 
+    // Objects' memory comes from object_pool.cpp (sized delete: the dynamic type's size).
+    static void* operator new(size_t size);
+    static void operator delete(void* p, size_t size) noexcept;
+
     uint32_t magic = kLiveMagic;
     const ObjKind kind;
     std::atomic<int64_t> refs{1};
@@ -49,6 +53,9 @@ inline Object* as_obj(ksp_value v) { return reinterpret_cast<Object*>(v); }
 inline ksp_value as_val(Object* o) { return reinterpret_cast<ksp_value>(o); }
 
 namespace detail {
+// Memory for objects: small blocks are reused through a per-thread list (object_pool.cpp).
+void* object_alloc(size_t size);
+void object_free(void* p, size_t size) noexcept;
 // Inline, as are the functions below that read it: they run several times per call.
 inline std::atomic<bool> g_checking{false};
 // The checks of check_handle once it knows checking mode is on.
@@ -56,6 +63,9 @@ void check_live_handle(ksp_value v, const char* what);
 // Frees (or quarantines) an object whose count reached zero.
 void destroy(Object* o);
 }  // namespace detail
+
+inline void* Object::operator new(size_t size) { return detail::object_alloc(size); }
+inline void Object::operator delete(void* p, size_t size) noexcept { detail::object_free(p, size); }
 
 // Checking mode is process-wide because objects may outlive the Host that made them.
 void set_checking(bool on);

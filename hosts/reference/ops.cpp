@@ -59,6 +59,7 @@ ksp_value run_native(const TypeObject* owner, const std::string* member, ksp_cfu
         clear_error();
         return raise(KSP_ERR_ERROR, "native function " + native_name(owner, member) + " let a C++ exception escape");
     }
+    if ((result != nullptr) != error_occurred()) return result;  // as the ABI says: nothing to check
     return check_result(result, owner, member);
 }
 
@@ -243,7 +244,12 @@ ksp_value next(ksp_value iterator) {
         incref(item);
         return as_val(item);
     }
-    if (o->kind == ObjKind::Instance) return call_method(iterator, "__next", 0, nullptr);
+    if (o->kind == ObjKind::Instance) {
+        // Found when the type was made: no lookup by name per item.
+        const MemberSlot* slot = static_cast<InstanceObject*>(o)->type->next_slot();
+        if (slot && !slot->attribute_is_getter) return call_bound(slot->method_owner, slot->method, iterator, 0, nullptr);
+        return call_method(iterator, "__next", 0, nullptr);
+    }
     return raise(KSP_ERR_TYPE, "'" + o->type_name() + "' object is not an iterator");
 }
 

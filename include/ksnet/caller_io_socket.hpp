@@ -42,6 +42,12 @@ protected:
     void wait_ready(std::unique_lock<std::mutex> &lk, short events, const Deadline &deadline, const char *op);
     // Takes one turn (reader, writer: `busy`), waiting for the current holder to finish.
     void take_turn(std::unique_lock<std::mutex> &lk, bool &busy, const Deadline &deadline, const char *op);
+    // Gives a turn back, waking the callers waiting for one (only if there are any: a
+    // broadcast per call costs a library call when, as usual, nobody waits).
+    void end_turn_locked(bool &busy) {
+        busy = false;
+        if (turn_waiters_ > 0) cv_.notify_all();
+    }
     // Closed, or marked closing by an unload (for a result a caller brings back).
     void throw_if_closing_locked(const char *op) const;
     // save(): until no caller uses the descriptor (at most `limit`), else Error(State).
@@ -68,6 +74,7 @@ private:
     // Under mu_.
     int io_active_ = 0;            // callers inside a system call (or poll()) on fd_
     bool close_deferred_ = false;  // close() waits for io_active_ to reach 0
+    int turn_waiters_ = 0;         // callers in take_turn waiting for a turn to end
 };
 
 }  // namespace ksnet

@@ -76,6 +76,8 @@ public:
     // end of stream. At most kIoChunk at a time.
     size_t read_into(char *into, size_t cap, const Deadline &dl);
     std::optional<std::string> read_line(const Deadline &dl);  // streams only
+    // The same without a copy: the line goes to `take` (see TcpSocket::read_line_to).
+    bool read_line_to(FunctionRef<void(std::string_view)> take, const Deadline &dl);
     void write(std::string_view data, const Deadline &dl);     // a stream: all; else one datagram
     void sendto(std::string_view data, const Endpoint &to, const Deadline &dl);
     std::pair<std::string, NamePort> recvfrom(size_t max, const Deadline &dl);
@@ -102,7 +104,11 @@ public:
     void set_timeout(std::optional<Clock::duration> t);
     std::optional<Clock::duration> timeout() const;
     // The deadline for a call starting now: `override_timeout` if given, else the default.
-    Deadline deadline(std::optional<Clock::duration> override_timeout = std::nullopt) const;
+    // Inline: every blocking call asks, and most sockets have no timeout (no clock read).
+    Deadline deadline(std::optional<Clock::duration> override_timeout = std::nullopt) const {
+        if (!override_timeout && timeout_ns_.load(std::memory_order_relaxed) < 0) return std::nullopt;
+        return deadline_from(override_timeout);
+    }
 
     // Live reload (ksp_handover), between Runtime::begin_handover and end_handover:
     // save() waits until no call uses the descriptor (at most `limit`) and describes the
@@ -126,6 +132,7 @@ private:
     UdpSocket &udp() const;
     PollSocket &poll() const;
     NamePort name_port(const sockaddr_storage &ss) const;
+    Deadline deadline_from(std::optional<Clock::duration> override_timeout) const;
     std::string combination() const;
     [[noreturn]] void not_for_kind(const char *op, const char *why) const;
 

@@ -64,6 +64,10 @@ public:
     // such an error too, keeping what arrived. A line longer than the option linemax
     // raises Error(Value) naming it; its bytes stay buffered for read().
     std::optional<std::string> read_line(const Deadline &deadline = {});
+    // The same, handing the line to `take` where it lies in the receive buffer (no copy
+    // of its own): false at end of stream. `take` runs with the socket's lock held, so it
+    // must not use this socket; if it throws, the line stays buffered.
+    bool read_line_to(FunctionRef<void(std::string_view)> take, const Deadline &deadline = {});
     // Returns once all of `data` has been handed to the kernel. `data` must stay valid
     // until then (it is not copied).
     void write(std::string_view data, const Deadline &deadline = {});

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <new>
+#include <string>
 #include <thread>
 
 #include "ksnet/error.hpp"
@@ -68,6 +70,22 @@ TEST_CASE("tcp_read_line_strips_newlines_and_yields_last_partial_line") {
     CHECK(s->read_line() == "");
     CHECK(s->read_line() == "three");
     CHECK_FALSE(s->read_line().has_value());
+}
+
+// read_line_to hands each line over where it lies; a taker that throws (a host that
+// could not make the value) leaves the line buffered for the next call.
+TEST_CASE("tcp_read_line_to_keeps_the_line_when_the_taker_throws") {
+    LoopFixture fx;
+    auto [c, s] = fx.pair();
+    c->write("one\r\ntwo");
+    c->close();
+    CHECK_THROWS_AS(s->read_line_to([](std::string_view) { throw std::bad_alloc(); }), std::bad_alloc);
+    std::string got;
+    CHECK(s->read_line_to([&](std::string_view line) { got = line; }));
+    CHECK(got == "one");
+    CHECK(s->read_line_to([&](std::string_view line) { got = line; }));
+    CHECK(got == "two");
+    CHECK_FALSE(s->read_line_to([&](std::string_view) { FAIL("no line after the end of stream"); }));
 }
 
 // Bytes the peer leaves unread make its close() a reset (RST) instead of an end of
@@ -174,6 +192,22 @@ TEST_CASE("tcp_operations_in_the_wrong_state_say_so") {
     s->close();  // twice is harmless
     CHECK_THROWS_WITH(s->read(1), "read: the socket is closed");
     CHECK_THROWS_WITH(s->bind(Endpoint{}), "bind: the socket is closed");
+}
+
+// A closed socket's state stays what it was (connected) beside the closed flag: every
+// call must still look at the flag, fast paths included.
+TEST_CASE("tcp_connected_socket_after_close_refuses_every_call") {
+    LoopFixture fx;
+    auto [c, s] = fx.pair();
+    c->write("line\nbuffered");
+    CHECK(s->read_line(Clock::now() + 5s) == "line");  // the rest waits in the socket's buffer
+    s->close();
+    char buf[8];
+    CHECK_THROWS_WITH(s->read(1), "read: the socket is closed");
+    CHECK_THROWS_WITH(s->read_into(buf, sizeof buf), "read: the socket is closed");
+    CHECK_THROWS_WITH(s->read_line(), "read: the socket is closed");
+    CHECK_THROWS_WITH(s->write("x"), "write: the socket is closed");
+    CHECK(s->state() == TcpSocket::State::Closed);
 }
 
 TEST_CASE("tcp_unbound_socket_has_no_local_name_as_udp") {

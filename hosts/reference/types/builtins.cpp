@@ -81,6 +81,11 @@ BytesObject* BytesObject::uninitialised(size_t len) {
 }
 
 BytesObject* BytesObject::copy_of(std::string_view data) {
+    if (data.size() <= kInlineCapacity) {  // the usual short value (a line): no block to make
+        auto* b = new BytesObject(data.size(), nullptr);
+        if (!data.empty()) std::memcpy(b->data_, data.data(), data.size());
+        return b;
+    }
     BytesObject* b = uninitialised(data.size());
     b->fillable_ = false;
     if (!data.empty()) std::memcpy(b->data_, data.data(), data.size());

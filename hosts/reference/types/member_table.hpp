@@ -42,7 +42,7 @@ public:
         for (size_t i = h & mask;; i = (i + 1) & mask) {
             const Entry& e = entries_[i];
             if (!e.used) return nullptr;
-            if (e.hash == h && e.name == name) return &e.slot;
+            if (e.hash == h && same_name(e.name, name)) return &e.slot;
         }
     }
     void clear() {
@@ -58,8 +58,23 @@ private:
         MemberSlot slot;
     };
 
-    // Most names fit in one word, so one multiply (a byte-at-a-time hash was a chain of
-    // one multiply per byte, most of a lookup's time).
+    // The `n` bytes at `p` (n <= 8) in one word, read in at most two loads and never past
+    // the end. Different bytes of the same length give different words: two 4-byte
+    // windows cover 4 to 8 bytes, and the first, middle and last byte cover 1 to 3.
+    static uint64_t short_word(const char* p, size_t n) {
+        if (n >= 4) {
+            uint32_t first, last;
+            std::memcpy(&first, p, 4);
+            std::memcpy(&last, p + n - 4, 4);
+            return first | static_cast<uint64_t>(last) << 32;
+        }
+        if (n == 0) return 0;
+        auto byte = [&](size_t i) { return static_cast<uint64_t>(static_cast<unsigned char>(p[i])); };
+        return byte(0) | byte(n / 2) << 8 | byte(n - 1) << 16;
+    }
+
+    // Most names fit in one word, so one multiply, and their tail is read a word at a
+    // time too (a byte-at-a-time tail was most of a short name's lookup).
     static uint64_t hash(std::string_view s) {
         constexpr uint64_t kMul = 0x9e3779b97f4a7c15u;
         uint64_t h = (s.size() + 1) * kMul;
@@ -70,11 +85,15 @@ private:
             h = (h ^ word) * kMul;
             h ^= h >> 29;
         }
-        uint64_t tail = 0;
-        for (unsigned shift = 0; i < s.size(); i++, shift += 8)
-            tail |= static_cast<uint64_t>(static_cast<unsigned char>(s[i])) << shift;
-        h = (h ^ tail) * kMul;
+        h = (h ^ short_word(s.data() + i, s.size() - i)) * kMul;
         return h ^ (h >> 32);
+    }
+
+    // Names of up to eight bytes compare as words, not through a memcmp call.
+    static bool same_name(std::string_view a, std::string_view b) {
+        if (a.size() != b.size()) return false;
+        if (a.size() <= 8) return short_word(a.data(), a.size()) == short_word(b.data(), b.size());
+        return std::memcmp(a.data(), b.data(), a.size()) == 0;
     }
     void grow();
 

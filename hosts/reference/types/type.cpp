@@ -31,6 +31,7 @@ void attribute_to_current_library(TypeObject* t) {
 void TypeObject::clear() {
     if (lib) std::erase(lib->types, static_cast<Object*>(this));
     member_slots_.clear();  // its keys view the bases' names
+    next_slot_ = nullptr;
     decref(base);
     base = nullptr;
 }
@@ -60,6 +61,7 @@ void TypeObject::index_members() {
             slot.method_owner = t;
         }
     }
+    next_slot_ = member_slots_.find("__next");
 }
 
 const Method* TypeObject::find_method(std::string_view name, const TypeObject** owner) const {

@@ -57,6 +57,8 @@ struct TypeObject final : Object {
     void index_members();
     // The index entry for `name`; NULL if no type along the chain has it.
     const MemberSlot* find_member_slot(std::string_view name) const { return member_slots_.find(name); }
+    // The slot of `__next`, found once by index_members (iteration calls it per item).
+    const MemberSlot* next_slot() const { return next_slot_; }
     // Looks along the base chain; `owner` receives the type that defines it.
     const Method* find_method(std::string_view name, const TypeObject** owner) const;
     const EnumEntry* find_member(std::string_view name) const;
@@ -68,6 +70,7 @@ private:
     // Keys view the names in `methods`/`getters` of this type and its bases (kept alive
     // by the reference to `base`).
     MemberTable member_slots_;
+    const MemberSlot* next_slot_ = nullptr;  // in member_slots_, NULL if absent
 };
 
 // An instance of a plugin (or host) type, carrying the plugin's payload. A plugin
