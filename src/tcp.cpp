@@ -132,7 +132,7 @@ std::shared_ptr<TcpSocket> TcpSocket::restore(std::shared_ptr<Runtime> rt, Famil
     int fd = ::fcntl(s.fd, F_DUPFD_CLOEXEC, 0);
     if (fd < 0) throw errno_error("dup", "the socket handed over", errno);
     set_wait_slices(fd, rt->wait_slice());
-    std::deque<AcceptedConnection> accepted;
+    std::vector<AcceptedConnection> accepted;
     for (const AcceptedConnection &a : s.accepted) {
         int copy = ::fcntl(a.fd, F_DUPFD_CLOEXEC, 0);
         if (copy < 0) {
@@ -331,7 +331,7 @@ std::pair<std::shared_ptr<TcpSocket>, std::string> TcpSocket::accept(const Deadl
     }
     throw_if_unusable_locked("accept");
     AcceptedConnection a = accepted_.front();
-    accepted_.pop_front();
+    accepted_.erase(accepted_.begin());
     lk.unlock();
     auto client = adopt(rt_, family_, a.fd, State::Connected);
     return {std::move(client), format_sockaddr(reinterpret_cast<sockaddr *>(&a.peer))};

@@ -187,12 +187,12 @@ UdpSocket::Datagram UdpSocket::receive(size_t max, const Deadline &deadline, con
         Datagram &d = held_.front();
         if (d.error < 0) {
             int rc = d.error;
-            held_.pop_front();
+            held_.erase(held_.begin());
             throw os_error(op, name_for_errors_locked(), rc);
         }
         if (max != kAnySize && d.data.size() > max) throw too_long(d.data.size());
         Datagram out = std::move(d);
-        held_.pop_front();
+        held_.erase(held_.begin());
         return out;
     }
     if (state_ == State::Open) {

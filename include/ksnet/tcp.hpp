@@ -18,13 +18,13 @@
 #include <uv.h>
 
 #include <atomic>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "ksnet/address.hpp"
 #include "ksnet/handover.hpp"
@@ -171,7 +171,9 @@ private:
     WriteProgress writing_;  // `sent` grows while the writer has fd_
     bool connect_issued_ = false;  // connect() reached the kernel (state Connecting)
     bool connect_resume_ = false;  // a connect that left part-way: its retry waits for it
-    std::deque<AcceptedConnection> accepted_;  // taken from the kernel, not yet returned
+    // Taken from the kernel, not yet returned; oldest first. A vector, not a deque: it is
+    // almost always empty, and an empty std::deque already holds a block of the heap.
+    std::vector<AcceptedConnection> accepted_;
 };
 
 }  // namespace ksnet

@@ -27,7 +27,7 @@
 #include <uv.h>
 
 #include <cstdint>
-#include <deque>
+#include <vector>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -121,7 +121,7 @@ private:
     State state_ = State::Open;         // SocketBase's closed_ stands for Closed
     bool reader_busy_ = false;          // one reader in the kernel at a time: it owns into_
     std::unique_ptr<char[]> into_;      // what the reader receives into (max_payload bytes)
-    std::deque<Datagram> held_;         // see held()
+    std::vector<Datagram> held_;        // see held(); oldest first, almost always empty
 };
 
 }  // namespace ksnet
