@@ -163,6 +163,38 @@ TEST_CASE("live_reload_lets_a_blocked_read_finish_on_the_new_version") {
     for (Value *v : {&c, &s, &l}) f.host.call_method(*v, "close");
 }
 
+// UDP's receive is the caller's own system call too: the reload wakes it, and the call
+// finishes on the new version with the datagram sent after the swap.
+TEST_CASE("live_reload_lets_a_blocked_udp_recvfrom_finish_on_the_new_version") {
+    ReloadFixture f(true);
+    Value rx = f.socket("INET4", "UDP");
+    f.host.call_method(rx, "bind", {f.addr("127.0.0.1", 0)});
+    Value tx = f.socket("INET4", "UDP");
+    int64_t port = f.port_of(rx);
+    std::string got, error;
+    waits::ThreadMark mark;
+    std::thread reader([&] {
+        Gil g(f.host);
+        mark.here();
+        try {
+            got = f.host.to_bytes(f.host.item(f.host.call_method(rx, "recvfrom", {f.host.integer(100)}), 0));
+        } catch (const std::exception &e) {
+            error = e.what();
+        }
+    });
+    bool blocked = false;
+    f.without_gil([&] { blocked = waits::wait_until_blocked(mark, "the recvfrom"); });
+    REQUIRE(blocked);
+    refhost::ReloadResult r = f.swap();
+    CHECK(r.live);
+    f.host.call_method(tx, "sendto", {f.host.bytes("after"), f.addr("127.0.0.1", port)});
+    f.without_gil([&] { reader.join(); });
+    CHECK(error == "");
+    CHECK(got == "after");
+    CHECK(f.host.loaded_library_count() == 1);
+    for (Value *v : {&rx, &tx}) f.host.call_method(*v, "close");
+}
+
 TEST_CASE("live_reload_1000_swaps_while_100_connections_carry_checksummed_streams") {
     const int swaps = swaps_or(1000);
     constexpr int kConnections = 100;
