@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <string>
 #include <thread>
@@ -88,6 +89,37 @@ struct ReloadFixture : OwnPluginDir, NetFixture {
         Value pair = host.call_method(l, "accept");
         return {c, host.item(pair, 0)};
     }
+
+    // A call blocked through a live reload: `call` runs on a script thread until it
+    // blocks, then the swap, then `unblock` (on this thread); what the call returned
+    // (bytes) or the error it raised.
+    struct BlockedCall {
+        bool live = false;
+        std::string got, error;
+    };
+    BlockedCall swap_while_blocked(const char *what, const std::function<Value()> &call,
+                                   const std::function<void()> &unblock) {
+        BlockedCall out;
+        waits::ThreadMark mark;
+        std::thread caller([&] {
+            Gil g(host);
+            mark.here();
+            try {
+                out.got = host.to_bytes(call());
+            } catch (const std::exception &e) {
+                out.error = e.what();
+            }
+        });
+        bool blocked = false;
+        without_gil([&] { blocked = waits::wait_until_blocked(mark, what); });
+        if (blocked) {
+            out.live = swap().live;
+            unblock();
+        }
+        without_gil([&] { caller.join(); });
+        REQUIRE(blocked);
+        return out;
+    }
 };
 
 // How many swaps a long case makes: `normal`, or KSNET_RELOAD_SWAPS (fewer under a
@@ -138,26 +170,12 @@ TEST_CASE("live_reload_lets_a_blocked_read_finish_on_the_new_version") {
     ReloadFixture f(true);
     Value l = f.listener();
     auto [c, s] = f.connected_pair(l);
-    std::string got, error;
-    waits::ThreadMark mark;
-    std::thread reader([&, s = s] {
-        Gil g(f.host);
-        mark.here();
-        try {
-            got = f.host.to_bytes(f.host.call_method(s, "read", {f.host.integer(100)}));
-        } catch (const std::exception &e) {
-            error = e.what();
-        }
-    });
-    bool blocked = false;
-    f.without_gil([&] { blocked = waits::wait_until_blocked(mark, "the read"); });
-    REQUIRE(blocked);
-    refhost::ReloadResult r = f.swap();
-    CHECK(r.live);
-    f.host.call_method(c, "write", {f.host.bytes("after")});
-    f.without_gil([&] { reader.join(); });
-    CHECK(error == "");
-    CHECK(got == "after");
+    auto o = f.swap_while_blocked(
+        "the read", [&] { return f.host.call_method(s, "read", {f.host.integer(100)}); },
+        [&] { f.host.call_method(c, "write", {f.host.bytes("after")}); });
+    CHECK(o.live);
+    CHECK(o.error == "");
+    CHECK(o.got == "after");
     // The read returned through the new code: nothing keeps the old copy mapped.
     CHECK(f.host.loaded_library_count() == 1);
     for (Value *v : {&c, &s, &l}) f.host.call_method(*v, "close");
@@ -171,26 +189,12 @@ TEST_CASE("live_reload_lets_a_blocked_udp_recvfrom_finish_on_the_new_version") {
     f.host.call_method(rx, "bind", {f.addr("127.0.0.1", 0)});
     Value tx = f.socket("INET4", "UDP");
     int64_t port = f.port_of(rx);
-    std::string got, error;
-    waits::ThreadMark mark;
-    std::thread reader([&] {
-        Gil g(f.host);
-        mark.here();
-        try {
-            got = f.host.to_bytes(f.host.item(f.host.call_method(rx, "recvfrom", {f.host.integer(100)}), 0));
-        } catch (const std::exception &e) {
-            error = e.what();
-        }
-    });
-    bool blocked = false;
-    f.without_gil([&] { blocked = waits::wait_until_blocked(mark, "the recvfrom"); });
-    REQUIRE(blocked);
-    refhost::ReloadResult r = f.swap();
-    CHECK(r.live);
-    f.host.call_method(tx, "sendto", {f.host.bytes("after"), f.addr("127.0.0.1", port)});
-    f.without_gil([&] { reader.join(); });
-    CHECK(error == "");
-    CHECK(got == "after");
+    auto o = f.swap_while_blocked(
+        "the recvfrom", [&] { return f.host.item(f.host.call_method(rx, "recvfrom", {f.host.integer(100)}), 0); },
+        [&] { f.host.call_method(tx, "sendto", {f.host.bytes("after"), f.addr("127.0.0.1", port)}); });
+    CHECK(o.live);
+    CHECK(o.error == "");
+    CHECK(o.got == "after");
     CHECK(f.host.loaded_library_count() == 1);
     for (Value *v : {&rx, &tx}) f.host.call_method(*v, "close");
 }
