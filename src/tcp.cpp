@@ -9,7 +9,6 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
-#include <thread>
 #include <tuple>
 
 #include "caller_descriptor.hpp"
