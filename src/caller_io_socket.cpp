@@ -1,7 +1,9 @@
 #include "ksnet/caller_io_socket.hpp"
 
+#include <signal.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -25,6 +27,9 @@ void CallerIoSocket::wake_callers_locked() {
     // peer sees the end of the stream now rather than at the close() that follows.
     if (moved_out_) return;
     ::shutdown(fd_, SHUT_RDWR);
+    if (!threads_in_kernel_ || threads_in_kernel_->empty()) return;
+    rt_->use_wake_signal();
+    for (pthread_t t : *threads_in_kernel_) ::pthread_kill(t, Runtime::kWakeSignal);
 }
 
 void CallerIoSocket::mark_closing() {
@@ -46,7 +51,17 @@ void CallerIoSocket::on_abort_locked(std::unique_lock<std::mutex> &lk) {
     close_deferred_ = false;
 }
 
+void CallerIoSocket::begin_io_locked() {
+    ++io_active_;
+    if (threads_in_kernel_) threads_in_kernel_->push_back(::pthread_self());
+}
+
 void CallerIoSocket::end_io_locked() {
+    if (threads_in_kernel_) {
+        auto &all = *threads_in_kernel_;
+        auto me = std::find_if(all.begin(), all.end(), [](pthread_t t) { return ::pthread_equal(t, ::pthread_self()); });
+        if (me != all.end()) all.erase(me);
+    }
     if (io_active_ == 1 && rt_->handing_over()) cv_.notify_all();  // save() waits for this
     if (--io_active_ > 0 || !close_deferred_) return;
     close_deferred_ = false;

@@ -4,7 +4,9 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netpacket/packet.h>
+#include <poll.h>
 #include <sys/un.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -135,8 +137,9 @@ std::string name_for_errors(int fd, int type, int protocol) {
 // ---- creation and teardown ----
 
 PollSocket::PollSocket(std::shared_ptr<Runtime> rt, int af, int type, int protocol)
-    : SocketBase(std::move(rt), type, protocol), af_(af) {
+    : CallerIoSocket(std::move(rt), type, protocol), af_(af) {
     poll_.data = static_cast<SocketBase *>(this);
+    threads_in_kernel_ = std::make_unique<std::vector<pthread_t>>();
 }
 
 PollSocket::~PollSocket() = default;
@@ -192,71 +195,6 @@ void PollSocket::on_handle_closed() {
     fd_ = -1;
 }
 
-// ---- readiness ----
-
-void PollSocket::arm_locked(int events) {
-    ready_ &= ~events;
-    want_ |= events;
-    if (update_posted_) return;
-    update_posted_ = true;
-    auto self = shared_as<PollSocket>();
-    if (!rt_->post([self] { self->update_poll_on_loop(); })) update_posted_ = false;
-}
-
-void PollSocket::update_poll_on_loop() {
-    int ev;
-    {
-        std::lock_guard lk(mu_);
-        update_posted_ = false;
-        ev = closed_ ? 0 : want_;
-    }
-    if (handle_closing_ || ev == armed_) return;
-    int rc = ev ? uv_poll_start(&poll_, ev, &PollSocket::on_poll) : uv_poll_stop(&poll_);
-    if (rc == 0) {
-        armed_ = ev;
-        return;
-    }
-    std::lock_guard lk(mu_);
-    poll_error_ = rc;
-    cv_.notify_all();
-}
-
-void PollSocket::on_poll(uv_poll_t *h, int status, int events) {
-    auto *self = owner<PollSocket>(h);
-    int rearm;
-    {
-        std::lock_guard lk(self->mu_);
-        if (status < 0) {
-            // libuv reports POLLERR as UV_EBADF and stops the handle. The waiters' next
-            // system call (or SO_ERROR) tells what the error really is.
-            self->ready_ |= self->want_;
-            self->want_ = 0;
-            self->saw_error_ = true;
-        } else {
-            self->ready_ |= events;
-            self->want_ &= ~events;  // one shot: level-triggered polling would spin
-        }
-        rearm = self->want_;
-        self->cv_.notify_all();
-    }
-    if (status < 0) self->armed_ = 0;
-    if (self->handle_closing_ || rearm == self->armed_) return;
-    int rc = rearm ? uv_poll_start(h, rearm, &PollSocket::on_poll) : uv_poll_stop(h);
-    if (rc == 0) self->armed_ = rearm;
-}
-
-void PollSocket::wait_ready(int events, const Deadline &deadline, const char *op) {
-    bool moving = false;  // a live reload: the caller calls again on the next version
-    rt_->wait_or_throw(mu_, cv_, [&] {
-        // A waiter that missed the reload's window still sees that its socket moved.
-        return (ready_ & events) != 0 || closed_ || poll_error_ < 0 ||
-               (moving = rt_->handing_over() || moved_out_);
-    }, deadline, op);
-    if (moving) throw moved_error(op);
-    std::lock_guard lk(mu_);
-    if (poll_error_ < 0 && !closed_) throw os_error(std::string(op) + ": uv_poll_start", "", poll_error_);
-}
-
 // ---- state and names ----
 
 PollSocket::State PollSocket::state() const { return state_or_closed(state_); }
@@ -302,38 +240,34 @@ void PollSocket::bind(const sockaddr *addr, socklen_t len) {
 
 void PollSocket::connect(const sockaddr *addr, socklen_t len, const Deadline &deadline) {
     std::string where = addr_text(addr, len);
-    {
-        std::lock_guard lk(mu_);
-        throw_if_unusable_locked("connect");
-        if (state_ == State::Connecting && connect_resume_) {
-            connect_resume_ = false;  // it moved here part-way: only wait for it
-        } else {
-            if (state_ == State::Connecting || state_ == State::Listening) {
-                throw Error(ErrorKind::State, std::string("connect: socket is ") + state_name(state_));
-            }
-            if (::connect(fd_, addr, len) == 0) {
-                state_ = State::Connected;
-                return;
-            }
-            int err = errno;
-            if (err != EINPROGRESS && err != EINTR) throw errno_error("connect", where, err);
-            state_ = State::Connecting;
+    std::unique_lock lk(mu_);
+    throw_if_unusable_locked("connect");
+    if (state_ == State::Connecting && connect_resume_) {
+        connect_resume_ = false;  // it moved here part-way: only wait for it
+    } else {
+        if (state_ == State::Connecting || state_ == State::Listening) {
+            throw Error(ErrorKind::State, std::string("connect: socket is ") + state_name(state_));
         }
-        arm_locked(UV_WRITABLE);
+        if (::connect(fd_, addr, len) == 0) {
+            state_ = State::Connected;
+            return;
+        }
+        int err = errno;
+        if (err != EINPROGRESS && err != EINTR) throw errno_error("connect", where, err);
+        state_ = State::Connecting;
     }
     for (;;) {
         try {
-            wait_ready(UV_WRITABLE, deadline, "connect");
+            wait_ready(lk, POLLOUT, deadline, "connect");
         } catch (const Error &e) {
             if (e.kind() == ErrorKind::Moved) {
-                std::lock_guard lk(mu_);
                 connect_resume_ = true;  // a retry here (the reload rolled back) waits for it
                 throw;
             }
+            lk.unlock();
             close();  // a connect in flight cannot be taken back
             throw;
         }
-        std::lock_guard lk(mu_);
         throw_if_unusable_locked("connect");  // the next version reads SO_ERROR
         int soerr = 0;
         socklen_t sl = sizeof soerr;
@@ -348,7 +282,7 @@ void PollSocket::connect(const sockaddr *addr, socklen_t len, const Deadline &de
             state_ = State::Connected;
             return;
         }
-        arm_locked(UV_WRITABLE);  // woken early: still connecting
+        // Woken early: still connecting.
     }
 }
 
@@ -360,29 +294,24 @@ void PollSocket::listen(int backlog) {
 }
 
 std::pair<std::shared_ptr<PollSocket>, sockaddr_storage> PollSocket::accept(const Deadline &deadline) {
+    std::unique_lock lk(mu_);
     for (;;) {
-        {
-            std::unique_lock lk(mu_);
-            throw_if_unusable_locked("accept");
-            if (state_ != State::Listening) {
-                throw Error(ErrorKind::State, "accept: socket is not listening (call listen() first)");
-            }
-            sockaddr_storage ss{};
-            socklen_t len = sizeof ss;
-            int fd = ::accept4(fd_, reinterpret_cast<sockaddr *>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-            if (fd >= 0) {
-                lk.unlock();  // adopt() waits for the loop, which may need mu_
-                return {adopt(rt_, fd, af_, type_, protocol_, State::Connected), ss};
-            }
-            int err = errno;
-            if (err != ECONNABORTED && err != EINTR) {
-                if (!would_block(err)) throw errno_error("accept", name_for_errors_locked(), err);
-                arm_locked(UV_READABLE);
-            } else {
-                continue;
-            }
+        throw_if_unusable_locked("accept");
+        if (state_ != State::Listening) {
+            throw Error(ErrorKind::State, "accept: socket is not listening (call listen() first)");
         }
-        wait_ready(UV_READABLE, deadline, "accept");
+        sockaddr_storage ss{};
+        int err = 0;
+        ssize_t fd = blocking_locked(lk, POLLIN, "accept", deadline, [&] {
+            socklen_t len = sizeof ss;
+            return static_cast<ssize_t>(
+                ::accept4(fd_, reinterpret_cast<sockaddr *>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC));
+        }, err, true);
+        if (fd >= 0) {
+            lk.unlock();  // adopt() waits for the loop, which may need mu_
+            return {adopt(rt_, static_cast<int>(fd), af_, type_, protocol_, State::Connected), ss};
+        }
+        if (err != ECONNABORTED) throw errno_error("accept", name_for_errors_locked(), err);
     }
 }
 
@@ -390,53 +319,42 @@ std::pair<std::shared_ptr<PollSocket>, sockaddr_storage> PollSocket::accept(cons
 
 void PollSocket::transmit(std::string_view data, const sockaddr *to, socklen_t len, const Deadline &deadline,
                           const char *op) {
-    size_t off = 0;
-    {
-        std::lock_guard lk(mu_);
-        // A stream's message that moved part-sent goes on where it stopped.
-        off = type_ == SOCK_STREAM ? writing_.begin(data.size()) : 0;
-    }
-    struct Done {
+    const bool stream = type_ == SOCK_STREAM;
+    std::unique_lock lk(mu_);
+    throw_if_unusable_locked(op);
+    if (state_ == State::Listening) throw Error(ErrorKind::State, std::string(op) + ": socket is listening");
+    if (stream) take_turn(lk, writer_busy_, deadline, op);
+    // A stream's message that moved part-sent goes on where it stopped.
+    size_t off = stream ? writing_.begin(data.size()) : 0;
+    struct Turn {
         PollSocket &s;
-        ~Done() {
-            std::lock_guard lk(s.mu_);
+        bool stream;
+        ~Turn() {
+            if (!stream) return;
             s.writing_.end();
+            s.end_turn_locked(s.writer_busy_);
         }
-    } done{*this};
-    for (;;) {
-        {
-            std::lock_guard lk(mu_);
-            throw_if_unusable_locked(op);
-            if (state_ == State::Listening) throw Error(ErrorKind::State, std::string(op) + ": socket is listening");
-            for (;;) {
-                ssize_t r = to ? ::sendto(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT, to, len)
-                               : ::send(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (r >= 0) {
-                    off += static_cast<size_t>(r);
-                    if (type_ == SOCK_STREAM) writing_.add(static_cast<size_t>(r));
-                    if (type_ != SOCK_STREAM || off >= data.size()) {
-                        if (state_ == State::Open) state_ = State::Bound;  // implicitly bound
-                        return;
-                    }
-                    continue;  // a stream takes the rest
-                }
-                int err = errno;
-                if (err == EINTR) continue;
-                if (!would_block(err)) {
-                    throw errno_error(op, to ? addr_text(to, len) : name_for_errors_locked(), err);
-                }
-                break;
-            }
-            arm_locked(UV_WRITABLE);
+    } turn{*this, stream};
+    try {
+        for (;;) {
+            int err = 0;
+            ssize_t n = blocking_locked(lk, POLLOUT, op, deadline, [&] {
+                const char *from = data.data() + off;
+                size_t left = data.size() - off;
+                ssize_t sent = to ? ::sendto(fd_, from, left, MSG_NOSIGNAL | MSG_DONTWAIT, to, len)
+                                  : ::send(fd_, from, left, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (sent > 0 && stream) writing_.add(static_cast<size_t>(sent));  // only the writer touches it
+                return sent;
+            }, err);
+            if (n < 0) throw errno_error(op, to ? addr_text(to, len) : name_for_errors_locked(), err);
+            off += static_cast<size_t>(n);
+            if (!stream || off >= data.size()) break;  // a stream takes the rest next
         }
-        try {
-            wait_ready(UV_WRITABLE, deadline, op);
-        } catch (const Error &e) {
-            std::lock_guard lk(mu_);
-            if (e.kind() == ErrorKind::Moved && type_ == SOCK_STREAM) writing_.keep_for_retry();
-            throw;
-        }
+    } catch (const Error &e) {
+        if (e.kind() == ErrorKind::Moved && stream) writing_.keep_for_retry();
+        throw;
     }
+    if (state_ == State::Open) state_ = State::Bound;  // implicitly bound
 }
 
 void PollSocket::send(std::string_view data, const Deadline &deadline) { transmit(data, nullptr, 0, deadline, "send"); }
@@ -446,93 +364,90 @@ void PollSocket::sendto(std::string_view data, const sockaddr *to, socklen_t len
 }
 
 std::string PollSocket::receive(size_t max, const Deadline &deadline, const char *op, sockaddr_storage *from) {
-    for (;;) {
-        {
-            std::lock_guard lk(mu_);
-            throw_if_unusable_locked(op);
-            if (state_ == State::Listening) {
-                throw Error(ErrorKind::State, std::string(op) + ": socket is listening (use accept())");
-            }
-            sockaddr_storage ss{};
-            int err = 0;
-            if (type_ == SOCK_STREAM) {
-                size_t n = std::min(max, kIoChunk);  // what has arrived, never a huge buffer
-                if (n == 0) return {};
-                std::string buf(n, '\0');
-                socklen_t sl = sizeof ss;
-                ssize_t r = ::recvfrom(fd_, buf.data(), n, MSG_DONTWAIT, reinterpret_cast<sockaddr *>(&ss), &sl);
-                if (r >= 0) {
-                    buf.resize(static_cast<size_t>(r));
-                    if (from) *from = ss;
-                    return buf;  // empty: end of stream
-                }
-                err = errno;
-            } else {
-                // Learn the next message's size without taking it (MSG_PEEK | MSG_TRUNC).
-                size_t cap = std::min(max, kPeekCap);
-                std::string buf(cap, '\0');
-                iovec iov{buf.data(), cap};
-                msghdr m{};
-                m.msg_iov = &iov;
-                m.msg_iovlen = 1;
-                ssize_t r = ::recvmsg(fd_, &m, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
-                if (r >= 0) {
-                    size_t size = static_cast<size_t>(r);
-                    bool cut = (m.msg_flags & MSG_TRUNC) != 0;
-                    if (cut && size <= cap) {
-                        // The protocol did not say how long the message really is.
-                        if (cap == max) {
-                            throw Error(ErrorKind::Value, std::string(op) + ": the message is longer than max " +
-                                                              std::to_string(max) + " bytes");
-                        }
-                        throw Error(ErrorKind::Value, std::string(op) + ": the message is longer than " +
-                                                          std::to_string(kPeekCap) + " bytes");
-                    }
-                    if (max != kAnySize && size > max) {
-                        // Left in the kernel's queue: a retry with a larger max gets it.
-                        throw Error(ErrorKind::Value, std::string(op) + ": the message of " + std::to_string(size) +
-                                                          " bytes does not fit in max " + std::to_string(max) +
-                                                          " bytes");
-                    }
-                    buf.resize(size);
-                    iov = iovec{buf.data(), size};
-                    m = msghdr{};
-                    m.msg_name = &ss;
-                    m.msg_namelen = sizeof ss;
-                    m.msg_iov = &iov;
-                    m.msg_iovlen = 1;
-                    r = ::recvmsg(fd_, &m, MSG_TRUNC | MSG_DONTWAIT);
-                    if (r >= 0) {
-                        if (static_cast<size_t>(r) > size || (m.msg_flags & MSG_TRUNC)) {
-                            // Another holder of the descriptor took the peeked message first.
-                            throw Error(ErrorKind::Value, std::string(op) + ": the message of " + std::to_string(r) +
-                                                              " bytes changed under the read and was cut");
-                        }
-                        buf.resize(static_cast<size_t>(r));
-                        if (from) *from = ss;
-                        return buf;
-                    }
-                }
-                err = errno;
-            }
-            if (err != EINTR) {
-                if (!would_block(err)) throw errno_error(op, name_for_errors_locked(), err);
-                if (saw_error_) {
-                    // POLLERR woke us but the read has nothing: report a pending error.
-                    saw_error_ = false;
-                    int soerr = 0;
-                    socklen_t sl = sizeof soerr;
-                    if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr != 0) {
-                        throw errno_error(op, name_for_errors_locked(), soerr);
-                    }
-                }
-                arm_locked(UV_READABLE);
-            } else {
-                continue;
-            }
-        }
-        wait_ready(UV_READABLE, deadline, op);
+    std::unique_lock lk(mu_);
+    throw_if_unusable_locked(op);
+    if (state_ == State::Listening) {
+        throw Error(ErrorKind::State, std::string(op) + ": socket is listening (use accept())");
     }
+    take_turn(lk, reader_busy_, deadline, op);
+    struct Turn {
+        PollSocket &s;
+        ~Turn() { s.end_turn_locked(s.reader_busy_); }
+    } turn{*this};
+    for (;;) {
+        sockaddr_storage ss{};
+        int err = 0;
+        // What arrived (for a stream never a huge buffer), or room to peek at a message.
+        size_t room = std::min(max, type_ == SOCK_STREAM ? kIoChunk : kPeekCap);
+        if (room == 0 && type_ == SOCK_STREAM) return {};
+        std::string buf(room, '\0');
+        int msg_flags = 0;
+        ssize_t n = blocking_locked(lk, POLLIN, op, deadline, [&] {
+            iovec iov{buf.data(), room};
+            msghdr m{};
+            m.msg_name = &ss;
+            m.msg_namelen = sizeof ss;
+            m.msg_iov = &iov;
+            m.msg_iovlen = 1;
+            // A message is only peeked at, to learn its size without taking it.
+            ssize_t got = ::recvmsg(fd_, &m, type_ == SOCK_STREAM ? MSG_DONTWAIT : MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+            msg_flags = m.msg_flags;
+            return got;
+        }, err, room < Runtime::kUnlockedCopy);
+        if (n == 0) throw_if_closing_locked(op);  // the shutdown() of a close, not an empty message
+        if (n < 0) throw errno_error(op, name_for_errors_locked(), err);
+        if (type_ == SOCK_STREAM) {
+            buf.resize(static_cast<size_t>(n));  // empty: end of stream
+            if (from) *from = ss;
+            return buf;
+        }
+        if (take_message_locked(buf, static_cast<size_t>(n), (msg_flags & MSG_TRUNC) != 0, max, op, from)) {
+            return buf;
+        }
+        // Another holder of the descriptor took the message: wait for the next.
+    }
+}
+
+bool PollSocket::take_message_locked(std::string &buf, size_t size, bool cut, size_t max, const char *op,
+                                     sockaddr_storage *from) {
+    size_t room = buf.size();
+    if (cut && size <= room) {
+        // The protocol did not say how long the message really is.
+        if (room == max) {
+            throw Error(ErrorKind::Value,
+                        std::string(op) + ": the message is longer than max " + std::to_string(max) + " bytes");
+        }
+        throw Error(ErrorKind::Value,
+                    std::string(op) + ": the message is longer than " + std::to_string(kPeekCap) + " bytes");
+    }
+    if (max != kAnySize && size > max) {
+        // Left in the kernel's queue: a retry with a larger max gets it.
+        throw Error(ErrorKind::Value, std::string(op) + ": the message of " + std::to_string(size) +
+                                          " bytes does not fit in max " + std::to_string(max) + " bytes");
+    }
+    throw_if_closing_locked(op);  // fd_ may be gone since the peek
+    buf.resize(size);
+    sockaddr_storage ss{};
+    iovec iov{buf.data(), size};
+    msghdr m{};
+    m.msg_name = &ss;
+    m.msg_namelen = sizeof ss;
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    ssize_t r = ::recvmsg(fd_, &m, MSG_TRUNC | MSG_DONTWAIT);
+    if (r < 0) {
+        int err = errno;
+        if (would_block(err) || err == EINTR) return false;
+        throw errno_error(op, name_for_errors_locked(), err);
+    }
+    if (static_cast<size_t>(r) > size || (m.msg_flags & MSG_TRUNC)) {
+        // Another holder of the descriptor took the peeked message first.
+        throw Error(ErrorKind::Value, std::string(op) + ": the message of " + std::to_string(r) +
+                                          " bytes changed under the read and was cut");
+    }
+    buf.resize(static_cast<size_t>(r));
+    if (from) *from = ss;
+    return true;
 }
 
 std::string PollSocket::recv(size_t max, const Deadline &deadline) { return receive(max, deadline, "recv", nullptr); }
@@ -545,12 +460,9 @@ std::pair<std::string, sockaddr_storage> PollSocket::recvfrom(size_t max, const 
 
 // ---- live reload (ksp_handover) ----
 
-void PollSocket::save(SocketState &out, Clock::duration) {
-    rt_->run_sync([this] {  // the old loop stops watching: the next version's does
-        if (armed_ != 0 && !handle_closing_) uv_poll_stop(&poll_);
-        armed_ = 0;
-    });
-    std::lock_guard lk(mu_);
+void PollSocket::save(SocketState &out, Clock::duration limit) {
+    std::unique_lock lk(mu_);
+    wait_until_callers_left_locked(lk, limit);
     out.os_af = af_;
     out.os_type = type_;
     out.os_protocol = protocol_;
@@ -575,14 +487,6 @@ std::shared_ptr<PollSocket> PollSocket::restore(std::shared_ptr<Runtime> rt, con
     sock->writing_.restore(s.write_resume);
     sock->connect_resume_ = s.connect_resume;
     return sock;
-}
-
-void PollSocket::on_handover_cancelled_locked() {
-    if (want_ == 0) return;
-    update_posted_ = false;
-    int want = want_;
-    want_ = 0;
-    arm_locked(want);  // watch again what the callers wait for
 }
 
 }  // namespace ksnet

@@ -376,13 +376,18 @@ void remove_wake_handler() {
 
 }  // namespace
 
+void Runtime::use_wake_signal() {
+    wake_signal_used_.store(true);
+    install_wake_handler();  // another runtime may have taken it away
+}
+
 void Runtime::set_interrupts_pushed(bool on) {
-    if (on) install_wake_handler();
+    if (on) use_wake_signal();
     interrupts_pushed_.store(on);
 }
 
 void Runtime::wake_for_interrupt() {
-    if (interrupts_pushed()) install_wake_handler();  // another runtime may have taken it away
+    if (interrupts_pushed()) use_wake_signal();
     std::lock_guard w(waiters_mu_);
     for (Waiter *waiter : waiters_) {
         if (waiter->cv) {
@@ -445,7 +450,6 @@ size_t Runtime::tracked_count() const {
 int Runtime::shutdown() {
     if (on_loop_thread()) return UV_EBUSY;  // a callback cannot join its own thread
     ForkRegistry::remove(this);
-    if (interrupts_pushed()) remove_wake_handler();  // its code may be unmapped next
     {
         std::lock_guard lk(mu_);
         if (joined_) return close_result_;
@@ -465,6 +469,8 @@ int Runtime::shutdown() {
         }
     }
     if (thread_.joinable()) thread_.join();
+    // After the teardown, which may have signalled callers: this code may be unmapped next.
+    if (wake_signal_used_.load()) remove_wake_handler();
     int rc = uv_loop_close(&loop_);
     std::lock_guard lk(mu_);
     joined_ = true;

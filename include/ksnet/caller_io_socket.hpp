@@ -5,17 +5,20 @@
 //
 // A descriptor is never closed under a caller: each counts itself in (io_active_)
 // around its system call. close() from another thread marks the socket closed and
-// shuts the descriptor down, which makes a caller blocked in the kernel return at once;
+// shuts the descriptor down, which makes a caller blocked in the kernel return at once
+// (PollSocket, whose shutdown() may wake nobody, also signals its callers' threads);
 // the last caller out lets the handle close. Teardown does the same for every socket
 // (mark_closing, then abort_on_loop waits for the callers), and a live reload's save()
 // waits until no caller is in the kernel.
 #pragma once
 
+#include <pthread.h>
 #include <sys/types.h>
 
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "ksnet/function_ref.hpp"
 #include "ksnet/runtime.hpp"
@@ -59,13 +62,17 @@ protected:
     virtual bool release_descriptor_locked() { return true; }
 
     std::atomic<bool> closing_{false};  // read without mu_ by waiting callers
+    // Made by a kind whose shutdown() may not wake a caller in the kernel (an AF_PACKET
+    // socket's does nothing): the threads of the callers inside a system call (under
+    // mu_), to which close() and teardown send kWakeSignal. Null for TCP and UDP.
+    std::unique_ptr<std::vector<pthread_t>> threads_in_kernel_;
 
 private:
     // SocketBase's hooks: close() waits for the last caller, teardown waits for all.
     bool on_close_locked() final;
     void on_abort_locked(std::unique_lock<std::mutex> &lk) final;
 
-    void begin_io_locked() { ++io_active_; }
+    void begin_io_locked();
     void end_io_locked();
     // Callers blocked in the kernel on fd_ return now (never for a socket that moved:
     // shutdown() would end the connection for its new owner too).

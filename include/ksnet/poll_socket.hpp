@@ -1,16 +1,15 @@
-// ksnet/poll_socket.hpp - an OS socket of any (family, type, protocol), watched by a
-// uv_poll_t on the runtime's loop: the kinds libuv has no handle for (SK.RAW, SK.PACKET,
-// SK.PACKET_SEQ, Bluetooth).
+// ksnet/poll_socket.hpp - an OS socket of any (family, type, protocol): the kinds
+// libuv has no handle for (SK.RAW, SK.PACKET, SK.PACKET_SEQ, Bluetooth).
 //
-// Every method may be called from any thread. The descriptor is non-blocking and
-// close-on-exec. A blocking method tries its system call at once; when the kernel says
-// EAGAIN it asks the loop to watch for readiness (uv_poll_start, one shot) and waits
-// with the interpreter lock released, then tries again. System calls on the descriptor
-// happen under the socket's mutex, and the loop closes the descriptor (after uv_close
-// of the poll handle) under the same mutex, so a call never races a close onto a reused
-// descriptor number. close() from any thread wakes every blocked call. What every
-// socket shares (close, options, closed and moved states) is SocketBase's; a poll
-// socket adds the one-shot readiness watch and closes the descriptor after the handle.
+// Every method may be called from any thread. As for TcpSocket and UdpSocket (see
+// CallerIoSocket), the loop owns the handle, a uv_poll_t that tracks the socket and
+// closes it, and the calls are the caller's own system calls through
+// Runtime::call_blocking: a non-blocking try (MSG_DONTWAIT; the descriptor is
+// non-blocking and close-on-exec), then poll() on the caller's thread with the
+// interpreter lock released. No thread hands a message to another. Readers are served
+// one at a time, and so are a stream's writers. close() from any thread wakes every
+// blocked call: shutdown() where the family has one, and kWakeSignal to the callers'
+// threads, since an AF_PACKET socket's shutdown() wakes nobody.
 //
 // Messages (every type but SOCK_STREAM) are never cut silently: recv/recvfrom first
 // peek with MSG_TRUNC to learn the message's size. If it is larger than `max` they throw
@@ -29,7 +28,7 @@
 #include <utility>
 
 #include "ksnet/handover.hpp"
-#include "ksnet/socket_base.hpp"
+#include "ksnet/caller_io_socket.hpp"
 
 namespace ksnet {
 
@@ -40,7 +39,7 @@ std::string describe_socket(int af, int type, int protocol);
 // "@name" (abstract unix), "/path", "ifindex 1".
 std::string format_any_sockaddr(const sockaddr *sa, socklen_t len, int type, int protocol);
 
-class PollSocket final : public SocketBase {
+class PollSocket final : public CallerIoSocket {
 public:
     static constexpr size_t kAnySize = static_cast<size_t>(-1);  // recv: any message fits
 
@@ -82,11 +81,10 @@ public:
     sockaddr_storage local_address() const override;
     sockaddr_storage peer_address() const override;
 
-    // Live reload (ksp_handover), as TcpSocket's. Every system call here is made with the
-    // interpreter lock held, so no caller is in one during a reload: a waiting caller
-    // leaves with Error(Moved), a stream's part-sent message and a connect under way are
-    // in the state.
-    void save(SocketState &out, Clock::duration limit) override;  // waits for nothing
+    // Live reload (ksp_handover), as TcpSocket's: save() waits until no caller uses the
+    // descriptor (at most `limit`); a waiting caller leaves with Error(Moved), and a
+    // stream's part-sent message and a connect under way are in the state.
+    void save(SocketState &out, Clock::duration limit) override;
     static std::shared_ptr<PollSocket> restore(std::shared_ptr<Runtime> rt, const SocketState &s);
 
     ~PollSocket() override;
@@ -101,33 +99,29 @@ private:
     // Loop-thread halves.
     uv_handle_t *handle() override { return reinterpret_cast<uv_handle_t *>(&poll_); }
     void on_handle_closed() override;  // closes fd_ (under mu_)
-    void on_handover_cancelled_locked() override;  // watches again
-    void update_poll_on_loop();
-    static void on_poll(uv_poll_t *h, int status, int events);
 
     // Caller-thread helpers; "_locked" ones need mu_ held.
-    void arm_locked(int events);  // ask the loop to watch for `events` (UV_READABLE/UV_WRITABLE)
-    void wait_ready(int events, const Deadline &deadline, const char *op);
     std::string addr_text(const sockaddr *sa, socklen_t len) const;
     std::string receive(size_t max, const Deadline &deadline, const char *op, sockaddr_storage *from);
+    // After a peek (MSG_PEEK | MSG_TRUNC) into `buf` said the next message has `size`
+    // bytes (`cut`: the peek was cut): throws if it does not fit `max`, else takes it
+    // into `buf`. False when it is gone (another holder of the descriptor took it).
+    bool take_message_locked(std::string &buf, size_t size, bool cut, size_t max, const char *op,
+                             sockaddr_storage *from);
     void transmit(std::string_view data, const sockaddr *to, socklen_t len, const Deadline &deadline,
                   const char *op);
 
     const int af_;  // type_ and protocol_: SocketBase's
-    uv_poll_t poll_{};
-    int armed_ = 0;  // loop only: events uv_poll is watching
+    uv_poll_t poll_{};  // never started: the loop only tracks and closes the socket
 
     // Under mu_.
     State state_ = State::Open;  // SocketBase's closed_ stands for Closed
-    int want_ = 0;    // events some waiter asked for
-    int ready_ = 0;   // events seen since they were asked for
+    bool reader_busy_ = false;   // one reader at a time: a peek and its read belong together
+    bool writer_busy_ = false;   // one stream writer at a time: its bytes stay together
     // Live reload: a stream's message part-sent when its writer left to wait, and a
     // connect under way (see TcpSocket).
     WriteProgress writing_;
     bool connect_resume_ = false;
-    int poll_error_ = 0;  // uv_poll_start failed: waiters report it
-    bool saw_error_ = false;  // the poll reported POLLERR: check SO_ERROR on EAGAIN
-    bool update_posted_ = false;
 };
 
 }  // namespace ksnet

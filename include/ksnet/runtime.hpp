@@ -134,6 +134,9 @@ public:
     // nothing for kWakeSignal if the process has none (and again at each wake-up if it
     // was taken away); shutdown() takes it away again, since a reload unmaps its code.
     void set_interrupts_pushed(bool on);
+    // Before sending kWakeSignal for any other reason (a close that shutdown() cannot
+    // wake): installs that handler as above, and shutdown() takes it away.
+    void use_wake_signal();
     bool interrupts_pushed() const { return interrupts_pushed_.load(std::memory_order_relaxed); }
     // Ignored by default, and not used by libuv or glibc (the Go runtime chose it for the
     // same job).
@@ -223,6 +226,7 @@ private:
 
     const Clock::duration wait_slice_;
     std::atomic<bool> interrupts_pushed_{false};
+    std::atomic<bool> wake_signal_used_{false};
     std::atomic<bool> handing_over_{false};
     std::mutex waiters_mu_;
     std::vector<Waiter *> waiters_;  // the threads waiting now

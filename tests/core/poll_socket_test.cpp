@@ -26,6 +26,8 @@
 #include "ksnet/poll_socket.hpp"
 #include "ksnet/udp.hpp"
 #include "loop_fixture.hpp"
+#include "skip.hpp"
+#include "waits.hpp"
 
 using namespace ksnet;
 using namespace std::chrono_literals;
@@ -214,7 +216,7 @@ TEST_CASE("poll_socket_raw_icmp_echo_to_127_0_0_1_gets_its_reply") {
 }
 
 TEST_CASE("poll_socket_raw_icmpv6_echo_to_ipv6_loopback_gets_its_reply") {
-    if (!is_root()) return;  // covered by the EPERM case below
+    SKIP_UNLESS(is_root(), "needs root for a raw socket (the EPERM case covers the rest)");
     LoopFixture fx;
     auto s = PollSocket::create(fx.rt, AF_INET6, SOCK_RAW, IPPROTO_ICMPV6);
     std::string payload = unique_marker("ping6");
@@ -271,7 +273,7 @@ TEST_CASE("poll_socket_sock_packet_over_inet6_is_refused_and_over_inet_needs_cap
 }
 
 TEST_CASE("poll_socket_sock_packet_on_lo_sees_a_loopback_udp_datagram") {
-    if (!is_root()) return;
+    SKIP_UNLESS(is_root(), "needs root for a raw or packet socket");
     LoopFixture fx;
     auto p = PollSocket::create(fx.rt, AF_INET, kSockPacket, htons(ETH_P_ALL));
     CHECK(p->description() == "AF_INET/SOCK_PACKET/ETH_P_ALL");
@@ -293,7 +295,7 @@ TEST_CASE("poll_socket_sock_packet_on_lo_sees_a_loopback_udp_datagram") {
 }
 
 TEST_CASE("poll_socket_af_packet_raw_on_lo_sees_a_loopback_udp_datagram") {
-    if (!is_root()) return;
+    SKIP_UNLESS(is_root(), "needs root for a raw or packet socket");
     LoopFixture fx;
     auto p = PollSocket::create(fx.rt, AF_PACKET, SOCK_RAW, htons(ETH_P_IP));
     CHECK(p->description() == "AF_PACKET/SOCK_RAW/0x0800");
@@ -316,7 +318,7 @@ TEST_CASE("poll_socket_af_packet_raw_on_lo_sees_a_loopback_udp_datagram") {
 }
 
 TEST_CASE("poll_socket_raw_udp_packet_reaches_a_udp_socket_with_the_forged_source_port") {
-    if (!is_root()) return;
+    SKIP_UNLESS(is_root(), "needs root for a raw or packet socket");
     LoopFixture fx;
     auto rx = UdpSocket::create(fx.rt, Family::Inet4);
     rx->bind(Endpoint{Family::Inet4, "127.0.0.1", 0});
@@ -421,6 +423,45 @@ TEST_CASE("poll_socket_stream_connect_completes_without_blocking_and_moves_a_meg
     writer.join();
     CHECK(got.size() == big.size());
     CHECK(got == big);
+}
+
+// The calls are the caller's own system calls, and so are their waits (poll() on the
+// caller's thread): a loop thread that is busy (here: stuck in a task) delays none of
+// them. Each would time out if it waited for the loop.
+TEST_CASE("poll_socket_calls_and_their_waits_need_no_loop_thread") {
+    LoopFixture fx;
+    auto any = loopback4();
+    auto a = PollSocket::create(fx.rt, AF_INET, SOCK_DGRAM, 0);
+    a->bind(sa(&any), sizeof any);
+    auto b = PollSocket::create(fx.rt, AF_INET, SOCK_DGRAM, 0);
+    auto l = PollSocket::create(fx.rt, AF_INET, SOCK_STREAM, 0);
+    l->bind(sa(&any), sizeof any);
+    l->listen(1);
+    auto c = PollSocket::create(fx.rt, AF_INET, SOCK_STREAM, 0);
+    auto to = loopback4(port_of(*l));
+    c->connect(sa(&to), sizeof to, Clock::now() + 5s);
+    auto s = l->accept(Clock::now() + 5s).first;  // accept() hands the new socket to the loop
+    LoopStuck stuck(*fx.rt);
+    auto soon = [] { return Clock::now() + 5s; };
+    auto dest = loopback4(port_of(*a));
+    waits::ThreadMark receiving;
+    std::thread sender([&] {
+        waits::wait_until_blocked(receiving, "recv");
+        b->sendto("late", sa(&dest), sizeof dest, soon());
+    });
+    receiving.here();
+    CHECK(a->recv(100, soon()) == "late");
+    sender.join();
+    std::string big(4 << 20, 'x');  // more than the socket buffers: the sender waits for room
+    std::thread writer([&] { c->send(big, soon()); });
+    size_t got = 0;
+    while (got < big.size()) {
+        std::string part = s->recv(PollSocket::kAnySize, soon());
+        REQUIRE(!part.empty());
+        got += part.size();
+    }
+    writer.join();
+    CHECK(got == big.size());
 }
 
 TEST_CASE("poll_socket_connect_refused_names_address_and_errno") {

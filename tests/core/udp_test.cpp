@@ -336,29 +336,7 @@ TEST_CASE("udp_connect_send_and_recv_need_no_loop_thread") {
     LoopFixture fx;
     auto rx = bound(fx);
     auto tx = UdpSocket::create(fx.rt, Family::Inet4);
-    std::mutex mu;
-    std::condition_variable cv;
-    bool stuck = false, release = false;
-    fx.rt->post([&] {
-        std::unique_lock lk(mu);
-        stuck = true;
-        cv.notify_all();
-        cv.wait(lk, [&] { return release; });
-    });
-    {
-        std::unique_lock lk(mu);
-        cv.wait(lk, [&] { return stuck; });
-    }
-    struct Release {
-        std::mutex &mu;
-        std::condition_variable &cv;
-        bool &release;
-        ~Release() {
-            std::lock_guard lk(mu);
-            release = true;
-            cv.notify_all();
-        }
-    } unstick{mu, cv, release};
+    LoopStuck stuck(*fx.rt);
     auto soon = [] { return Clock::now() + 2s; };
     tx->connect(endpoint_of(*rx), soon());
     tx->send("ping", soon());

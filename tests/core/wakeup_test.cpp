@@ -3,15 +3,21 @@
 // runs with a slice of an hour, so waiting for its end would hang the case.
 #include <doctest/doctest.h>
 
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <future>
 #include <thread>
 
 #include "ksnet/error.hpp"
+#include "ksnet/poll_socket.hpp"
 #include "ksnet/tcp.hpp"
 #include "ksnet/udp.hpp"
 #include "loop_fixture.hpp"
+#include "skip.hpp"
 #include "waits.hpp"
 
 using namespace ksnet;
@@ -57,6 +63,19 @@ std::shared_ptr<TcpSocket> connected(const std::shared_ptr<Runtime> &rt, std::sh
     peer = TcpSocket::create(rt, Family::Inet4);
     peer->connect(Endpoint{Family::Inet4, "127.0.0.1", LoopFixture::port_of(*listener)});
     return listener->accept().first;
+}
+
+// An AF_PACKET socket on lo for an EtherType nothing here sends: its recv waits until
+// something ends it, and shutdown() on it wakes nobody.
+std::shared_ptr<PollSocket> quiet_packet_socket(const std::shared_ptr<Runtime> &rt) {
+    constexpr uint16_t kLocalExperimental = 0x88B5;  // IEEE 802 local experimental EtherType
+    auto p = PollSocket::create(rt, AF_PACKET, SOCK_RAW, htons(kLocalExperimental));
+    sockaddr_ll ll{};
+    ll.sll_family = AF_PACKET;
+    ll.sll_protocol = htons(kLocalExperimental);
+    ll.sll_ifindex = static_cast<int>(if_nametoindex("lo"));
+    p->bind(reinterpret_cast<sockaddr *>(&ll), sizeof ll);
+    return p;
 }
 
 }  // namespace
@@ -116,4 +135,34 @@ TEST_CASE("wakeup_teardown_ends_a_blocked_read_at_once") {
         CHECK(rt->shutdown() == 0);
     });
     CHECK(error == "read: socket closed because the net module was unloaded");
+}
+
+TEST_CASE("wakeup_close_from_another_thread_ends_a_blocked_packet_socket_recv_at_once") {
+    SKIP_UNLESS(geteuid() == 0, "needs root for an AF_PACKET socket");
+    auto rt = Runtime::start(nullptr, kHour);
+    auto p = quiet_packet_socket(rt);
+    CHECK(error_of([&] { p->recv(PollSocket::kAnySize); }, [&] { p->close(); }) == "recv: the socket is closed");
+    CHECK(rt->shutdown() == 0);
+}
+
+TEST_CASE("wakeup_teardown_ends_a_blocked_packet_socket_recv_at_once") {
+    SKIP_UNLESS(geteuid() == 0, "needs root for an AF_PACKET socket");
+    auto rt = Runtime::start(nullptr, kHour);
+    auto p = quiet_packet_socket(rt);
+    std::string error = error_of([&] { p->recv(PollSocket::kAnySize); }, [&] { CHECK(rt->shutdown() == 0); });
+    CHECK(error == "recv: socket closed because the net module was unloaded");
+}
+
+TEST_CASE("wakeup_pushed_interrupt_ends_a_blocked_packet_socket_recv_at_once") {
+    SKIP_UNLESS(geteuid() == 0, "needs root for an AF_PACKET socket");
+    auto hooks = std::make_shared<InterruptFlag>();
+    auto rt = Runtime::start(hooks, kHour);
+    rt->set_interrupts_pushed(true);
+    auto p = quiet_packet_socket(rt);
+    std::string error = error_of([&] { p->recv(PollSocket::kAnySize); }, [&] {
+        hooks->on = true;
+        rt->wake_for_interrupt();
+    });
+    CHECK(error == "recv: interrupted");
+    CHECK(rt->shutdown() == 0);
 }

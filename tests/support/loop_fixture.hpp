@@ -4,7 +4,9 @@
 
 #include <doctest/doctest.h>
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <utility>
 
 #include "ksnet/runtime.hpp"
@@ -50,5 +52,32 @@ struct LoopFixture {
     }
 };
 
+// Keeps the runtime's loop thread busy in a task for its lifetime: what works meanwhile
+// needs no loop thread (no hand-off to it).
+class LoopStuck {
+public:
+    explicit LoopStuck(Runtime &rt) {
+        rt.post([this] {
+            std::unique_lock lk(mu_);
+            stuck_ = true;
+            cv_.notify_all();
+            cv_.wait(lk, [this] { return release_; });
+        });
+        std::unique_lock lk(mu_);
+        cv_.wait(lk, [this] { return stuck_; });
+    }
+    ~LoopStuck() {
+        std::lock_guard lk(mu_);
+        release_ = true;
+        cv_.notify_all();
+    }
+    LoopStuck(const LoopStuck &) = delete;
+    LoopStuck &operator=(const LoopStuck &) = delete;
+
+private:
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool stuck_ = false, release_ = false;
+};
 
 }  // namespace ksnet
