@@ -30,6 +30,19 @@ constexpr int kSockPacket = 10;          // SOCK_PACKET (obsolete, still in Linu
 
 bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
+// recvmsg(fd, flags) of at most `size` bytes into `into`, the sender into `from`.
+ssize_t receive_message(int fd, char *into, size_t size, int flags, sockaddr_storage &from, int &msg_flags) {
+    iovec iov{into, size};
+    msghdr m{};
+    m.msg_name = &from;
+    m.msg_namelen = sizeof from;
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    ssize_t got = ::recvmsg(fd, &m, flags);
+    msg_flags = m.msg_flags;
+    return got;
+}
+
 std::string af_text(int af) {
     switch (af) {
     case AF_UNIX: return "AF_UNIX";
@@ -383,16 +396,9 @@ std::string PollSocket::receive(size_t max, const Deadline &deadline, const char
         std::string buf(room, '\0');
         int msg_flags = 0;
         ssize_t n = blocking_locked(lk, POLLIN, op, deadline, [&] {
-            iovec iov{buf.data(), room};
-            msghdr m{};
-            m.msg_name = &ss;
-            m.msg_namelen = sizeof ss;
-            m.msg_iov = &iov;
-            m.msg_iovlen = 1;
             // A message is only peeked at, to learn its size without taking it.
-            ssize_t got = ::recvmsg(fd_, &m, type_ == SOCK_STREAM ? MSG_DONTWAIT : MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
-            msg_flags = m.msg_flags;
-            return got;
+            int flags = type_ == SOCK_STREAM ? MSG_DONTWAIT : MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT;
+            return receive_message(fd_, buf.data(), room, flags, ss, msg_flags);
         }, err, room < Runtime::kUnlockedCopy);
         if (n == 0) throw_if_closing_locked(op);  // the shutdown() of a close, not an empty message
         if (n < 0) throw errno_error(op, name_for_errors_locked(), err);
@@ -428,19 +434,14 @@ bool PollSocket::take_message_locked(std::string &buf, size_t size, bool cut, si
     throw_if_closing_locked(op);  // fd_ may be gone since the peek
     buf.resize(size);
     sockaddr_storage ss{};
-    iovec iov{buf.data(), size};
-    msghdr m{};
-    m.msg_name = &ss;
-    m.msg_namelen = sizeof ss;
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    ssize_t r = ::recvmsg(fd_, &m, MSG_TRUNC | MSG_DONTWAIT);
+    int msg_flags = 0;
+    ssize_t r = receive_message(fd_, buf.data(), size, MSG_TRUNC | MSG_DONTWAIT, ss, msg_flags);
     if (r < 0) {
         int err = errno;
         if (would_block(err) || err == EINTR) return false;
         throw errno_error(op, name_for_errors_locked(), err);
     }
-    if (static_cast<size_t>(r) > size || (m.msg_flags & MSG_TRUNC)) {
+    if (static_cast<size_t>(r) > size || (msg_flags & MSG_TRUNC)) {
         // Another holder of the descriptor took the peeked message first.
         throw Error(ErrorKind::Value, std::string(op) + ": the message of " + std::to_string(r) +
                                           " bytes changed under the read and was cut");
