@@ -231,7 +231,6 @@ void TcpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
         }
         state_ = State::Connecting;
     }
-    std::string where = format_endpoint(ep);
     std::unique_lock lk(mu_, std::defer_lock);
     try {
         int err = EINPROGRESS;
@@ -262,7 +261,7 @@ void TcpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
             socklen_t elen = sizeof err;
             if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) err = errno;
         }
-        if (err != 0) throw errno_error("connect", where, err);
+        if (err != 0) throw errno_error("connect", format_endpoint(ep), err);
         state_ = State::Connected;
         connect_issued_ = false;
     } catch (const Error &e) {
