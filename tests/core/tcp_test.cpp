@@ -60,6 +60,28 @@ TEST_CASE("tcp_read_without_size_reads_to_end_of_stream") {
     CHECK(s->eof());
 }
 
+// read() to the end takes its first bytes through a small buffer (2 KiB) when nothing is
+// buffered: every length around that size, and none at all, comes back whole.
+TEST_CASE("tcp_read_to_end_of_short_streams_returns_every_byte") {
+    LoopFixture fx;
+    for (size_t size : {0, 1, 2047, 2048, 2049, 4097, 70000}) {
+        auto [c, s] = fx.pair();
+        std::string sent(size, '\0');
+        for (size_t i = 0; i < size; ++i) sent[i] = static_cast<char>('a' + i % 26);
+        c->write(sent);
+        c->close();
+        CHECK(s->read(TcpSocket::kReadAll) == sent);
+        CHECK(s->eof());
+        s->close();
+    }
+    // Bytes line iteration left buffered come first, then the rest of the stream.
+    auto [c, s] = fx.pair();
+    c->write("one\ntwo and the rest");
+    c->close();
+    CHECK(s->read_line() == "one");
+    CHECK(s->read(TcpSocket::kReadAll) == "two and the rest");
+}
+
 TEST_CASE("tcp_read_line_strips_newlines_and_yields_last_partial_line") {
     LoopFixture fx;
     auto [c, s] = fx.pair();
