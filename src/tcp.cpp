@@ -32,6 +32,9 @@ TcpSocket::TcpSocket(std::shared_ptr<Runtime> rt, Family family)
 
 TcpSocket::~TcpSocket() {
     for (const AcceptedConnection &a : accepted_) ::close(a.fd);  // never returned to a script
+    // Let go of without close() before the loop took it (the loop holds it only weakly
+    // until then): nobody else will close the descriptor.
+    if (handoff_ == Handoff::Pending && fd_ >= 0) ::close(fd_);
 }
 
 std::shared_ptr<TcpSocket> TcpSocket::create(std::shared_ptr<Runtime> rt, Family family) {
@@ -51,7 +54,14 @@ std::shared_ptr<TcpSocket> TcpSocket::adopt(std::shared_ptr<Runtime> rt, Family 
     std::shared_ptr<TcpSocket> s(new TcpSocket(rt, family));
     s->fd_ = fd;
     s->state_ = state;
-    if (!rt->post_lazy([s] { s->open_handle_on_loop(); })) {
+    // A weak reference: a socket closed and let go of before the task runs (a short-lived
+    // connection) is freed by the thread that let go of it, not by the loop thread 100 ms
+    // later. Freed on the loop thread, every such socket's blocks went back through the
+    // other thread's malloc arena, and its allocations missed their thread cache.
+    if (!rt->post_lazy([weak = std::weak_ptr<TcpSocket>(s)] {
+            if (auto alive = weak.lock()) alive->open_handle_on_loop();
+        })) {
+        s->handoff_ = Handoff::Cancelled;
         ::close(fd);
         throw Error(ErrorKind::Closed, "socket: the net module was unloaded");
     }

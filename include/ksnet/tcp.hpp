@@ -105,8 +105,9 @@ public:
 private:
     TcpSocket(std::shared_ptr<Runtime> rt, Family family);
 
-    // A socket for `fd`; the loop takes the descriptor into the handle (posted: nobody
-    // waits for it, and the task queue runs it before any later close).
+    // A socket for `fd`; the loop takes the descriptor into the handle (posted lazily:
+    // nobody waits for it, and the task holds the socket weakly, so a socket let go of
+    // before then is freed, and its descriptor closed, by the thread that let go of it).
     static std::shared_ptr<TcpSocket> adopt(std::shared_ptr<Runtime> rt, Family family, int fd, State state);
 
     // Loop-thread halves.
