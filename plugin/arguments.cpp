@@ -13,29 +13,38 @@ ksnet::Endpoint to_endpoint(const Call &c, ksnet::Family family, ksp_value addr,
     const char *form = inet6 ? "a tuple (host, port) or (host, port, flow, scope)"
                        : bt  ? "a tuple (address, port)"
                              : "a tuple (host, port)";
-    std::string where = std::string(c.name) + ": " + what;
+    // The words of the error messages are put together only for an error: every connect
+    // comes through here.
+    auto where = [&] { return std::string(c.name) + ": " + what; };
     if (!addr || h->kind_of(addr) != KSP_KIND_TUPLE) c.type_error(what, form, addr ? addr : h->none());
     size_t n = h->seq_len(addr);
     if (!(n == 2 || (inet6 && n == 4))) {
-        throw HostError{KSP_ERR_SIZE, where + " must be " + form + " for FK." + ksnet::family_name(family) +
+        throw HostError{KSP_ERR_SIZE, where() + " must be " + form + " for FK." + ksnet::family_name(family) +
                                           ", not a tuple of " + std::to_string(n) + " items"};
     }
     ksnet::Endpoint ep;
     ep.family = family;
-    std::string host_what = std::string("the ") + (bt ? "address" : "host") + " in " + what;
-    std::string port_what = std::string("the port in ") + what;
-    ep.host = std::string(c.to_str(h->seq_item(addr, 0), host_what.c_str()));
-    ksnet::check_host(ep.host, where);
-    ep.port = ksnet::check_port(c.to_int(h->seq_item(addr, 1), port_what.c_str()), where);
+    ksp_value host = h->seq_item(addr, 0), port = h->seq_item(addr, 1);
+    const char *text = nullptr;
+    size_t len = 0;
+    if (h->str_get(host, &text, &len) < 0) {
+        c.type_error((std::string("the ") + (bt ? "address" : "host") + " in " + what).c_str(), "a str", host);
+    }
+    ep.host.assign(text, len);
+    if (len > 255 || ep.host.find('\0') != std::string::npos) ksnet::check_host(ep.host, where());  // throws
+    int64_t port_value = 0;
+    if (h->int_get(port, &port_value) < 0) c.type_error((std::string("the port in ") + what).c_str(), "an int", port);
+    if (port_value < 0 || port_value > 65535) ksnet::check_port(port_value, where());  // throws
+    ep.port = static_cast<uint16_t>(port_value);
     if (n == 4) {
         int64_t flow = c.to_int(h->seq_item(addr, 2), "the flow in argument 'addr'");
         int64_t scope = c.to_int(h->seq_item(addr, 3), "the scope in argument 'addr'");
         if (flow < 0 || flow > 0xFFFFF) {
-            throw HostError{KSP_ERR_VAL, where + ": flow " + std::to_string(flow) +
+            throw HostError{KSP_ERR_VAL, where() + ": flow " + std::to_string(flow) +
                                              " is out of range (expected 0..1048575)"};
         }
         if (scope < 0 || scope > std::numeric_limits<uint32_t>::max()) {
-            throw HostError{KSP_ERR_VAL, where + ": scope " + std::to_string(scope) +
+            throw HostError{KSP_ERR_VAL, where() + ": scope " + std::to_string(scope) +
                                              " is out of range (expected 0..4294967295)"};
         }
         ep.flow = static_cast<uint32_t>(flow);

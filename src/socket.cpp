@@ -72,9 +72,9 @@ std::string combination_text(Family f, Kind k, Protocol p) {
 }
 
 // The protocol a Bluetooth socket of this kind uses, or throws for a nonsense pair.
-Protocol bluetooth_protocol(Kind k, Protocol p, const std::string &combo) {
+Protocol bluetooth_protocol(Family f, Kind k, Protocol p) {
     auto refuse = [&](const std::string &why) -> Protocol {
-        throw Error(ErrorKind::Value, "SocketIO(" + combo + "): " + why);
+        throw Error(ErrorKind::Value, "SocketIO(" + combination_text(f, k, p) + "): " + why);
     };
     if (p != Protocol::Auto && !is_bluetooth_protocol(p)) refuse("fk=BT needs pk=AUTO, BT_RFCOMM or BT_L2CAP");
     if (k == Kind::Packet) refuse("SK.PACKET is not a Bluetooth socket kind");
@@ -84,8 +84,10 @@ Protocol bluetooth_protocol(Kind k, Protocol p, const std::string &combo) {
 }
 
 // Checks an IP combination before any system call.
-void check_ip_combination(Family f, Kind k, Protocol p, const std::string &combo) {
-    auto refuse = [&](const std::string &why) { throw Error(ErrorKind::Value, "SocketIO(" + combo + "): " + why); };
+void check_ip_combination(Family f, Kind k, Protocol p) {
+    auto refuse = [&](const std::string &why) {
+        throw Error(ErrorKind::Value, "SocketIO(" + combination_text(f, k, p) + "): " + why);
+    };
     if (is_bluetooth_protocol(p)) refuse("Bluetooth protocols need fk=BT");
     if (k == Kind::Tcp && p != Protocol::Auto && p != Protocol::IpTcp) refuse("sk=TCP needs pk=AUTO or TCP");
     if (k == Kind::Udp && p != Protocol::Auto && p != Protocol::IpUdp) refuse("sk=UDP needs pk=AUTO or UDP");
@@ -100,16 +102,15 @@ void check_ip_combination(Family f, Kind k, Protocol p, const std::string &combo
 
 std::unique_ptr<Socket> Socket::open(std::shared_ptr<Runtime> rt, Family family, Kind kind,
                                      Protocol protocol) {
-    std::string combo = combination_text(family, kind, protocol);
     std::unique_ptr<Socket> s(new Socket(family, kind, protocol));
     s->rt_ = rt;
     if (family == Family::Bluetooth) {
-        Protocol p = bluetooth_protocol(kind, protocol, combo);
+        Protocol p = bluetooth_protocol(family, kind, protocol);
         s->protocol_ = p;
         s->set_impl(Impl::Poll, PollSocket::create(std::move(rt), bt::kAfBluetooth, os_type(kind), os_protocol(p)));
         return s;
     }
-    check_ip_combination(family, kind, protocol, combo);
+    check_ip_combination(family, kind, protocol);
     if (kind == Kind::Tcp) {
         s->set_impl(Impl::Tcp, TcpSocket::create(std::move(rt), family));
     } else if (kind == Kind::Udp) {

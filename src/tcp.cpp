@@ -32,6 +32,9 @@ TcpSocket::TcpSocket(std::shared_ptr<Runtime> rt, Family family)
 
 TcpSocket::~TcpSocket() {
     for (const AcceptedConnection &a : accepted_) ::close(a.fd);  // never returned to a script
+    // Let go of without close() before the loop took it (the loop holds it only weakly
+    // until then): nobody else will close the descriptor.
+    if (handoff_ == Handoff::Pending && fd_ >= 0) ::close(fd_);
 }
 
 std::shared_ptr<TcpSocket> TcpSocket::create(std::shared_ptr<Runtime> rt, Family family) {
@@ -51,7 +54,14 @@ std::shared_ptr<TcpSocket> TcpSocket::adopt(std::shared_ptr<Runtime> rt, Family 
     std::shared_ptr<TcpSocket> s(new TcpSocket(rt, family));
     s->fd_ = fd;
     s->state_ = state;
-    if (!rt->post_lazy([s] { s->open_handle_on_loop(); })) {
+    // A weak reference: a socket closed and let go of before the task runs (a short-lived
+    // connection) is freed by the thread that let go of it, not by the loop thread 100 ms
+    // later. Freed on the loop thread, every such socket's blocks went back through the
+    // other thread's malloc arena, and its allocations missed their thread cache.
+    if (!rt->post_lazy([weak = std::weak_ptr<TcpSocket>(s)] {
+            if (auto alive = weak.lock()) alive->open_handle_on_loop();
+        })) {
+        s->handoff_ = Handoff::Cancelled;
         ::close(fd);
         throw Error(ErrorKind::Closed, "socket: the net module was unloaded");
     }
@@ -231,7 +241,6 @@ void TcpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
         }
         state_ = State::Connecting;
     }
-    std::string where = format_endpoint(ep);
     std::unique_lock lk(mu_, std::defer_lock);
     try {
         int err = EINPROGRESS;
@@ -262,7 +271,7 @@ void TcpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
             socklen_t elen = sizeof err;
             if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) err = errno;
         }
-        if (err != 0) throw errno_error("connect", where, err);
+        if (err != 0) throw errno_error("connect", format_endpoint(ep), err);
         state_ = State::Connected;
         connect_issued_ = false;
     } catch (const Error &e) {
@@ -344,7 +353,7 @@ void TcpSocket::check_readable_locked(const char *op) const {
 }
 
 ssize_t TcpSocket::receive_call(std::unique_lock<std::mutex> &lk, char *into, size_t max,
-                                const Deadline &deadline, bool buffered) {
+                                const Deadline &deadline, Keep keep) {
     max = std::min(max, kIoChunk);
     int err = 0;
     // Without a deadline one blocking recv(); with one, non-blocking recv()s and poll().
@@ -352,7 +361,10 @@ ssize_t TcpSocket::receive_call(std::unique_lock<std::mutex> &lk, char *into, si
     bool keep_lock = deadline && max < Runtime::kUnlockedCopy;
     ssize_t n = blocking_locked(lk, POLLIN, "read", deadline, [&] {
         ssize_t got = ::recv(fd_, into, max, flags);
-        if (buffered && got > 0) rbuf_.commit(static_cast<size_t>(got));  // only the reader touches rbuf_
+        if (got > 0 && keep != Keep::No) {  // only the reader touches rbuf_
+            if (keep == Keep::Copy) std::memcpy(rbuf_.reserve(static_cast<size_t>(got)), into, static_cast<size_t>(got));
+            rbuf_.commit(static_cast<size_t>(got));
+        }
         return got;
     }, err, keep_lock);
     throw_if_closed_locked("read");
@@ -366,11 +378,18 @@ ssize_t TcpSocket::receive_call(std::unique_lock<std::mutex> &lk, char *into, si
 }
 
 ssize_t TcpSocket::receive(std::unique_lock<std::mutex> &lk, char *into, size_t max, const Deadline &deadline) {
-    return receive_call(lk, into, max, deadline, false);
+    return receive_call(lk, into, max, deadline, Keep::No);
 }
 
 ssize_t TcpSocket::receive_buffered(std::unique_lock<std::mutex> &lk, const Deadline &deadline) {
-    ssize_t n = receive_call(lk, rbuf_.reserve(kIoChunk), kIoChunk, deadline, true);
+    ssize_t n = receive_call(lk, rbuf_.reserve(kIoChunk), kIoChunk, deadline, Keep::InPlace);
+    if (moved_out_) throw moved_error("read");  // the next version has these bytes
+    return n;
+}
+
+ssize_t TcpSocket::receive_staged(std::unique_lock<std::mutex> &lk, const Deadline &deadline) {
+    char first[kStagedReceive];
+    ssize_t n = receive_call(lk, first, sizeof first, deadline, Keep::Copy);
     if (moved_out_) throw moved_error("read");  // the next version has these bytes
     return n;
 }
@@ -421,6 +440,10 @@ std::string TcpSocket::read(size_t max, const Deadline &deadline) {
     }
     // To the end of the stream: gathered in rbuf_, which needs no zero-filling and keeps
     // what arrived for the next read if this one times out.
+    // The first receive into an empty buffer goes through a small one on the stack: a
+    // stream that has ended already (a peer that closes at once) takes no 64 KiB block
+    // (about 1,200 instructions of malloc and free per accepted-and-closed connection).
+    if (rbuf_.empty() && !eof_ && read_error_ == 0) receive_staged(lk, deadline);
     while (!eof_ && read_error_ == 0) receive_buffered(lk, deadline);
     // A stream that broke did not end: what arrived is not all of it. It stays
     // buffered for read(n), and this call raises, as CPython's makefile().read() does.

@@ -105,8 +105,9 @@ public:
 private:
     TcpSocket(std::shared_ptr<Runtime> rt, Family family);
 
-    // A socket for `fd`; the loop takes the descriptor into the handle (posted: nobody
-    // waits for it, and the task queue runs it before any later close).
+    // A socket for `fd`; the loop takes the descriptor into the handle (posted lazily:
+    // nobody waits for it, and the task holds the socket weakly, so a socket let go of
+    // before then is freed, and its descriptor closed, by the thread that let go of it).
     static std::shared_ptr<TcpSocket> adopt(std::shared_ptr<Runtime> rt, Family family, int fd, State state);
 
     // Loop-thread halves.
@@ -124,9 +125,16 @@ private:
     // The same into rbuf_, committed before the caller lets go of the descriptor, so
     // that a live reload hands the bytes over; raises Error(Moved) if it did.
     ssize_t receive_buffered(std::unique_lock<std::mutex> &lk, const Deadline &deadline);
-    // recv() on fd_ into `into`, and into rbuf_'s committed bytes if `buffered`.
+    // The same into a small buffer on the stack, its bytes then copied into rbuf_ (which
+    // takes a block only for bytes that came).
+    ssize_t receive_staged(std::unique_lock<std::mutex> &lk, const Deadline &deadline);
+    static constexpr size_t kStagedReceive = 2048;
+    // What becomes of receive_call's bytes: only in `into` (the caller's), or committed to
+    // rbuf_, where `into` already lies (InPlace) or where they are copied from it (Copy).
+    enum class Keep { No, InPlace, Copy };
+    // recv() on fd_ into `into`, kept as `keep` says before the caller lets go of fd_.
     ssize_t receive_call(std::unique_lock<std::mutex> &lk, char *into, size_t max, const Deadline &deadline,
-                         bool buffered);
+                         Keep keep);
     // With the reader's turn: buffered bytes first, else one recv(); 0 at end of stream.
     size_t read_some_locked(std::unique_lock<std::mutex> &lk, char *into, size_t cap, const Deadline &deadline);
     // Holds the reader's turn for one call and gives it back however the call ends.

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
 #include <uv.h>
 
 #include "ksnet/address.hpp"
@@ -49,4 +50,19 @@ TEST_CASE("os_error_names_operation_address_and_errno") {
     CHECK(std::string(e.what()) == "connect 127.0.0.1:9: ECONNREFUSED (connection refused)");
     CHECK(e.kind() == ErrorKind::Os);
     CHECK(e.code() == UV_ECONNREFUSED);
+}
+
+TEST_CASE("address_ipv4_formatting_agrees_with_inet_ntop") {
+    // format_host writes IPv4 addresses by hand (no sprintf): every digit count in every place.
+    const char *texts[] = {"0.0.0.0", "255.255.255.255", "127.0.0.1", "1.20.100.0", "10.99.9.200", "192.168.0.10"};
+    for (const char *text : texts) {
+        sockaddr_in sin{};
+        sin.sin_family = AF_INET;
+        REQUIRE(inet_pton(AF_INET, text, &sin.sin_addr) == 1);
+        char expected[INET_ADDRSTRLEN];
+        REQUIRE(inet_ntop(AF_INET, &sin.sin_addr, expected, sizeof expected));
+        CHECK(format_host(reinterpret_cast<sockaddr *>(&sin)) == expected);
+        sin.sin_port = htons(65535);
+        CHECK(format_sockaddr(reinterpret_cast<sockaddr *>(&sin)) == std::string(expected) + ":65535");
+    }
 }

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+
 #include <new>
 #include <string>
 #include <thread>
@@ -58,6 +60,53 @@ TEST_CASE("tcp_read_without_size_reads_to_end_of_stream") {
     CHECK(got == big);
     CHECK(s->read(10).empty());
     CHECK(s->eof());
+}
+
+// read() to the end takes its first bytes through a small buffer (2 KiB) when nothing is
+// buffered: every length around that size, and none at all, comes back whole.
+TEST_CASE("tcp_read_to_end_of_short_streams_returns_every_byte") {
+    LoopFixture fx;
+    for (size_t size : {0, 1, 2047, 2048, 2049, 4097, 70000}) {
+        auto [c, s] = fx.pair();
+        std::string sent(size, '\0');
+        for (size_t i = 0; i < size; ++i) sent[i] = static_cast<char>('a' + i % 26);
+        c->write(sent);
+        c->close();
+        CHECK(s->read(TcpSocket::kReadAll) == sent);
+        CHECK(s->eof());
+        s->close();
+    }
+    // Bytes line iteration left buffered come first, then the rest of the stream.
+    auto [c, s] = fx.pair();
+    c->write("one\ntwo and the rest");
+    c->close();
+    CHECK(s->read_line() == "one");
+    CHECK(s->read(TcpSocket::kReadAll) == "two and the rest");
+}
+
+// Until the loop takes a new socket's descriptor (within Runtime::kLazyDrain), its task
+// holds the socket weakly: a socket let go of before then is freed by the thread that let
+// go of it, closed or not, and its descriptor is closed with it.
+TEST_CASE("tcp_socket_let_go_of_before_the_loop_took_it_is_freed_at_once") {
+    LoopFixture fx;
+    auto closed = TcpSocket::create(fx.rt, Family::Inet4);
+    std::weak_ptr<TcpSocket> closed_watch = closed;
+    closed->close();
+    closed.reset();
+    CHECK(closed_watch.expired());
+    auto open = TcpSocket::create(fx.rt, Family::Inet4);
+    std::weak_ptr<TcpSocket> open_watch = open;
+    int fd = open->fileno();
+    REQUIRE(fd >= 0);
+    open.reset();
+    CHECK(open_watch.expired());
+    CHECK(::fcntl(fd, F_GETFD) == -1);  // closed with it
+    // One the loop has taken lives on in the runtime until it is closed, as before.
+    auto kept = TcpSocket::create(fx.rt, Family::Inet4);
+    waits::wait_until([&] { return fx.rt->tracked_count() == 1; }, "the loop taking the socket");
+    std::weak_ptr<TcpSocket> kept_watch = kept;
+    kept.reset();
+    CHECK_FALSE(kept_watch.expired());
 }
 
 TEST_CASE("tcp_read_line_strips_newlines_and_yields_last_partial_line") {
