@@ -24,18 +24,11 @@ ksnet::Endpoint to_endpoint(const Call &c, ksnet::Family family, ksp_value addr,
     }
     ksnet::Endpoint ep;
     ep.family = family;
-    ksp_value host = h->seq_item(addr, 0), port = h->seq_item(addr, 1);
-    const char *text = nullptr;
-    size_t len = 0;
-    if (h->str_get(host, &text, &len) < 0) {
-        c.type_error((std::string("the ") + (bt ? "address" : "host") + " in " + what).c_str(), "a str", host);
-    }
-    ep.host.assign(text, len);
-    if (len > 255 || ep.host.find('\0') != std::string::npos) ksnet::check_host(ep.host, where());  // throws
-    int64_t port_value = 0;
-    if (h->int_get(port, &port_value) < 0) c.type_error((std::string("the port in ") + what).c_str(), "an int", port);
-    if (port_value < 0 || port_value > 65535) ksnet::check_port(port_value, where());  // throws
-    ep.port = static_cast<uint16_t>(port_value);
+    ep.host = std::string(
+        c.to_str(h->seq_item(addr, 0), [&] { return std::string("the ") + (bt ? "address" : "host") + " in " + what; }));
+    ksnet::check_host(ep.host, where);
+    ep.port = ksnet::check_port(c.to_int(h->seq_item(addr, 1), [&] { return std::string("the port in ") + what; }),
+                                where);
     if (n == 4) {
         int64_t flow = c.to_int(h->seq_item(addr, 2), "the flow in argument 'addr'");
         int64_t scope = c.to_int(h->seq_item(addr, 3), "the scope in argument 'addr'");

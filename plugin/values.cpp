@@ -39,6 +39,19 @@ int64_t Call::to_int_or_bool(ksp_value v, const char *what) const {
     type_error(what, "an int or a bool", v);
 }
 
+int64_t Call::to_int(ksp_value v, ksnet::FunctionRef<std::string()> what) const {
+    int64_t out = 0;
+    if (h->int_get(v, &out) < 0) type_error(what().c_str(), "an int", v);
+    return out;
+}
+
+std::string_view Call::to_str(ksp_value v, ksnet::FunctionRef<std::string()> what) const {
+    const char *s = nullptr;
+    size_t n = 0;
+    if (h->str_get(v, &s, &n) < 0) type_error(what().c_str(), "a str", v);
+    return {s, n};
+}
+
 std::string_view Call::to_str(ksp_value v, const char *what) const {
     const char *s = nullptr;
     size_t n = 0;

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "ksnet/error.hpp"
+#include "ksnet/function_ref.hpp"
 #include "ksp/plugin_abi.h"
 
 namespace netplug {
@@ -55,9 +56,12 @@ struct Call {
 
     [[noreturn]] void type_error(const char *what, const char *expected, ksp_value got) const;
     int64_t to_int(ksp_value v, const char *what) const;
+    // The same, with `what` put together only for an error (calls made per connection).
+    int64_t to_int(ksp_value v, ksnet::FunctionRef<std::string()> what) const;
     // An int, or a bool as 0/1 (bools need a host of ABI 1.1 or later).
     int64_t to_int_or_bool(ksp_value v, const char *what) const;
     std::string_view to_str(ksp_value v, const char *what) const;
+    std::string_view to_str(ksp_value v, ksnet::FunctionRef<std::string()> what) const;
     // bytes as they are, str as UTF-8.
     std::string_view to_data(ksp_value v, const char *what) const;
 };

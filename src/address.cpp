@@ -27,20 +27,20 @@ int family_to_af(Family f) {
     return AF_UNSPEC;
 }
 
-uint16_t check_port(int64_t port, std::string_view what) {
+uint16_t check_port(int64_t port, FunctionRef<std::string()> what) {
     if (port < 0 || port > 65535) {
-        throw Error(ErrorKind::Value, std::string(what) + ": port " + std::to_string(port) +
+        throw Error(ErrorKind::Value, what() + ": port " + std::to_string(port) +
                                           " is out of range (expected 0..65535)");
     }
     return static_cast<uint16_t>(port);
 }
 
-void check_host(std::string_view host, std::string_view what) {
+void check_host(std::string_view host, FunctionRef<std::string()> what) {
     if (host.find('\0') != std::string_view::npos) {
-        throw Error(ErrorKind::Value, std::string(what) + ": host name contains a NUL byte");
+        throw Error(ErrorKind::Value, what() + ": host name contains a NUL byte");
     }
     if (host.size() > 255) {
-        throw Error(ErrorKind::Value, std::string(what) + ": host name is " +
+        throw Error(ErrorKind::Value, what() + ": host name is " +
                                           std::to_string(host.size()) +
                                           " bytes long (at most 255)");
     }

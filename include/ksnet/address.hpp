@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "ksnet/function_ref.hpp"
+
 namespace ksnet {
 
 enum class Family { Inet4, Inet6, Bluetooth };
@@ -26,8 +28,15 @@ struct Endpoint {
 };
 
 // Throw ksnet::Error(Value) naming `what` unless the value fits.
-uint16_t check_port(int64_t port, std::string_view what);
-void check_host(std::string_view host, std::string_view what);  // <=255 bytes, no NUL
+// `what` names the argument in the error; it is only put together for an error.
+uint16_t check_port(int64_t port, FunctionRef<std::string()> what);
+void check_host(std::string_view host, FunctionRef<std::string()> what);  // <=255 bytes, no NUL
+inline uint16_t check_port(int64_t port, std::string_view what) {
+    return check_port(port, [what] { return std::string(what); });
+}
+inline void check_host(std::string_view host, std::string_view what) {
+    check_host(host, [what] { return std::string(what); });
+}
 
 // Fills `out` if ep.host is a numeric address of ep.family ("" = any address).
 // Returns false for names that need resolving.
