@@ -89,18 +89,21 @@ TEST_CASE("tcp_read_to_end_of_short_streams_returns_every_byte") {
 // go of it, closed or not, and its descriptor is closed with it.
 TEST_CASE("tcp_socket_let_go_of_before_the_loop_took_it_is_freed_at_once") {
     LoopFixture fx;
-    auto closed = TcpSocket::create(fx.rt, Family::Inet4);
-    std::weak_ptr<TcpSocket> closed_watch = closed;
-    closed->close();
-    closed.reset();
-    CHECK(closed_watch.expired());
-    auto open = TcpSocket::create(fx.rt, Family::Inet4);
-    std::weak_ptr<TcpSocket> open_watch = open;
-    int fd = open->fileno();
-    REQUIRE(fd >= 0);
-    open.reset();
-    CHECK(open_watch.expired());
-    CHECK(::fcntl(fd, F_GETFD) == -1);  // closed with it
+    {
+        LoopStuck stuck(*fx.rt);  // so that the loop cannot take them meanwhile
+        auto closed = TcpSocket::create(fx.rt, Family::Inet4);
+        std::weak_ptr<TcpSocket> closed_watch = closed;
+        closed->close();
+        closed.reset();
+        CHECK(closed_watch.expired());
+        auto open = TcpSocket::create(fx.rt, Family::Inet4);
+        std::weak_ptr<TcpSocket> open_watch = open;
+        int fd = open->fileno();
+        REQUIRE(fd >= 0);
+        open.reset();
+        CHECK(open_watch.expired());
+        CHECK(::fcntl(fd, F_GETFD) == -1);  // closed with it
+    }
     // One the loop has taken lives on in the runtime until it is closed, as before.
     auto kept = TcpSocket::create(fx.rt, Family::Inet4);
     waits::wait_until([&] { return fx.rt->tracked_count() == 1; }, "the loop taking the socket");
