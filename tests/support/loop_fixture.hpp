@@ -62,14 +62,18 @@ public:
             stuck_ = true;
             cv_.notify_all();
             cv_.wait(lk, [this] { return release_; });
+            left_ = true;  // the task touches nothing of this object after unlocking
+            cv_.notify_all();
         });
         std::unique_lock lk(mu_);
         cv_.wait(lk, [this] { return stuck_; });
     }
+    // Waits until the task has left: it still reads release_ when woken.
     ~LoopStuck() {
-        std::lock_guard lk(mu_);
+        std::unique_lock lk(mu_);
         release_ = true;
         cv_.notify_all();
+        cv_.wait(lk, [this] { return left_; });
     }
     LoopStuck(const LoopStuck &) = delete;
     LoopStuck &operator=(const LoopStuck &) = delete;
@@ -77,7 +81,7 @@ public:
 private:
     std::mutex mu_;
     std::condition_variable cv_;
-    bool stuck_ = false, release_ = false;
+    bool stuck_ = false, release_ = false, left_ = false;
 };
 
 }  // namespace ksnet
