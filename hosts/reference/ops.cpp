@@ -86,12 +86,13 @@ ksp_value invoke_getter(const TypeObject* owner, const Getter* g, ksp_value self
     return refuse_moved(check_result(result, owner, &g->name), owner, &g->name);
 }
 
-// True if `old` is a type of an unloaded version and `t` (or a base) is its namesake:
-// what a live reload made of an instance of `old`.
+// True if `old` is a type of a version a live reload replaced and `t` (or a base) is
+// what became of it.
 bool moved_from(const TypeObject* t, const TypeObject* old) {
     if (!old->unloaded()) return false;
-    for (; t; t = t->base)
-        if (t->qualified_name == old->qualified_name && !t->unloaded()) return true;
+    const TypeObject* now = serving_namesake(old);
+    for (; now && t; t = t->base)
+        if (t == now) return true;
     return false;
 }
 
@@ -140,8 +141,12 @@ ksp_value call_type(TypeObject* t, size_t nargs, const ksp_value* args) {
         v = i->value;
         return make_enum_member(as_val(t), v);
     }
+    if (t->unloaded()) {  // a script kept the type from before a live reload: its namesake now
+        const TypeObject* now = serving_namesake(t);
+        if (!now) return raise_unloaded(t, "");
+        t = const_cast<TypeObject*>(now);
+    }
     if (!t->constructor) return raise(KSP_ERR_TYPE, "cannot construct '" + t->qualified_name + "' objects");
-    if (t->unloaded()) return raise_unloaded(t, "");
     LibraryCall in(t->lib.get());
     return refuse_moved(run_native(t, nullptr, t->constructor, as_val(t), nargs, args), t, nullptr);
 }

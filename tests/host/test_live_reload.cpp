@@ -174,7 +174,8 @@ TEST_CASE_FIXTURE(HandoverV1, "live_reload_keeps_state_and_identity_and_runs_new
     Value q = new_pipe(h, m, 7);
     h.call_method(p, "write", {h.bytes("written before")});
     Value bound_incr = h.getattr(p, "incr");  // bound to the old version's method
-    Value unbound_incr = h.getattr(h.getattr(m, "Pipe"), "incr");  // the old type's
+    Value old_type = h.getattr(m, "Pipe");
+    Value unbound_incr = h.getattr(old_type, "incr");  // the old type's
     CHECK(h.to_int(h.call_method(p, "version")) == 1);
     const int fds = census::open_fds();
     const std::string copies = h.copy_dir() + "/";
@@ -201,6 +202,7 @@ TEST_CASE_FIXTURE(HandoverV1, "live_reload_keeps_state_and_identity_and_runs_new
     CHECK(before.version == 2);
     CHECK(before.data == "written before");
     CHECK(h.to_int(h.call_method(new_pipe(h, m, 1), "version")) == 2);
+    CHECK(h.to_int(h.call_method(h.call(old_type, {h.integer(1)}), "version")) == 2);  // kept by a script
 
     // The old copy is unmapped and its descriptors closed; the new one took their place.
     CHECK(h.loaded_library_count() == 1);

@@ -515,3 +515,29 @@ TEST_CASE("live_reload_leaves_no_signal_handler_in_unmapped_code") {
     }
     CHECK(handler_is_mapped());  // after the last copy was unloaded too
 }
+
+// A script that took `SocketIO` and the enums from the module before a reload (`from net
+// import SocketIO, FK`, or a member kept in a variable) goes on using them: the old type
+// constructs on the serving version, and the old enums' members are members still.
+TEST_CASE("live_reload_leaves_the_type_and_enums_a_script_kept_working") {
+    ReloadFixture f(true);
+    Value kept_type = f.socket_type();
+    Value kept_fk = f.host.getattr(f.net, "FK");
+    Value kept_inet6 = f.host.getattr(kept_fk, "INET6");
+    Value kept_udp = f.enum_member("SK", "UDP");
+    Value kept_close = f.host.getattr(kept_type, "close");
+    for (int swap = 1; swap <= 2; ++swap) {  // the second: from a version that replaced the first
+        CAPTURE(swap);
+        REQUIRE(f.swap().live);
+        Value s = f.host.call(kept_type, {kept_inet6, kept_udp});
+        CHECK(f.host.type_name(s) == "net.SocketIO");
+        CHECK(f.host.to_int(f.host.getattr(s, "fk")) == f.host.to_int(kept_inet6));
+        CHECK(f.host.to_int(f.host.getattr(s, "sk")) == f.host.to_int(kept_udp));
+        f.host.call_method(s, "bind", {f.addr("::1", 0)});
+        CHECK(f.port_of(s) > 0);
+        f.host.call(kept_close, {s});
+        Value t = f.host.call(f.socket_type(), {f.host.getattr(kept_fk, "INET4")});  // new type, old enum
+        f.host.call_method(t, "close");
+    }
+    CHECK(f.host.loaded_library_count() == 1);  // what the script kept pins no old copy
+}

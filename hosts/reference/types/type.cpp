@@ -227,9 +227,23 @@ ksp_value make_enum_member(ksp_value enum_type, int64_t value) {
     return raise(KSP_ERR_VAL, t->qualified_name + " has no member with value " + std::to_string(value));
 }
 
+const TypeObject* serving_namesake(const TypeObject* t) {
+    if (!t->unloaded()) return t;
+    if (!t->lib->superseded) return nullptr;
+    detail::HostState* st = detail::current_state();
+    if (!st) return nullptr;
+    auto entry = st->modules.find(t->lib->name);
+    if (entry == st->modules.end() || !entry->second.lib || entry->second.lib->superseded) return nullptr;
+    for (Object* o : entry->second.lib->types) {
+        auto* now = static_cast<const TypeObject*>(o);
+        if (now->qualified_name == t->qualified_name && now->is_enum == t->is_enum) return now;
+    }
+    return nullptr;
+}
+
 bool enum_value_of(ksp_value enum_type, ksp_value v, int64_t* out) {
     auto* m = as<EnumMemberObject>(v, ObjKind::EnumMember);
-    if (!m || as_obj(enum_type) != m->enum_type) return false;
+    if (!m || (as_obj(enum_type) != m->enum_type && serving_namesake(m->enum_type) != as_obj(enum_type))) return false;
     if (out) *out = m->entry().value;
     return true;
 }

@@ -115,8 +115,16 @@ ksp_value make_enum(const char* name, const char* doc, const ksp_enum_member* me
 ksp_value make_instance(ksp_value type, void* payload);
 ksp_value make_enum_member(ksp_value enum_type, int64_t value);
 ksp_value make_enum_member_at(TypeObject* enum_type, size_t index);
+// True if v is a member of enum_type, or of the enum a live reload replaced by it (a
+// script that kept `net.FK` from before the reload still passes its members).
 bool enum_value_of(ksp_value enum_type, ksp_value v, int64_t* out);
 void* instance_payload(ksp_value obj, ksp_value type);
+
+// What a script's reference to `t` stands for now: `t` while its version serves; after a
+// live reload replaced that version, the type of the same name in the version serving
+// the module now (as kscript's adapter forwards an old type's calls); NULL when there is
+// none (the module was unloaded or reloaded the old way, or has no such type now).
+const TypeObject* serving_namesake(const TypeObject* t);
 
 // Gives an unqualified type its module's prefix (when added to a module).
 void qualify_type(TypeObject* t, const std::string& module_name);
