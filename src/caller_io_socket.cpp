@@ -27,6 +27,10 @@ void CallerIoSocket::wake_callers_locked() {
     // peer sees the end of the stream now rather than at the close() that follows.
     if (moved_out_) return;
     ::shutdown(fd_, SHUT_RDWR);
+    signal_threads_in_kernel_locked();
+}
+
+void CallerIoSocket::signal_threads_in_kernel_locked() {
     if (!threads_in_kernel_ || threads_in_kernel_->empty()) return;
     rt_->use_wake_signal();
     for (pthread_t t : *threads_in_kernel_) ::pthread_kill(t, Runtime::kWakeSignal);
@@ -41,12 +45,13 @@ void CallerIoSocket::mark_closing() {
 
 void CallerIoSocket::on_abort_locked(std::unique_lock<std::mutex> &lk) {
     closing_ = true;
-    // mark_closing() woke the callers in the kernel; one waiting in poll() sees
-    // closing_ within a slice. Each lets go of fd_.
+    // mark_closing() woke the callers in the kernel. Each lets go of fd_. A signal that
+    // came between a caller's look at closing_ and its system call was missed: sent again.
     while (io_active_ > 0) {
         lk.unlock();
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
         lk.lock();
+        if (!moved_out_) signal_threads_in_kernel_locked();
     }
     close_deferred_ = false;
 }

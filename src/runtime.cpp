@@ -56,12 +56,15 @@ std::shared_ptr<Runtime> Runtime::start(std::shared_ptr<WaitHooks> hooks, Clock:
             self->drain(self->lazy_tasks_);
         },
         kLazyDrain.count(), kLazyDrain.count());
+    uv_timer_init(&rt->loop_, &rt->rewake_timer_);
+    rt->rewake_timer_.data = rt.get();
 
     try {
         rt->spawn_loop_thread();
     } catch (...) {
         uv_close(reinterpret_cast<uv_handle_t *>(&rt->wake_), nullptr);
         uv_close(reinterpret_cast<uv_handle_t *>(&rt->drain_timer_), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t *>(&rt->rewake_timer_), nullptr);
         uv_run(&rt->loop_, UV_RUN_DEFAULT);
         uv_loop_close(&rt->loop_);
         throw Error(ErrorKind::Os, "cannot start the net loop thread");
@@ -230,6 +233,11 @@ public:
     WaiterScope(const WaiterScope &) = delete;
     WaiterScope &operator=(const WaiterScope &) = delete;
     bool listed() const { return listed_; }
+    // Before each look at the interrupt flag and stop(): the wake-ups sent so far are
+    // the ones this look covers (resend_missed_wakes spares the thread from then on).
+    void looking() {
+        if (listed_) me_.looked.store(rt_.wakes_sent_.load());
+    }
 
 private:
     Runtime &rt_;
@@ -305,6 +313,7 @@ WaitResult Runtime::call_blocking(const BlockingCall &c, ssize_t &result, int &e
     error = 0;
     {
         WaiterScope waiting(*this, nullptr, nullptr);
+        waiting.looking();
         // An interrupt pushed before this thread was listed sent it no signal: look now.
         if (waiting.listed() && hooks_->interrupted()) {
             release();
@@ -321,6 +330,7 @@ WaitResult Runtime::call_blocking(const BlockingCall &c, ssize_t &result, int &e
                 if (result >= 0 || (error != EAGAIN && error != EWOULDBLOCK && error != EINTR)) break;
             }
             release();
+            waiting.looking();
             if (auto over = wait_over(c.deadline, c.stop)) {
                 outcome = *over;
                 break;
@@ -388,17 +398,42 @@ void Runtime::set_interrupts_pushed(bool on) {
 
 void Runtime::wake_for_interrupt() {
     if (interrupts_pushed()) use_wake_signal();
-    std::lock_guard w(waiters_mu_);
-    for (Waiter *waiter : waiters_) {
-        if (waiter->cv) {
-            std::lock_guard lk(*waiter->mu);  // so that a waiter between its look and its wait still hears
-            waiter->cv->notify_all();
-        } else {
-            // A signal that lands between the thread's last look and its system call is
-            // missed: that call then ends at its slice, as in a host that does not push.
-            ::pthread_kill(waiter->thread, kWakeSignal);
+    const uint64_t wake = ++wakes_sent_;  // after the host set its flag: a look that covers it sees it
+    bool signalled = false;
+    {
+        std::lock_guard w(waiters_mu_);
+        for (Waiter *waiter : waiters_) {
+            if (waiter->cv) {
+                std::lock_guard lk(*waiter->mu);  // so that a waiter between its look and its wait still hears
+                waiter->cv->notify_all();
+            } else {
+                waiter->sent = wake;
+                ::pthread_kill(waiter->thread, kWakeSignal);
+                signalled = true;
+            }
         }
     }
+    // A signal that lands between a thread's last look and its system call is missed
+    // (the call would wait out its slice): the loop sends it again until the thread has
+    // looked since.
+    if (signalled) post([this] {
+        if (!uv_is_active(reinterpret_cast<uv_handle_t *>(&rewake_timer_)))
+            uv_timer_start(&rewake_timer_, &Runtime::on_rewake, kRewakeInterval.count(), kRewakeInterval.count());
+    });
+}
+
+void Runtime::on_rewake(uv_timer_t *t) {
+    auto *self = static_cast<Runtime *>(t->data);
+    bool missed = false;
+    {
+        std::lock_guard w(self->waiters_mu_);
+        for (Waiter *waiter : self->waiters_) {
+            if (waiter->cv || waiter->looked.load() >= waiter->sent) continue;
+            ::pthread_kill(waiter->thread, kWakeSignal);
+            missed = true;
+        }
+    }
+    if (!missed) uv_timer_stop(t);
 }
 
 void Runtime::begin_handover() {
@@ -464,6 +499,7 @@ int Runtime::shutdown() {
                 for (LoopResource *r : open) r->abort_on_loop("the net module was unloaded");
                 uv_close(reinterpret_cast<uv_handle_t *>(&wake_), nullptr);
                 uv_close(reinterpret_cast<uv_handle_t *>(&drain_timer_), nullptr);
+                uv_close(reinterpret_cast<uv_handle_t *>(&rewake_timer_), nullptr);
             });
             uv_async_send(&wake_);
         }

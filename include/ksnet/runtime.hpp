@@ -128,7 +128,9 @@ public:
     // For hosts that say when they interrupt a script (ABI 1.3): every wait in progress
     // looks at the interrupt flag now rather than at the end of its slice. A thread in a
     // condition-variable wait is notified; a thread in a system call gets kWakeSignal,
-    // which makes the call return EINTR. Any thread; never blocks for long.
+    // which makes the call return EINTR (sent again every kRewakeInterval until the
+    // thread has looked, in case it came just before the call). Any thread; never blocks
+    // for long.
     void wake_for_interrupt();
     // Set once such a host will call wake_for_interrupt. Installs a handler that does
     // nothing for kWakeSignal if the process has none (and again at each wake-up if it
@@ -192,9 +194,15 @@ private:
         pthread_t thread;
         std::mutex *mu = nullptr;  // a condition-variable wait; null: a system call
         std::condition_variable *cv = nullptr;
+        uint64_t sent = 0;               // the last wake-up signalled to it (under waiters_mu_)
+        std::atomic<uint64_t> looked{0};  // the wake-ups its last look covered
     };
     class WaiterScope;
     static void on_wake(uv_async_t *h);
+    // Sends kWakeSignal again to every thread that has not looked since its wake-up;
+    // stops once none is left.
+    static void on_rewake(uv_timer_t *t);
+    static constexpr auto kRewakeInterval = std::chrono::milliseconds(1);
     // Runs the tasks queued so far (tasks_ or lazy_tasks_).
     void drain(std::vector<std::function<void()>> &queue);
     // Why a wait ends now (stop(), a host interrupt, the deadline), if it does.
@@ -205,6 +213,7 @@ private:
     uv_loop_t loop_{};
     uv_async_t wake_{};
     uv_timer_t drain_timer_{};  // runs lazily posted tasks that no wake-up has run
+    uv_timer_t rewake_timer_{};  // on_rewake, while a signalled thread has not looked
     std::thread thread_;
     std::shared_ptr<WaitHooks> hooks_;
 
@@ -230,6 +239,7 @@ private:
     std::atomic<bool> handing_over_{false};
     std::mutex waiters_mu_;
     std::vector<Waiter *> waiters_;  // the threads waiting now
+    std::atomic<uint64_t> wakes_sent_{0};  // wake_for_interrupt calls so far
 
     std::unordered_map<LoopResource *, std::shared_ptr<LoopResource>> tracked_;  // loop only
     size_t tracked_count_ = 0;                                                   // under mu_

@@ -32,6 +32,47 @@ struct InterruptFlag : WaitHooks {
     bool interrupted() override { return on; }
 };
 
+// Sees no interrupt at a waiting thread's `look`-th look at the flag, and is interrupted
+// just after it (the host's interrupt thread would have set its flag and called
+// wake_for_interrupt at that moment): the signal reaches the thread before its system
+// call, so the call itself gets none. What runs after that look is `then` (by default the
+// interrupt, on this thread: pthread_kill to oneself is delivered before it returns).
+struct LateInterrupt : WaitHooks {
+    Runtime *rt = nullptr;
+    std::atomic<bool> on{false};
+    std::atomic<int> looks_before{0};  // 0: not armed
+    std::function<void()> then;
+    bool interrupted() override {
+        if (on) return true;
+        if (looks_before.load() > 0 && --looks_before == 0) {
+            if (then) then();
+            else {
+                on = true;
+                rt->wake_for_interrupt();
+            }
+        }
+        return false;
+    }
+};
+
+// Runs `body` on a thread and waits up to 10 s for it; ends the process if it is still
+// blocked then.
+std::string error_within_10s(std::function<void()> body) {
+    auto done = std::async(std::launch::async, [&] {
+        try {
+            body();
+        } catch (const Error &e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    });
+    if (done.wait_for(10s) != std::future_status::ready) {
+        std::fprintf(stderr, "the blocked call was not woken: it waits for the end of its slice\n");
+        std::_Exit(1);
+    }
+    return done.get();
+}
+
 // Runs `body` on a thread, calls end_it once that thread is blocked in the kernel, and
 // waits up to 10 s for it; ends the process if it is still blocked then (a hang cannot be
 // undone).
@@ -165,4 +206,54 @@ TEST_CASE("wakeup_pushed_interrupt_ends_a_blocked_packet_socket_recv_at_once") {
     });
     CHECK(error == "recv: interrupted");
     CHECK(rt->shutdown() == 0);
+}
+
+// The wake-up signal of an interrupt can land after the thread's last look and before
+// its system call, and is then missed by the call: the loop sends it again.
+TEST_CASE("wakeup_interrupt_just_before_a_blocking_read_ends_it_at_once") {
+    auto hooks = std::make_shared<LateInterrupt>();
+    auto rt = Runtime::start(hooks, kHour);
+    hooks->rt = rt.get();
+    rt->set_interrupts_pushed(true);
+    std::shared_ptr<TcpSocket> c, l;
+    auto s = connected(rt, c, l);
+    hooks->looks_before = 1;  // the look before a blocking recv() with no deadline
+    CHECK(error_within_10s([&] { s->read(1); }) == "read: interrupted");
+    hooks->on = false;
+    c->write("x");
+    CHECK(s->read(1) == "x");
+    CHECK(rt->shutdown() == 0);
+}
+
+TEST_CASE("wakeup_interrupt_just_before_the_poll_of_a_read_with_a_deadline_ends_it_at_once") {
+    auto hooks = std::make_shared<LateInterrupt>();
+    auto rt = Runtime::start(hooks, kHour);
+    hooks->rt = rt.get();
+    rt->set_interrupts_pushed(true);
+    std::shared_ptr<TcpSocket> c, l;
+    auto s = connected(rt, c, l);
+    hooks->looks_before = 2;  // the look after the non-blocking recv(), before poll()
+    CHECK(error_within_10s([&] { s->read(1, Clock::now() + kHour); }) == "read: interrupted");
+    CHECK(rt->shutdown() == 0);
+}
+
+// Teardown wakes a packet socket's callers with a signal (its shutdown() wakes nobody):
+// one that lands before the caller's poll() is sent again.
+TEST_CASE("wakeup_teardown_just_before_a_packet_socket_poll_ends_it_at_once") {
+    SKIP_UNLESS(geteuid() == 0, "needs root for an AF_PACKET socket");
+    auto hooks = std::make_shared<LateInterrupt>();
+    auto rt = Runtime::start(hooks, kHour);
+    hooks->rt = rt.get();
+    rt->set_interrupts_pushed(true);
+    auto p = quiet_packet_socket(rt);
+    std::thread teardown;
+    hooks->then = [&] {  // after the look at closing_ (wait_over looks there first)
+        teardown = std::thread([&] { CHECK(rt->shutdown() == 0); });
+        while (rt->post([] {})) std::this_thread::sleep_for(1ms);  // shutdown has begun
+        std::this_thread::sleep_for(200ms);  // its teardown marked the socket closing and signalled
+    };
+    hooks->looks_before = 2;  // the look after the non-blocking recv(), before poll()
+    CHECK(error_within_10s([&] { p->recv(PollSocket::kAnySize); }) ==
+          "recv: socket closed because the net module was unloaded");
+    teardown.join();
 }
