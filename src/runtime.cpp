@@ -416,24 +416,33 @@ void Runtime::wake_for_interrupt() {
     // A signal that lands between a thread's last look and its system call is missed
     // (the call would wait out its slice): the loop sends it again until the thread has
     // looked since.
-    if (signalled) post([this] {
+    if (signalled) resend_wakes(nullptr);
+}
+
+void Runtime::resend_wakes(std::function<bool()> resend) {
+    post([this, resend = std::move(resend)]() mutable {
+        if (resend) resenders_.push_back(std::move(resend));
         if (!uv_is_active(reinterpret_cast<uv_handle_t *>(&rewake_timer_)))
             uv_timer_start(&rewake_timer_, &Runtime::on_rewake, kRewakeInterval.count(), kRewakeInterval.count());
     });
 }
 
+bool Runtime::resend_missed_interrupts() {
+    bool missed = false;
+    std::lock_guard w(waiters_mu_);
+    for (Waiter *waiter : waiters_) {
+        if (waiter->cv || waiter->looked.load() >= waiter->sent) continue;
+        ::pthread_kill(waiter->thread, kWakeSignal);
+        missed = true;
+    }
+    return missed;
+}
+
 void Runtime::on_rewake(uv_timer_t *t) {
     auto *self = static_cast<Runtime *>(t->data);
-    bool missed = false;
-    {
-        std::lock_guard w(self->waiters_mu_);
-        for (Waiter *waiter : self->waiters_) {
-            if (waiter->cv || waiter->looked.load() >= waiter->sent) continue;
-            ::pthread_kill(waiter->thread, kWakeSignal);
-            missed = true;
-        }
-    }
-    if (!missed) uv_timer_stop(t);
+    bool missed = self->resend_missed_interrupts();
+    std::erase_if(self->resenders_, [](const std::function<bool()> &resend) { return !resend(); });
+    if (!missed && self->resenders_.empty()) uv_timer_stop(t);
 }
 
 void Runtime::begin_handover() {

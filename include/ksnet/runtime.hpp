@@ -140,6 +140,10 @@ public:
     // wake): installs that handler as above, and shutdown() takes it away.
     void use_wake_signal();
     bool interrupts_pushed() const { return interrupts_pushed_.load(std::memory_order_relaxed); }
+    // For a wake-up by kWakeSignal, which a thread misses if it comes between its last
+    // look and its system call: the loop calls `resend` every kRewakeInterval (it sends
+    // the signal again) until it returns false. Any thread; dropped after shutdown.
+    void resend_wakes(std::function<bool()> resend);
     // Ignored by default, and not used by libuv or glibc (the Go runtime chose it for the
     // same job).
     static constexpr int kWakeSignal = SIGURG;
@@ -199,9 +203,11 @@ private:
     };
     class WaiterScope;
     static void on_wake(uv_async_t *h);
-    // Sends kWakeSignal again to every thread that has not looked since its wake-up;
-    // stops once none is left.
+    // Each kRewakeInterval while a wake-up may have been missed: resend_missed_interrupts
+    // and the resenders; stops once none has anything left to send.
     static void on_rewake(uv_timer_t *t);
+    // kWakeSignal again to each thread that has not looked since its wake-up; false if none.
+    bool resend_missed_interrupts();
     static constexpr auto kRewakeInterval = std::chrono::milliseconds(1);
     // Runs the tasks queued so far (tasks_ or lazy_tasks_).
     void drain(std::vector<std::function<void()>> &queue);
@@ -214,6 +220,7 @@ private:
     uv_async_t wake_{};
     uv_timer_t drain_timer_{};  // runs lazily posted tasks that no wake-up has run
     uv_timer_t rewake_timer_{};  // on_rewake, while a signalled thread has not looked
+    std::vector<std::function<bool()>> resenders_;  // resend_wakes; loop thread only
     std::thread thread_;
     std::shared_ptr<WaitHooks> hooks_;
 

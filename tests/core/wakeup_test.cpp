@@ -237,6 +237,21 @@ TEST_CASE("wakeup_interrupt_just_before_the_poll_of_a_read_with_a_deadline_ends_
     CHECK(rt->shutdown() == 0);
 }
 
+// close() from another thread wakes a packet socket's callers with a signal (its
+// shutdown() wakes nobody): one that lands before the caller's poll() is sent again.
+TEST_CASE("wakeup_close_just_before_a_packet_socket_poll_ends_it_at_once") {
+    SKIP_UNLESS(geteuid() == 0, "needs root for an AF_PACKET socket");
+    auto hooks = std::make_shared<LateInterrupt>();
+    auto rt = Runtime::start(hooks, kHour);
+    hooks->rt = rt.get();
+    rt->set_interrupts_pushed(true);
+    auto p = quiet_packet_socket(rt);
+    hooks->then = [&] { std::thread([&] { p->close(); }).join(); };  // after the look at closing_
+    hooks->looks_before = 2;  // the look after the non-blocking recv(), before poll()
+    CHECK(error_within_10s([&] { p->recv(PollSocket::kAnySize); }) == "recv: the socket is closed");
+    CHECK(rt->shutdown() == 0);
+}
+
 // Teardown wakes a packet socket's callers with a signal (its shutdown() wakes nobody):
 // one that lands before the caller's poll() is sent again.
 TEST_CASE("wakeup_teardown_just_before_a_packet_socket_poll_ends_it_at_once") {
