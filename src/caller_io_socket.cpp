@@ -27,24 +27,22 @@ void CallerIoSocket::wake_callers_locked() {
     // peer sees the end of the stream now rather than at the close() that follows.
     if (moved_out_) return;
     ::shutdown(fd_, SHUT_RDWR);
-    if (!threads_in_kernel_ || threads_in_kernel_->empty()) return;
-    signal_threads_in_kernel_locked();
+    if (!signal_threads_in_kernel_locked()) return;
     // A caller between its look at closing_ and its system call misses the signal: sent
     // again until the callers have left (teardown's on_abort_locked resends it itself).
     rt_->resend_wakes([weak = weak_from_this()] {
         auto self = std::static_pointer_cast<CallerIoSocket>(weak.lock());
         if (!self) return false;
         std::lock_guard lk(self->mu_);
-        if (self->io_active_ == 0 || self->moved_out_) return false;
-        self->signal_threads_in_kernel_locked();
-        return true;
+        return self->io_active_ > 0 && !self->moved_out_ && self->signal_threads_in_kernel_locked();
     });
 }
 
-void CallerIoSocket::signal_threads_in_kernel_locked() {
-    if (!threads_in_kernel_ || threads_in_kernel_->empty()) return;
+bool CallerIoSocket::signal_threads_in_kernel_locked() {
+    if (!threads_in_kernel_ || threads_in_kernel_->empty()) return false;
     rt_->use_wake_signal();
     for (pthread_t t : *threads_in_kernel_) ::pthread_kill(t, Runtime::kWakeSignal);
+    return true;
 }
 
 void CallerIoSocket::mark_closing() {

@@ -139,6 +139,12 @@ void Runtime::restart_in_child() {
     new (&park_cv_) std::condition_variable();
     park_requested_ = false;
     parked_ = false;
+    // The threads listed as waiting, and the wake-ups to send them again, are the
+    // parent's; another thread may even have held waiters_mu_ at the fork.
+    new (&waiters_mu_) std::mutex();
+    waiters_.clear();
+    resenders_.clear();
+    uv_timer_stop(&rewake_timer_);
     thread_.detach();
     int rc = uv_loop_fork(&loop_);
     if (rc == 0) {
@@ -234,7 +240,7 @@ public:
     WaiterScope &operator=(const WaiterScope &) = delete;
     bool listed() const { return listed_; }
     // Before each look at the interrupt flag and stop(): the wake-ups sent so far are
-    // the ones this look covers (resend_missed_wakes spares the thread from then on).
+    // the ones this look covers (resend_missed_interrupts spares the thread from then on).
     void looking() {
         if (listed_) me_.looked.store(rt_.wakes_sent_.load());
     }

@@ -77,8 +77,8 @@ private:
     // Callers blocked in the kernel on fd_ return now (never for a socket that moved:
     // shutdown() would end the connection for its new owner too).
     void wake_callers_locked();
-    // kWakeSignal to threads_in_kernel_ (if the kind keeps them).
-    void signal_threads_in_kernel_locked();
+    // kWakeSignal to threads_in_kernel_ (if the kind keeps them); false if none.
+    bool signal_threads_in_kernel_locked();
 
     // Under mu_.
     int io_active_ = 0;            // callers inside a system call (or poll()) on fd_
