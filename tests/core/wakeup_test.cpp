@@ -208,13 +208,19 @@ TEST_CASE("wakeup_pushed_interrupt_ends_a_blocked_packet_socket_recv_at_once") {
     CHECK(rt->shutdown() == 0);
 }
 
+// A runtime with an hour-long slice whose host pushes its interrupts through `hooks`.
+std::shared_ptr<Runtime> start_pushing(const std::shared_ptr<LateInterrupt> &hooks) {
+    auto rt = Runtime::start(hooks, kHour);
+    hooks->rt = rt.get();
+    rt->set_interrupts_pushed(true);
+    return rt;
+}
+
 // The wake-up signal of an interrupt can land after the thread's last look and before
 // its system call, and is then missed by the call: the loop sends it again.
 TEST_CASE("wakeup_interrupt_just_before_a_blocking_read_ends_it_at_once") {
     auto hooks = std::make_shared<LateInterrupt>();
-    auto rt = Runtime::start(hooks, kHour);
-    hooks->rt = rt.get();
-    rt->set_interrupts_pushed(true);
+    auto rt = start_pushing(hooks);
     std::shared_ptr<TcpSocket> c, l;
     auto s = connected(rt, c, l);
     hooks->looks_before = 1;  // the look before a blocking recv() with no deadline
@@ -227,9 +233,7 @@ TEST_CASE("wakeup_interrupt_just_before_a_blocking_read_ends_it_at_once") {
 
 TEST_CASE("wakeup_interrupt_just_before_the_poll_of_a_read_with_a_deadline_ends_it_at_once") {
     auto hooks = std::make_shared<LateInterrupt>();
-    auto rt = Runtime::start(hooks, kHour);
-    hooks->rt = rt.get();
-    rt->set_interrupts_pushed(true);
+    auto rt = start_pushing(hooks);
     std::shared_ptr<TcpSocket> c, l;
     auto s = connected(rt, c, l);
     hooks->looks_before = 2;  // the look after the non-blocking recv(), before poll()
@@ -237,38 +241,38 @@ TEST_CASE("wakeup_interrupt_just_before_the_poll_of_a_read_with_a_deadline_ends_
     CHECK(rt->shutdown() == 0);
 }
 
-// close() from another thread wakes a packet socket's callers with a signal (its
-// shutdown() wakes nobody): one that lands before the caller's poll() is sent again.
+// close() from another thread and teardown wake a packet socket's callers with a signal
+// (its shutdown() wakes nobody): one that lands before the caller's poll() is sent again.
+// What recv() raises when `then` runs just after the look that precedes its poll().
+std::string packet_recv_error_when_just_before_poll(const std::shared_ptr<Runtime> &rt, LateInterrupt &hooks,
+                                                    const std::function<void(PollSocket &)> &then) {
+    auto p = quiet_packet_socket(rt);
+    hooks.then = [&] { then(*p); };  // after the look at closing_ (wait_over looks there first)
+    hooks.looks_before = 2;          // the look after the non-blocking recv(), before poll()
+    return error_within_10s([&] { p->recv(PollSocket::kAnySize); });
+}
+
 TEST_CASE("wakeup_close_just_before_a_packet_socket_poll_ends_it_at_once") {
     SKIP_UNLESS(geteuid() == 0, "needs root for an AF_PACKET socket");
     auto hooks = std::make_shared<LateInterrupt>();
-    auto rt = Runtime::start(hooks, kHour);
-    hooks->rt = rt.get();
-    rt->set_interrupts_pushed(true);
-    auto p = quiet_packet_socket(rt);
-    hooks->then = [&] { std::thread([&] { p->close(); }).join(); };  // after the look at closing_
-    hooks->looks_before = 2;  // the look after the non-blocking recv(), before poll()
-    CHECK(error_within_10s([&] { p->recv(PollSocket::kAnySize); }) == "recv: the socket is closed");
+    auto rt = start_pushing(hooks);
+    auto close_from_another_thread = [](PollSocket &p) { std::thread([&] { p.close(); }).join(); };
+    CHECK(packet_recv_error_when_just_before_poll(rt, *hooks, close_from_another_thread) ==
+          "recv: the socket is closed");
     CHECK(rt->shutdown() == 0);
 }
 
-// Teardown wakes a packet socket's callers with a signal (its shutdown() wakes nobody):
-// one that lands before the caller's poll() is sent again.
 TEST_CASE("wakeup_teardown_just_before_a_packet_socket_poll_ends_it_at_once") {
     SKIP_UNLESS(geteuid() == 0, "needs root for an AF_PACKET socket");
     auto hooks = std::make_shared<LateInterrupt>();
-    auto rt = Runtime::start(hooks, kHour);
-    hooks->rt = rt.get();
-    rt->set_interrupts_pushed(true);
-    auto p = quiet_packet_socket(rt);
+    auto rt = start_pushing(hooks);
     std::thread teardown;
-    hooks->then = [&] {  // after the look at closing_ (wait_over looks there first)
+    auto begin_teardown = [&](PollSocket &) {
         teardown = std::thread([&] { CHECK(rt->shutdown() == 0); });
         while (rt->post([] {})) std::this_thread::sleep_for(1ms);  // shutdown has begun
         std::this_thread::sleep_for(200ms);  // its teardown marked the socket closing and signalled
     };
-    hooks->looks_before = 2;  // the look after the non-blocking recv(), before poll()
-    CHECK(error_within_10s([&] { p->recv(PollSocket::kAnySize); }) ==
+    CHECK(packet_recv_error_when_just_before_poll(rt, *hooks, begin_teardown) ==
           "recv: socket closed because the net module was unloaded");
     teardown.join();
 }
