@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -30,12 +31,17 @@ void CallerIoSocket::wake_callers_locked() {
     if (!signal_threads_in_kernel_locked()) return;
     // A caller between its look at closing_ and its system call misses the signal: sent
     // again until the callers have left (teardown's on_abort_locked resends it itself).
-    rt_->resend_wakes([weak = weak_from_this()] {
+    // A child after fork() has none of the parent's callers.
+    rt_->resend_wakes([weak = weak_from_this(), pid = ::getpid()] {
         auto self = std::static_pointer_cast<CallerIoSocket>(weak.lock());
-        if (!self) return false;
+        if (!self || ::getpid() != pid) return false;
         std::lock_guard lk(self->mu_);
-        return self->io_active_ > 0 && !self->moved_out_ && self->signal_threads_in_kernel_locked();
+        return self->signal_callers_left_locked();
     });
+}
+
+bool CallerIoSocket::signal_callers_left_locked() {
+    return io_active_ > 0 && !moved_out_ && signal_threads_in_kernel_locked();
 }
 
 bool CallerIoSocket::signal_threads_in_kernel_locked() {
@@ -60,7 +66,7 @@ void CallerIoSocket::on_abort_locked(std::unique_lock<std::mutex> &lk) {
         lk.unlock();
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
         lk.lock();
-        if (!moved_out_) signal_threads_in_kernel_locked();
+        signal_callers_left_locked();
     }
     close_deferred_ = false;
 }

@@ -413,7 +413,7 @@ void Runtime::wake_for_interrupt() {
                 std::lock_guard lk(*waiter->mu);  // so that a waiter between its look and its wait still hears
                 waiter->cv->notify_all();
             } else {
-                waiter->sent = wake;
+                waiter->sent = std::max(waiter->sent, wake);  // another waker may have sent a later one
                 ::pthread_kill(waiter->thread, kWakeSignal);
                 signalled = true;
             }

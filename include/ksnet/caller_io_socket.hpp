@@ -79,6 +79,9 @@ private:
     void wake_callers_locked();
     // kWakeSignal to threads_in_kernel_ (if the kind keeps them); false if none.
     bool signal_threads_in_kernel_locked();
+    // The same, while callers are still in the kernel and the socket has not moved:
+    // what a missed signal is resent by; false once there is nobody to wake.
+    bool signal_callers_left_locked();
 
     // Under mu_.
     int io_active_ = 0;            // callers inside a system call (or poll()) on fd_

@@ -249,7 +249,9 @@ std::string packet_recv_error_when_just_before_poll(const std::shared_ptr<Runtim
     auto p = quiet_packet_socket(rt);
     hooks.then = [&] { then(*p); };  // after the look at closing_ (wait_over looks there first)
     hooks.looks_before = 2;          // the look after the non-blocking recv(), before poll()
-    return error_within_10s([&] { p->recv(PollSocket::kAnySize); });
+    std::string error = error_within_10s([&] { p->recv(PollSocket::kAnySize); });
+    hooks.then = nullptr;  // it refers to p and to `then`
+    return error;
 }
 
 TEST_CASE("wakeup_close_just_before_a_packet_socket_poll_ends_it_at_once") {
