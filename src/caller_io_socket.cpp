@@ -12,7 +12,24 @@
 
 namespace ksnet {
 
+CallerIoSocket::CallerIoSocket(std::shared_ptr<Runtime> rt, int type, int protocol)
+    : SocketBase(std::move(rt), type, protocol), fork_generation_(rt_->fork_generation()) {}
+
+void CallerIoSocket::forget_parent_calls_locked() {
+    if (fork_generation_ == rt_->fork_generation()) return;
+    fork_generation_ = rt_->fork_generation();
+    reader_busy_ = writer_busy_ = false;
+    turn_waiters_ = 0;
+    if (threads_in_kernel_) threads_in_kernel_->clear();
+    io_active_ = 0;
+    if (close_deferred_) {
+        close_deferred_ = false;
+        if (release_descriptor_locked()) post_close_handle();
+    }
+}
+
 bool CallerIoSocket::on_close_locked() {
+    forget_parent_calls_locked();
     closing_ = true;
     if (io_active_ > 0) {  // a caller is in the kernel: the last one out closes
         close_deferred_ = true;
@@ -54,11 +71,13 @@ bool CallerIoSocket::signal_threads_in_kernel_locked() {
 void CallerIoSocket::mark_closing() {
     std::lock_guard lk(mu_);
     if (moved_out_) return;  // its callers' results stand: only the descriptor goes
+    forget_parent_calls_locked();
     closing_ = true;
     if (io_active_ > 0) wake_callers_locked();
 }
 
 void CallerIoSocket::on_abort_locked(std::unique_lock<std::mutex> &lk) {
+    forget_parent_calls_locked();
     closing_ = true;
     // mark_closing() woke the callers in the kernel. Each lets go of fd_. A signal that
     // came between a caller's look at closing_ and its system call was missed: sent again.
@@ -72,6 +91,7 @@ void CallerIoSocket::on_abort_locked(std::unique_lock<std::mutex> &lk) {
 }
 
 void CallerIoSocket::begin_io_locked() {
+    forget_parent_calls_locked();
     ++io_active_;
     if (threads_in_kernel_) threads_in_kernel_->push_back(::pthread_self());
 }
@@ -91,6 +111,7 @@ void CallerIoSocket::end_io_locked() {
 void CallerIoSocket::wait_until_callers_left_locked(std::unique_lock<std::mutex> &lk, Clock::duration limit) {
     // Runtime::begin_handover woke every caller; none can come back before the reload
     // ends, since each needs the interpreter lock the reloading thread holds.
+    forget_parent_calls_locked();
     if (!cv_.wait_for(lk, limit, [this] { return io_active_ == 0; })) {
         throw Error(ErrorKind::State, "a call on " + name_for_errors_locked() + " did not leave the socket in time");
     }
@@ -143,6 +164,7 @@ void CallerIoSocket::wait_ready(std::unique_lock<std::mutex> &lk, short events, 
 
 void CallerIoSocket::take_turn(std::unique_lock<std::mutex> &lk, bool &busy, const Deadline &deadline,
                                const char *op) {
+    forget_parent_calls_locked();
     if (busy) {
         ++turn_waiters_;
         lk.unlock();

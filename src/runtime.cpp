@@ -145,6 +145,7 @@ void Runtime::restart_in_child() {
     waiters_.clear();
     resenders_.clear();
     uv_timer_stop(&rewake_timer_);
+    ++fork_generation_;
     thread_.detach();
     int rc = uv_loop_fork(&loop_);
     if (rc == 0) {

@@ -32,7 +32,7 @@ public:
     void mark_closing() final;
 
 protected:
-    using SocketBase::SocketBase;
+    CallerIoSocket(std::shared_ptr<Runtime> rt, int type, int protocol);
 
     // The one way a call uses fd_ outside mu_: Runtime::call_blocking with the
     // descriptor counted in use (and let go before the interpreter lock is taken back).
@@ -51,6 +51,12 @@ protected:
         busy = false;
         if (turn_waiters_ > 0) cv_.notify_all();
     }
+    // One caller at a time for what must not interleave (under mu_; take_turn): a reader
+    // owns the receive buffer and a message's peek and read; a stream writer's bytes
+    // stay together. A kind uses those it needs.
+    bool reader_busy_ = false;
+    bool writer_busy_ = false;
+
     // Closed, or marked closing by an unload (for a result a caller brings back).
     void throw_if_closing_locked(const char *op) const;
     // save(): until no caller uses the descriptor (at most `limit`), else Error(State).
@@ -74,6 +80,10 @@ private:
 
     void begin_io_locked();
     void end_io_locked();
+    // In a child after fork(), on the first use of the socket: the calls counted here are
+    // the parent's threads', which the child does not have and which will never end here.
+    // Forgets them: their turns, their count (a close() deferred for them closes now).
+    void forget_parent_calls_locked();
     // Callers blocked in the kernel on fd_ return now (never for a socket that moved:
     // shutdown() would end the connection for its new owner too).
     void wake_callers_locked();
@@ -87,6 +97,7 @@ private:
     int io_active_ = 0;            // callers inside a system call (or poll()) on fd_
     bool close_deferred_ = false;  // close() waits for io_active_ to reach 0
     int turn_waiters_ = 0;         // callers in take_turn waiting for a turn to end
+    unsigned fork_generation_;     // the runtime's, when the calls counted here were made
 };
 
 }  // namespace ksnet

@@ -116,8 +116,6 @@ private:
 
     // Under mu_.
     State state_ = State::Open;  // SocketBase's closed_ stands for Closed
-    bool reader_busy_ = false;   // one reader at a time: a peek and its read belong together
-    bool writer_busy_ = false;   // one stream writer at a time: its bytes stay together
     // Live reload: a stream's message part-sent when its writer left to wait, and a
     // connect under way (see TcpSocket).
     WriteProgress writing_;

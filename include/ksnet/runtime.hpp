@@ -189,6 +189,9 @@ public:
     void park_for_fork();
     void resume_in_parent();
     void restart_in_child();
+    // How many forks this runtime has been restarted in, on this process's side: what
+    // a socket compares with to learn that the calls it counts are the parent's.
+    unsigned fork_generation() const { return fork_generation_; }
 
 private:
     Runtime(std::shared_ptr<WaitHooks> hooks, Clock::duration wait_slice);
@@ -238,6 +241,8 @@ private:
     bool parked_ = false;
     bool holding_tasks_lock_ = false;  // prepare took mu_; parent/child release it
     Runtime *fork_next_ = nullptr;     // the process's list of running runtimes (fork.cpp)
+    // Written only in a child by restart_in_child, before it has a second thread.
+    unsigned fork_generation_ = 0;
     friend struct ForkRegistry;
 
     const Clock::duration wait_slice_;

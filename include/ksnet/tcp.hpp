@@ -159,13 +159,6 @@ private:
     // ::close(fd_) now if the loop has not taken it yet (false); true: the loop has it.
     bool close_if_untaken_locked();
 
-    // Direct I/O (under mu_).
-    int io_active_ = 0;          // callers inside recv/send/poll on fd_
-    bool close_deferred_ = false;  // close() waits for io_active_ to reach 0
-    std::atomic<bool> closing_{false};  // read without mu_ by waiting callers
-    bool reader_busy_ = false;
-    bool writer_busy_ = false;
-
     // Receiving (under mu_; only the reader whose turn it is changes them).
     ReceiveBuffer rbuf_;    // bytes received by read_line() beyond the line it returned
     size_t scanned_ = 0;    // leading bytes of rbuf_ known to hold no '\n'

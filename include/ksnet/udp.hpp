@@ -119,7 +119,6 @@ private:
 
     // Under mu_.
     State state_ = State::Open;         // SocketBase's closed_ stands for Closed
-    bool reader_busy_ = false;          // one reader in the kernel at a time: it owns into_
     std::unique_ptr<char[]> into_;      // what the reader receives into (room for any datagram)
     std::vector<Datagram> held_;        // see held(); oldest first, almost always empty
 };

@@ -6,10 +6,13 @@
 #include <unistd.h>
 
 #include <climits>
+#include <future>
 #include <string>
+#include <thread>
 
 #include "ksnet/error.hpp"
 #include "loop_fixture.hpp"
+#include "waits.hpp"
 
 using namespace ksnet;
 
@@ -77,6 +80,44 @@ TEST_CASE("fork_parent_keeps_working_after_the_child_exits") {
     CHECK(s->read(10) == "still here");
     s->write("and here");
     CHECK(c->read(8) == "and here");
+    c->close();
+    s->close();
+}
+
+TEST_CASE("fork_child_is_not_held_up_by_a_call_the_parent_had_in_progress") {
+    // The parent's reader is blocked when the process forks; the child has no such
+    // thread, so that call must neither keep the reader's turn, nor make close() shut the
+    // connection down under the parent, nor keep teardown waiting for it to leave.
+    LoopFixture fx;
+    auto [c, s] = fx.pair();
+    waits::ThreadMark mark;
+    auto reader = std::async(std::launch::async, [&, s = s.get()] {
+        mark.here();
+        try {
+            s->read(5, Clock::now() + std::chrono::milliseconds(400));
+        } catch (const Error &e) {
+            return e.kind() == ErrorKind::Timeout;
+        }
+        return false;
+    });
+    REQUIRE(waits::wait_until_blocked(mark, "the read"));
+    pid_t child = spawn_child([&, s = s] {
+        alarm(20);  // a hang ends the child with SIGALRM, and the case fails
+        std::this_thread::sleep_for(std::chrono::milliseconds(600));  // the parent's reader has left
+        bool got = false;
+        try {
+            got = s->read(5, Clock::now() + std::chrono::seconds(10)) == "hello";
+        } catch (const Error &e) {
+            fprintf(stderr, "child: %s\n", e.what());
+        }
+        s->close();
+        return fx.rt->shutdown() == 0 && got;
+    });
+    CHECK(reader.get());
+    c->write("hello");
+    CHECK(exit_status_of(child) == 0);
+    c->write("again");
+    CHECK(s->read(5) == "again");  // the child's close() left the connection up
     c->close();
     s->close();
 }
