@@ -48,6 +48,13 @@ struct Library : std::enable_shared_from_this<Library> {
     // code, and its teardown runs once the calls still returning through it are done
     // (plugin_abi.h: they may use ctx).
     bool superseded = false;
+    // Shared by the versions that live reloads link, one taking over from the other:
+    // the one serving now is what a type or enum a script kept from any of them resolves
+    // to. Lock held.
+    struct Lineage {
+        std::weak_ptr<Library> serving;
+    };
+    std::shared_ptr<Lineage> lineage;  // made by the first live reload from this version
     bool teardown_when_idle = false;
     std::shared_ptr<Library> self_until_torn_down;  // meanwhile nothing else may hold it
     // Live reloads begun with this library as the old version (lock held), so that a

@@ -48,7 +48,7 @@ void switch_module(LoadedModule& entry, LoadedModule& fresh, bool live) {
     decref(fresh.module);
     fresh.module = nullptr;
     std::shared_ptr<Library> old = std::exchange(entry.lib, std::move(fresh.lib));
-    if (live) detail::tear_down_when_idle(*old);
+    if (live) detail::tear_down_when_idle(*old, entry.lib);
     else detail::tear_down_library(*old);
 }
 

@@ -334,8 +334,11 @@ void tear_down_library(Library& lib) {
     lib.release_if_unused();
 }
 
-void tear_down_when_idle(Library& lib) {
+void tear_down_when_idle(Library& lib, const std::shared_ptr<Library>& successor) {
     lib.superseded = true;
+    if (!lib.lineage) lib.lineage = std::make_shared<Library::Lineage>();
+    lib.lineage->serving = successor;
+    successor->lineage = lib.lineage;
     if (lib.calls_in_progress.load() == 0) tear_down_library(lib);
     else {
         lib.teardown_when_idle = true;  // Library::became_idle runs it

@@ -32,8 +32,9 @@ bool load_plugin(HostState& st, const std::string& name, LoadedModule& out);
 // alive and no call into its code is in progress.
 void tear_down_library(Library& lib);
 // The same for the old version of a live reload, once no call returns through its code
-// any more (at once if none does); no new call enters it meanwhile.
-void tear_down_when_idle(Library& lib);
+// any more (at once if none does); no new call enters it meanwhile. `successor` is the
+// version now serving in its place.
+void tear_down_when_idle(Library& lib, const std::shared_ptr<Library>& successor);
 
 // tear_down_library, and drops the module.
 void unload_plugin(LoadedModule& loaded);

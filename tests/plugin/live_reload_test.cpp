@@ -459,6 +459,24 @@ TEST_CASE("live_reload_rolls_back_when_the_new_version_cannot_take_a_socket") {
     for (Value *v : {&c, &s, &l}) f.host.call_method(*v, "close");
 }
 
+TEST_CASE("live_reload_then_a_reload_the_old_way_retires_what_a_script_kept") {
+    // A live reload passes what the script kept on to the new version; a reload the old
+    // way after it does not, as after one without a live reload before it.
+    ReloadFixture f(true);
+    Value kept_type = f.socket_type();
+    Value kept_inet4 = f.enum_member("FK", "INET4");
+    REQUIRE(f.swap().live);
+    f.host.call_method(f.host.call(kept_type, {kept_inet4}), "close");
+    Value net = f.host.reload("net");
+    ScriptError e = raised([&] { f.host.call(kept_type, {kept_inet4}); });
+    CHECK(std::string(e.what()).find("SocketIO is no longer available") != std::string::npos);
+    Value fresh_type = f.host.getattr(net, "SocketIO");
+    ScriptError e2 = raised([&] { f.host.call(fresh_type, {kept_inet4}); });
+    CHECK(std::string(e2.what()).find("argument 'fk' must be a member of net.FK") != std::string::npos);
+    Value inet4 = f.host.getattr(f.host.getattr(net, "FK"), "INET4");
+    f.host.call_method(f.host.call(fresh_type, {inet4}), "close");
+}
+
 TEST_CASE("live_reload_in_a_host_of_abi_1_3_closes_the_sockets_and_says_so") {
     ReloadFixture f(false, 3);
     Value l = f.listener();

@@ -229,12 +229,11 @@ ksp_value make_enum_member(ksp_value enum_type, int64_t value) {
 
 const TypeObject* serving_namesake(const TypeObject* t) {
     if (!t->unloaded()) return t;
-    if (!t->lib->superseded) return nullptr;
-    detail::HostState* st = detail::current_state();
-    if (!st) return nullptr;
-    auto entry = st->modules.find(t->lib->name);
-    if (entry == st->modules.end() || !entry->second.lib || entry->second.lib->superseded) return nullptr;
-    for (Object* o : entry->second.lib->types) {
+    if (!t->lib->superseded || !t->lib->lineage) return nullptr;
+    std::shared_ptr<Library> serving = t->lib->lineage->serving.lock();
+    // The last of the live reloads from t's version was unloaded, or reloaded the old way.
+    if (!serving || serving->superseded || serving->torn_down.load()) return nullptr;
+    for (Object* o : serving->types) {
         auto* now = static_cast<const TypeObject*>(o);
         if (now->qualified_name == t->qualified_name && now->is_enum == t->is_enum) return now;
     }
