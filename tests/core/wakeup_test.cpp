@@ -269,10 +269,10 @@ TEST_CASE("wakeup_teardown_just_before_a_packet_socket_poll_ends_it_at_once") {
     auto hooks = std::make_shared<LateInterrupt>();
     auto rt = start_pushing(hooks);
     std::thread teardown;
-    auto begin_teardown = [&](PollSocket &) {
+    auto begin_teardown = [&](PollSocket &p) {
         teardown = std::thread([&] { CHECK(rt->shutdown() == 0); });
-        while (rt->post([] {})) std::this_thread::sleep_for(1ms);  // shutdown has begun
-        std::this_thread::sleep_for(200ms);  // its teardown marked the socket closing and signalled
+        // Closed comes after marked closing (and the signal): teardown now waits for the caller.
+        while (!p.closed()) std::this_thread::sleep_for(1ms);
     };
     CHECK(packet_recv_error_when_just_before_poll(rt, *hooks, begin_teardown) ==
           "recv: socket closed because the net module was unloaded");
