@@ -127,9 +127,7 @@ TEST_CASE("fork_child_can_open_resolve_and_connect_new_sockets") {
     auto l = fx.listener();
     uint16_t port = LoopFixture::port_of(*l);
     pid_t child = spawn_child([&] {
-        // A child that does not serve closes its copy of the listener: a listening
-        // socket's loop takes one pending connection ahead of accept() (docs/design.md).
-        l->close();
+        l->close();  // the child's copy: the parent serves
         auto c = TcpSocket::create(fx.rt, Family::Inet4);
         c->connect(Endpoint{Family::Inet4, "localhost", port});  // uv_getaddrinfo: threadpool
         c->write("new");
