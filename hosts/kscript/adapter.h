@@ -71,10 +71,10 @@ KSK_HIDDEN int ksk_take_moved(void);
 KSK_HIDDEN int ksk_add_error_types(ks_module module);
 
 /* copies.c */
-/* Checks the declaration of `path` and inits it; NULL with ImportError raised naming
- * `path`. `lib` is its dlopen handle, or NULL to load a private copy of the file (a live
- * reload). *module gets the new module. */
-KSK_HIDDEN ksk_copy *ksk_copy_load(const char *path, void *lib, ks_module *module);
+/* Loads a private copy of `path` (the first import and each live reload), checks its
+ * declaration and inits it; NULL with ImportError raised naming `path`. *module gets the
+ * new module. */
+KSK_HIDDEN ksk_copy *ksk_copy_load(const char *path, ks_module *module);
 /* A call of the copy's code begins / has returned (lock held). The last call of a
  * retired copy runs its teardown; a torn-down copy with no instance left is unmapped. */
 KSK_HIDDEN void ksk_copy_enter(ksk_copy *copy);

@@ -75,9 +75,10 @@ static void *open_private_copy(const char *from, char *err, size_t cap) {
     return lib;
 }
 
-ksk_copy *ksk_copy_load(const char *path, void *lib, ks_module *module) {
+ksk_copy *ksk_copy_load(const char *path, ks_module *module) {
     char err[4400];
-    if (!lib && !(lib = open_private_copy(path, err, sizeof err))) {
+    void *lib = open_private_copy(path, err, sizeof err);
+    if (!lib) {
         KS_THROW(kst_ImportError, "net: cannot load %s: %s", path, err);
         return NULL;
     }

@@ -1,9 +1,8 @@
 /* loader.c - ksm_net.so's one exported symbol: kscript's loader calls its load function,
- * which opens ksp_net.so from this library's own folder, checks its declaration and
- * builds the module through the ksp_host table (copies.c). kscript never unloads a
+ * which loads a private copy of ksp_net.so from this library's own folder, checks its
+ * declaration and builds the module through the ksp_host table (copies.c). kscript never unloads a
  * module; a live reload (reload.c) replaces the plugin behind the same module object. */
 #include "adapter.h"  /* first: kscript defines _GNU_SOURCE for the system headers */
-#include <dlfcn.h>
 #include <string.h>
 
 #include "own_folder.h"
@@ -18,10 +17,11 @@ static ks_module load_net(void) {
         return loaded;
     }
     char path[4200];
-    void *lib = open_beside("ksm_net.so", "ksp_net.so", path, sizeof path);
-    if (!lib) return NULL;
+    if (path_beside("ksm_net.so", "ksp_net.so", path, sizeof path) < 0) return NULL;
     ks_module m = NULL;
-    ksk_copy *copy = ksk_copy_load(path, lib, &m);
+    /* A private copy, as for a reload: the installed file may then be rewritten in place
+     * (`cp new.so ksp_net.so`) without touching the code ks runs. */
+    ksk_copy *copy = ksk_copy_load(path, &m);
     if (!copy) return NULL;
     kso where = (kso)ks_str_new(-1, path);
     kso host = (kso)ks_str_new(-1, "kscript adapter (ksm_net.so), plugin ABI 1.4");

@@ -1,7 +1,8 @@
 /* own_folder.h - the folder the including library was loaded from, so that each kscript
  * library opens its neighbour (ksm_net.so opens ksp_net.so, the preload ksm_net.so).
- * Static: dladdr must be given an address inside the library asking. Include it after
- * kscript's headers (open_beside raises kscript's ImportError). */
+ * Static (inline: each library uses some of them): dladdr must be given an address
+ * inside the library asking. Include it after kscript's headers (path_beside raises
+ * kscript's ImportError). */
 #ifndef KSK_OWN_FOLDER_H
 #define KSK_OWN_FOLDER_H
 
@@ -10,7 +11,7 @@
 #include <string.h>
 
 /* 0 and the folder in `out`, or -1 if dladdr cannot tell or `cap` is too small. */
-static int own_folder(char *out, size_t cap) {
+static inline int own_folder(char *out, size_t cap) {
     Dl_info info;
     if (!dladdr((void *)&own_folder, &info) || !info.dli_fname) return -1;
     const char *slash = strrchr(info.dli_fname, '/');
@@ -21,15 +22,22 @@ static int own_folder(char *out, size_t cap) {
     return 0;
 }
 
-/* dlopen()s `file` from this library's folder, its full name left in `path`; NULL with
- * ImportError raised (naming `who`, the library asking) if it cannot. */
-static void *open_beside(const char *who, const char *file, char *path, size_t cap) {
+/* The full name of `file` in this library's folder, in `path`: 0, or -1 with ImportError
+ * raised (naming `who`, the library asking) if dladdr cannot tell. */
+static inline int path_beside(const char *who, const char *file, char *path, size_t cap) {
     char dir[4096];
     if (own_folder(dir, sizeof dir) < 0) {
         KS_THROW(kst_ImportError, "net: %s cannot find its own folder (dladdr)", who);
-        return NULL;
+        return -1;
     }
     snprintf(path, cap, "%s/%s", dir, file);
+    return 0;
+}
+
+/* dlopen()s `file` from this library's folder, its full name left in `path`; NULL with
+ * ImportError raised if it cannot. */
+static inline void *open_beside(const char *who, const char *file, char *path, size_t cap) {
+    if (path_beside(who, file, path, cap) < 0) return NULL;
     void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!lib) KS_THROW(kst_ImportError, "net: %s cannot load %s: %s", who, path, dlerror());
     return lib;

@@ -157,7 +157,7 @@ static kso reload_from(const char *path) {
 
     ksk_set_enum_source(module);
     ks_module fresh_module = NULL;
-    ksk_copy *fresh = ksk_copy_load(path, NULL, &fresh_module);
+    ksk_copy *fresh = ksk_copy_load(path, &fresh_module);
     ksk_set_enum_source(NULL);
     if (!fresh) {
         take_error(why, sizeof why);
