@@ -129,11 +129,10 @@ static kso bare_accept_name(ksk_type_rec *rec, kso res) {
     return res;
 }
 
-/* args: record, self, arguments... A call that the plugin answers with KSP_ERR_MOVED (its
- * object was handed to a new version while it waited) is made again, on the object's
- * type as it is now; the script never sees it. */
-static KS_FUNC(method_trampoline) {
-    ksk_method_rec r = (ksk_method_rec)_args[0];
+/* A call that the plugin answers with KSP_ERR_MOVED (its object was handed to a new
+ * version while it waited) is made again, on the object's type as it is now; the script
+ * never sees it. */
+static kso call_method(ksk_method_rec r, int _nargs, kso *_args) {
     ksk_type_rec *rec = ksk_current(r->rec);
     if (_nargs < 2) {
         KS_THROW(kst_ArgError, "%s.%s() needs self: call it on a %s", rec->type->i__fullname->data,
@@ -164,6 +163,17 @@ static KS_FUNC(method_trampoline) {
         ksk_copy_leave(was->copy);
         if (!moved) return res;
     }
+}
+
+/* args: record, self, arguments... The record is held for the call: kscript calls some
+ * methods (__next for iteration) without holding the type's attribute that holds it, and
+ * a live reload replaces those while the call waits. */
+static KS_FUNC(method_trampoline) {
+    ksk_method_rec r = (ksk_method_rec)_args[0];
+    KS_INCREF(r);
+    kso res = call_method(r, _nargs, _args);
+    KS_DECREF(r);
+    return res;
 }
 
 /* args: record, type, arguments... (kscript calls __new(tp, *args)) */
