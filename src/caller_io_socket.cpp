@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <new>
 #include <thread>
 
 #include "ksnet/error.hpp"
@@ -20,6 +22,10 @@ void CallerIoSocket::forget_parent_calls_locked() {
     fork_generation_ = rt_->fork_generation();
     reader_busy_ = writer_busy_ = false;
     turn_waiters_ = 0;
+    // The parent's threads waiting for a turn may still count as waiters of cv_, and
+    // glibc's destroy waits for them: a fresh one forgets them (nobody waits on it yet:
+    // both waits call this first).
+    new (&cv_) std::condition_variable();
     if (threads_in_kernel_) threads_in_kernel_->clear();
     io_active_ = 0;
     if (close_deferred_) {

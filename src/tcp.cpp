@@ -399,8 +399,7 @@ struct TcpSocket::ReaderTurn {
     ReaderTurn(TcpSocket &socket, std::unique_lock<std::mutex> &lk, const Deadline &deadline) : s(socket) {
         // The usual case without a call: connected, and nobody else reading.
         if (s.moved_out_ || s.closed_ || s.state_ != State::Connected) s.check_readable_locked("read");
-        if (s.reader_busy_) s.take_turn(lk, s.reader_busy_, deadline, "read");
-        else s.reader_busy_ = true;
+        s.take_turn(lk, s.reader_busy_, deadline, "read");
     }
     ~ReaderTurn() { s.end_turn_locked(s.reader_busy_); }
 };
@@ -494,6 +493,7 @@ bool TcpSocket::read_line_to(FunctionRef<void(std::string_view)> take, const Dea
 bool TcpSocket::eof() {
     std::lock_guard lk(mu_);
     if (closed_) return true;
+    forget_parent_calls_locked();
     if (reader_busy_) return false;  // its recv() may be filling rbuf_ right now
     if (!rbuf_.empty()) return false;
     if (eof_ || read_error_ < 0) return true;

@@ -57,6 +57,13 @@ protected:
     bool reader_busy_ = false;
     bool writer_busy_ = false;
 
+    // In a child after fork(), before anything looks at the calls in progress (their
+    // count, the turns, the waiters for a turn): those are the parent's threads', which
+    // the child does not have and which will never end here. Forgets them (a close()
+    // deferred for them closes now). Every path that counts a call or takes a turn calls
+    // it first, so what a child's own calls hold is never forgotten.
+    void forget_parent_calls_locked();
+
     // Closed, or marked closing by an unload (for a result a caller brings back).
     void throw_if_closing_locked(const char *op) const;
     // save(): until no caller uses the descriptor (at most `limit`), else Error(State).
@@ -80,10 +87,6 @@ private:
 
     void begin_io_locked();
     void end_io_locked();
-    // In a child after fork(), on the first use of the socket: the calls counted here are
-    // the parent's threads', which the child does not have and which will never end here.
-    // Forgets them: their turns, their count (a close() deferred for them closes now).
-    void forget_parent_calls_locked();
     // Callers blocked in the kernel on fd_ return now (never for a socket that moved:
     // shutdown() would end the connection for its new owner too).
     void wake_callers_locked();

@@ -241,7 +241,8 @@ private:
     bool parked_ = false;
     bool holding_tasks_lock_ = false;  // prepare took mu_; parent/child release it
     Runtime *fork_next_ = nullptr;     // the process's list of running runtimes (fork.cpp)
-    // Written only in a child by restart_in_child, before it has a second thread.
+    // Written only in a child, by restart_in_child, before this runtime's loop thread starts
+    // there (and before the script's thread, which forked, goes on).
     unsigned fork_generation_ = 0;
     friend struct ForkRegistry;
 

@@ -156,8 +156,6 @@ private:
     // took it is closed right here, and the loop never hears of it.
     enum class Handoff { Pending, Taken, Cancelled };
     Handoff handoff_ = Handoff::Pending;
-    // ::close(fd_) now if the loop has not taken it yet (false); true: the loop has it.
-    bool close_if_untaken_locked();
 
     // Receiving (under mu_; only the reader whose turn it is changes them).
     ReceiveBuffer rbuf_;    // bytes received by read_line() beyond the line it returned

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -84,40 +85,89 @@ TEST_CASE("fork_parent_keeps_working_after_the_child_exits") {
     s->close();
 }
 
-TEST_CASE("fork_child_is_not_held_up_by_a_call_the_parent_had_in_progress") {
-    // The parent's reader is blocked when the process forks; the child has no such
-    // thread, so that call must neither keep the reader's turn, nor make close() shut the
-    // connection down under the parent, nor keep teardown waiting for it to leave.
-    LoopFixture fx;
-    auto [c, s] = fx.pair();
-    waits::ThreadMark mark;
-    auto reader = std::async(std::launch::async, [&, s = s.get()] {
+// A read on `s` with a deadline 1 s away, on a thread of its own: true if it timed out.
+std::future<bool> read_until_timeout(TcpSocket &s, waits::ThreadMark &mark) {
+    return std::async(std::launch::async, [&s, &mark] {
         mark.here();
         try {
-            s->read(5, Clock::now() + std::chrono::milliseconds(400));
+            s.read(5, Clock::now() + std::chrono::seconds(1));
         } catch (const Error &e) {
             return e.kind() == ErrorKind::Timeout;
         }
         return false;
     });
-    REQUIRE(waits::wait_until_blocked(mark, "the read"));
-    pid_t child = spawn_child([&, s = s] {
+}
+
+TEST_CASE("fork_child_is_not_held_up_by_calls_the_parent_had_in_progress") {
+    // When the process forks, one parent thread is blocked reading and another waits for
+    // the reader's turn. The child has neither thread, so their calls must not keep the
+    // turn, make the child's close() shut the connection down under the parent, keep the
+    // child's teardown waiting for them to leave, or keep the socket's destruction
+    // waiting for the waiter of its condition variable.
+    LoopFixture fx;
+    auto pair = fx.pair();
+    auto &c = pair.first;
+    auto &s = pair.second;
+    waits::ThreadMark first, second;
+    auto reader = read_until_timeout(*s, first);
+    REQUIRE(waits::wait_until_blocked(first, "the read"));
+    auto waiter = read_until_timeout(*s, second);
+    REQUIRE(waits::wait_until_blocked(second, "the wait for the reader's turn"));
+    pid_t child = spawn_child([&] {
         alarm(20);  // a hang ends the child with SIGALRM, and the case fails
-        std::this_thread::sleep_for(std::chrono::milliseconds(600));  // the parent's reader has left
         bool got = false;
         try {
-            got = s->read(5, Clock::now() + std::chrono::seconds(10)) == "hello";
+            got = s->read(5, Clock::now() + std::chrono::seconds(10)) == "hello";  // written once the parent's reads are over
         } catch (const Error &e) {
             fprintf(stderr, "child: %s\n", e.what());
         }
         s->close();
+        s.reset();  // the child's last reference: the socket is destroyed in teardown
         return fx.rt->shutdown() == 0 && got;
     });
     CHECK(reader.get());
+    CHECK(waiter.get());
     c->write("hello");
     CHECK(exit_status_of(child) == 0);
     c->write("again");
     CHECK(s->read(5) == "again");  // the child's close() left the connection up
+    c->close();
+    s->close();
+}
+
+TEST_CASE("fork_child_reader_holds_its_turn_from_its_first_call") {
+    // The child's first call on a socket made before the fork forgets the parent's calls;
+    // it must not forget its own turn with them, or a second reader would share the
+    // receive buffer with it. The second waits for the turn (a futex), not in the kernel.
+    LoopFixture fx;
+    auto pair = fx.pair();
+    auto &c = pair.first;
+    auto &s = pair.second;
+    pid_t child = spawn_child([&] {
+        alarm(20);
+        waits::ThreadMark first, second;
+        auto a = std::async(std::launch::async, [&] {
+            first.here();
+            return s->read(1);
+        });
+        bool ok = waits::wait_until_blocked(first, "the first read");
+        auto b = std::async(std::launch::async, [&] {
+            second.here();
+            return s->read(1, Clock::now() + std::chrono::seconds(10));
+        });
+        ok = ok && waits::wait_until_blocked(second, "the second read");
+        std::string where = waits::task_state(second.tid.load()).syscall;
+        if (where != std::to_string(SYS_futex)) {
+            fprintf(stderr, "child: the second reader waits in system call %s, not futex\n", where.c_str());
+            ok = false;
+        }
+        c->write("ab");
+        ok = ok && a.get() == "a" && b.get() == "b";
+        c->close();
+        s->close();
+        return fx.rt->shutdown() == 0 && ok;
+    });
+    CHECK(exit_status_of(child) == 0);
     c->close();
     s->close();
 }
