@@ -72,9 +72,10 @@ KSK_HIDDEN int ksk_add_error_types(ks_module module);
 
 /* copies.c */
 /* Loads a private copy of `path` (the first import and each live reload), checks its
- * declaration and inits it; NULL with ImportError raised naming `path`. *module gets the
- * new module. */
-KSK_HIDDEN ksk_copy *ksk_copy_load(const char *path, ks_module *module);
+ * declaration and inits it; NULL with ImportError raised naming `path`. Where no copy
+ * can be made and `in_place_if_no_copy` (the first import), the file itself. *module
+ * gets the new module. */
+KSK_HIDDEN ksk_copy *ksk_copy_load(const char *path, int in_place_if_no_copy, ks_module *module);
 /* A call of the copy's code begins / has returned (lock held). The last call of a
  * retired copy runs its teardown; a torn-down copy with no instance left is unmapped. */
 KSK_HIDDEN void ksk_copy_enter(ksk_copy *copy);

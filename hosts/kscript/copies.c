@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* The newest ABI minor this adapter maps. The table it hands over ends at that minor's
@@ -32,10 +33,34 @@ static void fill_table(void) {
     ksk_fill_lock(&host_table);
 }
 
-/* Copies `from` into a new private folder and dlopen()s the copy: glibc hands back the
- * library it has mapped for a path or file it knows, and the point is a fresh one. The
- * copy is removed at once (the mapping keeps it). NULL with `err` filled if it cannot. */
-static void *open_private_copy(const char *from, char *err, size_t cap) {
+/* No plugin comes near this; a larger file is not copied (the copy holds the lock). */
+#define KSK_PLUGIN_FILE_MAX ((off_t)1 << 30)
+
+/* `from` opened for reading, if it is a regular file of at most KSK_PLUGIN_FILE_MAX
+ * bytes (a FIFO would block the open, a device copy without end); -1 with `err` filled
+ * otherwise. */
+static int open_plugin_file(const char *from, char *err, size_t cap) {
+    int in = open(from, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    if (in < 0 || fstat(in, &st) != 0) {
+        snprintf(err, cap, "cannot open it: %s", strerror(errno));
+    } else if (!S_ISREG(st.st_mode)) {
+        snprintf(err, cap, "it is not a regular file");
+    } else if (st.st_size > KSK_PLUGIN_FILE_MAX) {
+        snprintf(err, cap, "it is %lld bytes, more than a plugin's %lld", (long long)st.st_size,
+                 (long long)KSK_PLUGIN_FILE_MAX);
+    } else {
+        return in;
+    }
+    if (in >= 0) close(in);
+    return -1;
+}
+
+/* Copies the file open as `in` into a new private folder and dlopen()s the copy: glibc
+ * hands back the library it has mapped for a path or file it knows, and the point is a
+ * fresh one. The copy is removed at once (the mapping keeps it). NULL with `err` filled
+ * if it cannot. */
+static void *open_private_copy(int in, char *err, size_t cap) {
     const char *tmp = getenv("TMPDIR");
     char dir[4096], to[4200];
     snprintf(dir, sizeof dir, "%s/ksm_net-XXXXXX", tmp && *tmp ? tmp : "/tmp");
@@ -45,9 +70,8 @@ static void *open_private_copy(const char *from, char *err, size_t cap) {
     }
     snprintf(to, sizeof to, "%s/ksp_net.so", dir);
     void *lib = NULL;
-    int in = open(from, O_RDONLY | O_CLOEXEC);
-    int out = in < 0 ? -1 : open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
-    if (in < 0 || out < 0) {
+    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
+    if (out < 0) {
         snprintf(err, cap, "cannot copy it to %s: %s", to, strerror(errno));
     } else {
         char buf[1 << 16];
@@ -68,16 +92,23 @@ static void *open_private_copy(const char *from, char *err, size_t cap) {
         if (!ok) snprintf(err, cap, "cannot copy it to %s: %s", to, strerror(errno));
         else if (!(lib = dlopen(to, RTLD_NOW | RTLD_LOCAL))) snprintf(err, cap, "dlopen of its private copy: %s", dlerror());
     }
-    if (in >= 0) close(in);
     if (out >= 0) close(out);
     unlink(to);
     rmdir(dir);
     return lib;
 }
 
-ksk_copy *ksk_copy_load(const char *path, ks_module *module) {
+ksk_copy *ksk_copy_load(const char *path, int in_place_if_no_copy, ks_module *module) {
     char err[4400];
-    void *lib = open_private_copy(path, err, sizeof err);
+    int in = open_plugin_file(path, err, sizeof err);
+    void *lib = in < 0 ? NULL : open_private_copy(in, err, sizeof err);
+    if (in >= 0) close(in);
+    if (!lib && in >= 0 && in_place_if_no_copy) {
+        /* $TMPDIR not writable, or mounted noexec: the installed file itself, as any library */
+        size_t used = strlen(err);
+        if (!(lib = dlopen(path, RTLD_NOW | RTLD_LOCAL)))
+            snprintf(err + used, sizeof err - used, "; nor could the file itself be loaded: %s", dlerror());
+    }
     if (!lib) {
         KS_THROW(kst_ImportError, "net: cannot load %s: %s", path, err);
         return NULL;

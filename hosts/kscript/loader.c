@@ -21,7 +21,7 @@ static ks_module load_net(void) {
     ks_module m = NULL;
     /* A private copy, as for a reload: the installed file may then be rewritten in place
      * (`cp new.so ksp_net.so`) without touching the code ks runs. */
-    ksk_copy *copy = ksk_copy_load(path, &m);
+    ksk_copy *copy = ksk_copy_load(path, 1, &m);
     if (!copy) return NULL;
     kso where = (kso)ks_str_new(-1, path);
     kso host = (kso)ks_str_new(-1, "kscript adapter (ksm_net.so), plugin ABI 1.4");

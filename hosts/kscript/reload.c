@@ -142,8 +142,21 @@ static KS_FUNC(reload) {
         return NULL;
     }
     char path[4096];
-    snprintf(path, sizeof path, "%s",
-             _nargs == 1 && _args[0] != KSO_NONE ? ((ks_str)_args[0])->data : first_path);
+    const char *given = first_path;
+    if (_nargs == 1 && _args[0] != KSO_NONE) {
+        ks_str s = (ks_str)_args[0];
+        if (strlen(s->data) != (size_t)s->len_b) {
+            KS_THROW(kst_ValError, "net._reload(path=none): 'path' contains a NUL byte: %R", (kso)s);
+            return NULL;
+        }
+        if ((size_t)s->len_b >= sizeof path) {
+            KS_THROW(kst_ValError, "net._reload(path=none): 'path' is %i bytes long, more than %i", (int)s->len_b,
+                     (int)sizeof path - 1);
+            return NULL;
+        }
+        given = s->data;
+    }
+    snprintf(path, sizeof path, "%s", given);
     reloading = 1;
     kso res = reload_from(path);
     reloading = 0;
@@ -157,7 +170,7 @@ static kso reload_from(const char *path) {
 
     ksk_set_enum_source(module);
     ks_module fresh_module = NULL;
-    ksk_copy *fresh = ksk_copy_load(path, &fresh_module);
+    ksk_copy *fresh = ksk_copy_load(path, 0, &fresh_module);
     ksk_set_enum_source(NULL);
     if (!fresh) {
         take_error(why, sizeof why);

@@ -51,6 +51,10 @@ esac
 # the working directory (kscript searches `.` first) holds neither.
 export KSPATH="$(cd "$(dirname "$script")" && pwd)/lib:$scratch/kpm"
 cd "$scratch/run"
+# KSNET_KS_TMPDIR: the TMPDIR ks runs with (the runner's own scratch folder is made above).
+if [ -n "${KSNET_KS_TMPDIR:-}" ]; then
+    export TMPDIR=$KSNET_KS_TMPDIR
+fi
 # Not exec: the trap removes the scratch folder once ks has ended.
 status=0
 if [ -n "$preloads" ]; then
