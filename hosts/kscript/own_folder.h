@@ -1,5 +1,5 @@
 /* own_folder.h - the folder the including library was loaded from, so that each kscript
- * library opens its neighbour (ksm_net.so opens ksp_net.so, the preload ksm_net.so).
+ * library finds its neighbour (ksm_net.so copies ksp_net.so, the preload opens ksm_net.so).
  * Static (inline: each library uses some of them): dladdr must be given an address
  * inside the library asking. Include it after kscript's headers (path_beside raises
  * kscript's ImportError). */

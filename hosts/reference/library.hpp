@@ -54,7 +54,7 @@ struct Library : std::enable_shared_from_this<Library> {
     struct Lineage {
         std::weak_ptr<Library> serving;
     };
-    std::shared_ptr<Lineage> lineage;  // made by the first live reload from this version
+    std::shared_ptr<Lineage> lineage;  // set by a live reload from or to this version
     bool teardown_when_idle = false;
     std::shared_ptr<Library> self_until_torn_down;  // meanwhile nothing else may hold it
     // Live reloads begun with this library as the old version (lock held), so that a

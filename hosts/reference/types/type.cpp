@@ -232,7 +232,7 @@ const TypeObject* serving_namesake(const TypeObject* t) {
     if (!t->lib->superseded || !t->lib->lineage) return nullptr;
     std::shared_ptr<Library> serving = t->lib->lineage->serving.lock();
     // The last of the live reloads from t's version was unloaded, or reloaded the old way.
-    if (!serving || serving->superseded || serving->torn_down.load()) return nullptr;
+    if (!serving || serving->torn_down.load()) return nullptr;
     for (Object* o : serving->types) {
         auto* now = static_cast<const TypeObject*>(o);
         if (now->qualified_name == t->qualified_name && now->is_enum == t->is_enum) return now;
