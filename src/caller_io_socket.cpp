@@ -171,7 +171,9 @@ void CallerIoSocket::wait_ready(std::unique_lock<std::mutex> &lk, short events, 
 void CallerIoSocket::take_turn(std::unique_lock<std::mutex> &lk, bool &busy, const Deadline &deadline,
                                const char *op) {
     forget_parent_calls_locked();
-    if (busy) {
+    // A loop: the wait saw the turn free under mu_, but gave mu_ up to take the
+    // interpreter lock back, and a thread that held that lock may have taken the turn.
+    while (busy) {
         ++turn_waiters_;
         lk.unlock();
         bool moving = false;

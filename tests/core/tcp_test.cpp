@@ -1,7 +1,12 @@
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <sys/syscall.h>
 
+#include <atomic>
+#include <functional>
+#include <future>
 #include <new>
 #include <string>
 #include <thread>
@@ -10,6 +15,7 @@
 #include "ksnet/socket.hpp"
 #include "ksnet/tcp.hpp"
 #include "loop_fixture.hpp"
+#include "waits.hpp"
 
 using namespace ksnet;
 using namespace std::chrono_literals;
@@ -448,4 +454,70 @@ TEST_CASE("tcp_complete_line_longer_than_linemax_raises_too") {
     CHECK(s->read_line() == "four");
     CHECK_THROWS_AS(s->read_line(), Error);  // however the bytes were cut into recv()s
     CHECK(s->read(100) == "five!\n");
+}
+
+namespace {
+
+// Runs `then` once, on the thread marked `who`, when it takes the interpreter lock back
+// (the moment after a wait has given its mutex up).
+struct TakesTheLockBack : WaitHooks {
+    waits::ThreadMark *who = nullptr;
+    std::function<void()> then;
+    std::atomic<bool> armed{false};
+    void reacquire(void *) override {
+        if (armed && who && who->set() && pthread_equal(pthread_self(), who->handle.load()) && armed.exchange(false))
+            then();
+    }
+};
+
+}  // namespace
+
+TEST_CASE("tcp_reader_turn_taken_while_a_waiter_retakes_the_interpreter_lock_is_not_shared") {
+    // A waiter for the reader's turn sees it free, gives the socket's mutex up and takes
+    // the interpreter lock back; a thread that held that lock takes the turn meanwhile.
+    // The waiter must wait again, not read beside it (two readers of one receive buffer).
+    auto hooks = std::make_shared<TakesTheLockBack>();
+    auto rt = Runtime::start(hooks, std::chrono::hours(1));
+    auto l = TcpSocket::create(rt, Family::Inet4);
+    l->bind(Endpoint{Family::Inet4, "127.0.0.1", 0});
+    l->listen(1);
+    auto c = TcpSocket::create(rt, Family::Inet4);
+    c->connect(Endpoint{Family::Inet4, "127.0.0.1", LoopFixture::port_of(*l)});
+    auto s = l->accept().first;
+    waits::ThreadMark first, waiter, taker;
+    auto read_on = [&s](waits::ThreadMark &mark, size_t n) {
+        return std::async(std::launch::async, [&s, &mark, n] {
+            mark.here();
+            try {
+                return s->read(n);
+            } catch (const Error &e) {
+                return std::string(e.what());
+            }
+        });
+    };
+    auto a = read_on(first, 1);
+    REQUIRE(waits::wait_until_blocked(first, "the first read"));
+    auto b = read_on(waiter, 5);
+    REQUIRE(waits::wait_until_blocked(waiter, "the wait for the turn"));
+    std::future<std::string> t;
+    std::atomic<bool> taken{false};
+    hooks->who = &waiter;
+    hooks->then = [&] {
+        t = read_on(taker, 5);
+        waits::wait_until_blocked(taker, "the read that took the turn");
+        taken = true;
+    };
+    hooks->armed = true;
+    c->write("x");  // the first read ends and gives the turn back
+    CHECK(a.get() == "x");
+    REQUIRE(waits::wait_until([&] { return taken.load(); }, "the turn taken in the window"));
+    REQUIRE(waits::wait_until_blocked(waiter, "the waiter, after the window"));
+    CHECK(waits::task_state(waiter.tid.load()).syscall == std::to_string(SYS_futex));  // waiting for the turn
+    c->write("yz");
+    CHECK(t.get() == "yz");
+    s->close();
+    CHECK(b.get() == "read: the socket is closed");
+    c->close();
+    l->close();
+    CHECK(rt->shutdown() == 0);
 }
