@@ -22,11 +22,11 @@ SocketPayload &payload_of(NetModule &m, const Call &c, ksp_value self) {
     return *p;
 }
 
-// A new SocketIO instance that owns `s`.
-ksp_value wrap(NetModule &m, std::unique_ptr<ksnet::Socket> s) {
+// A new instance of `type` (SocketIO, or a host's subtype of it) that owns `s`.
+ksp_value wrap(NetModule &m, std::unique_ptr<ksnet::Socket> s, ksp_value type) {
     ksnet::Socket *raw = s.get();
     std::unique_ptr<SocketPayload> payload(new_payload(std::move(s)));
-    ksp_value obj = m.host->object_new(m.socket_type, payload.get());
+    ksp_value obj = m.host->object_new(type, payload.get());
     if (!obj) {
         raw->close();
         throw AlreadyRaised{};
@@ -46,7 +46,7 @@ int64_t enum_arg(NetModule &m, const Call &c, size_t i, ksp_value enum_type, con
 
 // ---- constructor and finalizer ----
 
-ksp_value construct(void *ctx, ksp_value, size_t n, const ksp_value *a) {
+ksp_value construct(void *ctx, ksp_value type, size_t n, const ksp_value *a) {
     NetModule &m = mod(ctx);
     return guarded(m.host, [&] {
         Call c{m.host, "SocketIO()", n, a};
@@ -54,7 +54,7 @@ ksp_value construct(void *ctx, ksp_value, size_t n, const ksp_value *a) {
         int64_t fkv = enum_arg(m, c, 0, m.fk_enum, "argument 'fk'", "a member of net.FK", fk::INET4);
         int64_t skv = enum_arg(m, c, 1, m.sk_enum, "argument 'sk'", "a member of net.SK", sk::TCP);
         int64_t pkv = enum_arg(m, c, 2, m.pk_enum, "argument 'pk'", "a member of net.PK", pk::AUTO);
-        return wrap(m, ksnet::Socket::open(m.rt, to_family(fkv), to_kind(skv), to_protocol(pkv)));
+        return wrap(m, ksnet::Socket::open(m.rt, to_family(fkv), to_kind(skv), to_protocol(pkv)), type);
     });
 }
 
@@ -113,7 +113,7 @@ NET_METHOD(listen, "SocketIO.listen()", 0, 1)
 
 ksp_value accept_body(NetModule &m, const Call &c, ksnet::Socket &s, ksp_value) {
     auto [client, name] = s.accept(s.deadline(timeout_arg(c, 0, "argument 'timeout'")));
-    Ref sock(m.host, wrap(m, std::move(client)));
+    Ref sock(m.host, wrap(m, std::move(client), m.socket_type));
     Ref str(m.host, str_value(m.host, name));
     ksp_value items[] = {sock.get(), str.get()};
     return checked(m.host, m.host->tuple_new(2, items)).release();

@@ -176,7 +176,9 @@ static KS_FUNC(method_trampoline) {
     return res;
 }
 
-/* args: record, type, arguments... (kscript calls __new(tp, *args)) */
+/* args: record, type, arguments... (kscript calls __new(tp, *args)). A script's type
+ * that extends the plugin's gets an instance of itself; an old version's type kept
+ * across a live reload gets one of the newest. */
 static KS_FUNC(constructor_trampoline) {
     ksk_method_rec r = (ksk_method_rec)_args[0];
     ksk_type_rec *rec = ksk_current(r->rec);
@@ -185,8 +187,11 @@ static KS_FUNC(constructor_trampoline) {
         KS_THROW(kst_TypeError, "%s cannot be created directly", rec->type->i__fullname->data);
         return NULL;
     }
+    ks_type tp = rec->type;
+    if (_nargs >= 2 && kso_issub(_args[1]->type, kst_type) && kso_issub((ks_type)_args[1], rec->type))
+        tp = (ks_type)_args[1];
     ksk_copy_enter(rec->copy);
-    kso res = (kso)rec->spec.constructor(rec->spec.ctx, (ksp_value)rec->type, (size_t)(_nargs - 2),
+    kso res = (kso)rec->spec.constructor(rec->spec.ctx, (ksp_value)tp, (size_t)(_nargs - 2),
                                          (const ksp_value *)(_args + 2));
     ksk_copy_leave(rec->copy);
     return res;

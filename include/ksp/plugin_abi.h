@@ -108,7 +108,9 @@ typedef enum ksp_error_kind {
 } ksp_error_kind;
 
 /* A native function: a method (self is the instance), a type's constructor (self is
- * the type) or a module function (self is the module). Arguments are positional and
+ * the type being called: the plugin's, or a host's subtype of it, e.g. a script's class
+ * that extends it, whose instance the constructor makes) or a module function (self is
+ * the module). Arguments are positional and
  * borrowed. Returns a new reference, or NULL after raising an error. `ctx` is the
  * pointer given in the spec that registered the function. */
 typedef ksp_value (*ksp_cfunc)(void *ctx, ksp_value self, size_t nargs, const ksp_value *args);
