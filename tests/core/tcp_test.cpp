@@ -478,12 +478,7 @@ TEST_CASE("tcp_reader_turn_taken_while_a_waiter_retakes_the_interpreter_lock_is_
     // The waiter must wait again, not read beside it (two readers of one receive buffer).
     auto hooks = std::make_shared<TakesTheLockBack>();
     auto rt = Runtime::start(hooks, std::chrono::hours(1));
-    auto l = TcpSocket::create(rt, Family::Inet4);
-    l->bind(Endpoint{Family::Inet4, "127.0.0.1", 0});
-    l->listen(1);
-    auto c = TcpSocket::create(rt, Family::Inet4);
-    c->connect(Endpoint{Family::Inet4, "127.0.0.1", LoopFixture::port_of(*l)});
-    auto s = l->accept().first;
+    auto [c, s] = connected_pair(rt);
     waits::ThreadMark first, waiter, taker;
     auto read_on = [&s](waits::ThreadMark &mark, size_t n) {
         return std::async(std::launch::async, [&s, &mark, n] {
@@ -518,6 +513,5 @@ TEST_CASE("tcp_reader_turn_taken_while_a_waiter_retakes_the_interpreter_lock_is_
     s->close();
     CHECK(b.get() == "read: the socket is closed");
     c->close();
-    l->close();
     CHECK(rt->shutdown() == 0);
 }

@@ -66,12 +66,7 @@ TEST_CASE("teardown_while_a_call_with_a_deadline_takes_the_lock_back_does_not_ha
     // must have let go of the descriptor already, or teardown waits for it forever.
     auto hooks = std::make_shared<ScriptLock>();
     auto rt = Runtime::start(hooks);
-    auto l = TcpSocket::create(rt, Family::Inet4);
-    l->bind(Endpoint{Family::Inet4, "127.0.0.1", 0});
-    l->listen(1);
-    auto c = TcpSocket::create(rt, Family::Inet4);
-    c->connect(Endpoint{Family::Inet4, "127.0.0.1", LoopFixture::port_of(*l)});
-    auto s = l->accept().first;
+    auto [c, s] = connected_pair(rt);
 
     std::string error;
     std::thread script([&] {

@@ -16,6 +16,22 @@
 
 namespace ksnet {
 
+// A connected (client, server-side) pair over loopback on `rt`, e.g. a runtime a case
+// started with hooks of its own.
+inline std::pair<std::shared_ptr<TcpSocket>, std::shared_ptr<TcpSocket>> connected_pair(
+    const std::shared_ptr<Runtime> &rt, Family f = Family::Inet4) {
+    const char *host = f == Family::Inet6 ? "::1" : "127.0.0.1";
+    auto l = TcpSocket::create(rt, f);
+    l->bind(Endpoint{f, host, 0});
+    l->listen(1);
+    auto c = TcpSocket::create(rt, f);
+    auto local = l->local_address();
+    c->connect(Endpoint{f, host, sockaddr_port(reinterpret_cast<sockaddr *>(&local))});
+    auto [server, name] = l->accept();
+    l->close();
+    return {c, server};
+}
+
 // A runtime for one case; at the end every handle, fd and thread must be gone.
 struct LoopFixture {
     census::Snapshot before;
@@ -42,13 +58,7 @@ struct LoopFixture {
 
     // A connected (client, server-side) pair over loopback.
     std::pair<std::shared_ptr<TcpSocket>, std::shared_ptr<TcpSocket>> pair(Family f = Family::Inet4) {
-        const char *host = f == Family::Inet6 ? "::1" : "127.0.0.1";
-        auto l = listener(f, host);
-        auto c = TcpSocket::create(rt, f);
-        c->connect(Endpoint{f, host, port_of(*l)});
-        auto [server, name] = l->accept();
-        l->close();
-        return {c, server};
+        return connected_pair(rt, f);
     }
 };
 
