@@ -11,10 +11,13 @@
 
 #define KSK_HIDDEN __attribute__((visibility("hidden")))
 
+/* The longest plugin path kept, with its NUL. */
+#define KSK_PATH_CAP 4096
+
 /* One loaded copy of ksp_net.so: the first import, then one per live reload. */
 typedef struct ksk_copy {
     void *lib;                      /* dlopen handle; NULL once unmapped */
-    char path[4096];                /* the file it was loaded from (a reload's copy is private) */
+    char path[KSK_PATH_CAP];        /* the file it was loaded from (a reload's copy is private) */
     const ksp_plugin_decl *decl;
     void (*teardown)(void *ctx);
     void *ctx;

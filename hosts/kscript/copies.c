@@ -101,9 +101,10 @@ static void *open_private_copy(int in, char *err, size_t cap) {
 ksk_copy *ksk_copy_load(const char *path, int in_place_if_no_copy, ks_module *module) {
     char err[4400];
     int in = open_plugin_file(path, err, sizeof err);
-    void *lib = in < 0 ? NULL : open_private_copy(in, err, sizeof err);
-    if (in >= 0) close(in);
-    if (!lib && in >= 0 && in_place_if_no_copy) {
+    int usable = in >= 0;  /* a regular file of a plugin's size: only the copy failed */
+    void *lib = usable ? open_private_copy(in, err, sizeof err) : NULL;
+    if (usable) close(in);
+    if (!lib && usable && in_place_if_no_copy) {
         /* $TMPDIR not writable, or mounted noexec: the installed file itself, as any library */
         size_t used = strlen(err);
         if (!(lib = dlopen(path, RTLD_NOW | RTLD_LOCAL)))

@@ -1,7 +1,8 @@
 /* loader.c - ksm_net.so's one exported symbol: kscript's loader calls its load function,
  * which loads a private copy of ksp_net.so from this library's own folder, checks its
- * declaration and builds the module through the ksp_host table (copies.c). kscript never unloads a
- * module; a live reload (reload.c) replaces the plugin behind the same module object. */
+ * declaration and builds the module through the ksp_host table (copies.c). kscript never
+ * unloads a module; a live reload (reload.c) replaces the plugin behind the same module
+ * object. */
 #include "adapter.h"  /* first: kscript defines _GNU_SOURCE for the system headers */
 #include <string.h>
 

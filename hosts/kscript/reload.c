@@ -9,7 +9,7 @@
 
 static ks_module module = NULL;  /* borrowed: the loader keeps it */
 static ksk_copy *serving = NULL;
-static char first_path[4096];
+static char first_path[KSK_PATH_CAP];
 static int reloading = 0;  /* the plugin may give up the lock inside a step */
 
 /* The message of the error raised on this thread (caught), for a message of our own. */
@@ -141,22 +141,20 @@ static KS_FUNC(reload) {
         KS_THROW(kst_Error, "net._reload: a live reload is in progress in another thread");
         return NULL;
     }
-    char path[4096];
-    const char *given = first_path;
+    const char *path = first_path;
     if (_nargs == 1 && _args[0] != KSO_NONE) {
         ks_str s = (ks_str)_args[0];
         if (strlen(s->data) != (size_t)s->len_b) {
             KS_THROW(kst_ValError, "net._reload(path=none): 'path' contains a NUL byte: %R", (kso)s);
             return NULL;
         }
-        if ((size_t)s->len_b >= sizeof path) {
+        if ((size_t)s->len_b >= KSK_PATH_CAP) {
             KS_THROW(kst_ValError, "net._reload(path=none): 'path' is %i bytes long, more than %i", (int)s->len_b,
-                     (int)sizeof path - 1);
+                     KSK_PATH_CAP - 1);
             return NULL;
         }
-        given = s->data;
+        path = s->data;
     }
-    snprintf(path, sizeof path, "%s", given);
     reloading = 1;
     kso res = reload_from(path);
     reloading = 0;
