@@ -229,8 +229,9 @@ ksp_value next_body(NetModule &m, const Call &, ksnet::Socket &s, ksp_value) {
 }
 NET_METHOD(next, "SocketIO.__next()", 0, 0)
 
-ksp_value repr_body(NetModule &m, const Call &, ksnet::Socket &s, ksp_value) {
-    std::string text = "<net.SocketIO " + s.describe() + ">";
+ksp_value repr_body(NetModule &m, const Call &, ksnet::Socket &s, ksp_value self) {
+    // The instance's own type: a script's subtype of net.SocketIO names itself.
+    std::string text = std::string("<") + m.host->type_name(self) + " " + s.describe() + ">";
     return checked(m.host, m.host->str_new(text.data(), text.size())).release();
 }
 NET_METHOD(repr, "SocketIO.__repr()", 0, 0)
