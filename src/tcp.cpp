@@ -55,9 +55,9 @@ std::shared_ptr<TcpSocket> TcpSocket::adopt(std::shared_ptr<Runtime> rt, Family 
     s->fd_ = fd;
     s->state_ = state;
     // A weak reference: a socket closed and let go of before the task runs (a short-lived
-    // connection) is freed by the thread that let go of it, not by the loop thread 100 ms
-    // later. Freed on the loop thread, every such socket's blocks went back through the
-    // other thread's malloc arena, and its allocations missed their thread cache.
+    // connection) is freed by the thread that let go of it, not by the loop thread at its
+    // next lazy drain. Freed on the loop thread, every such socket's blocks went back
+    // through the other thread's malloc arena, and its allocations missed their thread cache.
     if (!rt->post_lazy([weak = std::weak_ptr<TcpSocket>(s)] {
             if (auto alive = weak.lock()) alive->open_handle_on_loop();
         })) {
