@@ -63,6 +63,7 @@ std::optional<ksnet::Clock::duration> timeout_arg(const Call &c, size_t i, const
     double seconds = 0;
     int64_t whole = 0;
     if (c.h->int_get(v, &whole) == 0) {
+        c.refuse_beyond_64_bits(v, whole, [&] { return std::string(what); });
         seconds = static_cast<double>(whole);
     } else if (c.h->float_get(v, &seconds) != 0) {
         c.type_error(what, "a number of seconds or none", v);

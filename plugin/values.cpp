@@ -24,15 +24,31 @@ void Call::type_error(const char *what, const char *expected, ksp_value got) con
                                       h->type_name(got)};
 }
 
+void Call::refuse_if_saturated(ksp_value v, int64_t got, ksnet::FunctionRef<std::string()> what) const {
+    // Only the two end values pay for a repr; an int that is exactly one of them passes.
+    Ref text = checked(h, h->repr(v));
+    const char *digits = nullptr;
+    size_t n = 0;
+    if (h->str_get(text.get(), &digits, &n) < 0) return;
+    std::string written(digits, n);
+    if (written == std::to_string(got)) return;
+    throw HostError{KSP_ERR_OVERFLOW, std::string(name) + ": " + what() + " is " + written +
+                                          ", which does not fit in 64 bits"};
+}
+
 int64_t Call::to_int(ksp_value v, const char *what) const {
     int64_t out = 0;
     if (h->int_get(v, &out) < 0) type_error(what, "an int", v);
+    refuse_beyond_64_bits(v, out, [&] { return std::string(what); });
     return out;
 }
 
 int64_t Call::to_int_or_bool(ksp_value v, const char *what) const {
     int64_t out = 0;
-    if (h->int_get(v, &out) == 0) return out;
+    if (h->int_get(v, &out) == 0) {
+        refuse_beyond_64_bits(v, out, [&] { return std::string(what); });
+        return out;
+    }
     if (!KSP_HOST_HAS(h, bool_get)) type_error(what, "an int (this host cannot read bools: ABI 1.0)", v);
     int b = 0;
     if (h->bool_get(v, &b) == 0) return b;
@@ -42,6 +58,7 @@ int64_t Call::to_int_or_bool(ksp_value v, const char *what) const {
 int64_t Call::to_int(ksp_value v, ksnet::FunctionRef<std::string()> what) const {
     int64_t out = 0;
     if (h->int_get(v, &out) < 0) type_error(what().c_str(), "an int", v);
+    refuse_beyond_64_bits(v, out, what);
     return out;
 }
 

@@ -51,6 +51,7 @@ struct Call {
         if (nargs < min || nargs > max) wrong_count(min, max);
     }
     [[noreturn]] void wrong_count(size_t min, size_t max) const;
+    void refuse_if_saturated(ksp_value v, int64_t got, ksnet::FunctionRef<std::string()> what) const;
     // The argument at i, or NULL if it was not given.
     ksp_value arg(size_t i) const { return i < nargs ? args[i] : nullptr; }
 
@@ -62,6 +63,11 @@ struct Call {
     int64_t to_int_or_bool(ksp_value v, const char *what) const;
     std::string_view to_str(ksp_value v, const char *what) const;
     std::string_view to_str(ksp_value v, ksnet::FunctionRef<std::string()> what) const;
+    // int_get saturates (ABI): `got`, read from v, at either end of int64_t may stand for
+    // a bigger int, which no argument takes: OverflowError naming v as the script wrote it.
+    void refuse_beyond_64_bits(ksp_value v, int64_t got, ksnet::FunctionRef<std::string()> what) const {
+        if (got == INT64_MAX || got == INT64_MIN) refuse_if_saturated(v, got, what);
+    }
     // bytes as they are, str as UTF-8.
     std::string_view to_data(ksp_value v, const char *what) const;
 };

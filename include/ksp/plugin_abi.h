@@ -199,7 +199,7 @@ typedef struct ksp_host {
      * bytes_get are borrowed and live as long as v. Booleans are not ints here; enum members
      * are (as in kscript, an enum is a subtype of int), so int_get reads their value. An
      * int beyond int64_t reads as INT64_MIN or INT64_MAX, never wrapped: the plugin's range
-     * checks then refuse it (a message shows the saturated number). */
+     * checks then refuse it (the plugin asks repr for the number a message shows). */
     int (*int_get)(ksp_value v, int64_t *out);
     int (*float_get)(ksp_value v, double *out);
     int (*str_get)(ksp_value v, const char **utf8, size_t *len);
