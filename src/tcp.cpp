@@ -501,6 +501,11 @@ bool TcpSocket::eof() {
     // Nothing buffered: peek whether the peer's end of stream is next.
     char c;
     ssize_t n = ::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        // The peek took the socket's pending error (a reset): the next read raises it.
+        read_error_ = uv_translate_sys_error(errno);
+        return true;
+    }
     return n == 0;
 }
 
@@ -528,15 +533,29 @@ void TcpSocket::write(std::string_view data, const Deadline &deadline) {
     } catch (const Error &e) {
         if (e.kind() == ErrorKind::Moved) {
             writing_.keep_for_retry();
-        } else if (e.kind() == ErrorKind::Timeout || e.kind() == ErrorKind::Interrupted) {
-            // Part of `data` may be gone: the stream cannot go on in order. Close it so
-            // the peer and the caller both see it broke.
+        } else if ((e.kind() == ErrorKind::Timeout || e.kind() == ErrorKind::Interrupted) && writing_.sent() > 0) {
+            // Part of `data` is gone: the stream cannot go on in order. Reset it, so that
+            // the peer sees it broke rather than an end of stream after a cut message.
+            size_t sent = writing_.sent();
+            if (!closed_) reset_connection_locked();
             lk.unlock();
             close();
             lk.lock();
+            throw Error(e.kind(), std::string(e.what()) + " after " + std::to_string(sent) + " of " +
+                                      std::to_string(data.size()) +
+                                      " bytes; the connection was reset and the socket closed",
+                        e.code());
         }
         throw;
     }
+}
+
+void TcpSocket::reset_connection_locked() {
+    // Linux sends the reset at once when a connected socket is disconnected
+    // (connect to AF_UNSPEC), before close() could shut it down with an end of stream.
+    sockaddr unspecified{};
+    unspecified.sa_family = AF_UNSPEC;
+    ::connect(fd_, &unspecified, sizeof unspecified);
 }
 
 void TcpSocket::send_some_locked(std::unique_lock<std::mutex> &lk, std::string_view data, const Deadline &deadline) {

@@ -129,6 +129,8 @@ private:
     // takes a block only for bytes that came).
     ssize_t receive_staged(std::unique_lock<std::mutex> &lk, const Deadline &deadline);
     static constexpr size_t kStagedReceive = 2048;
+    // Ends the connection with a reset (the peer's next read fails with ECONNRESET).
+    void reset_connection_locked();
     // What becomes of receive_call's bytes: only in `into` (the caller's), or committed to
     // rbuf_, where `into` already lies (InPlace) or where they are copied from it (Copy).
     enum class Keep { No, InPlace, Copy };

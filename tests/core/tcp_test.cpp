@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 
 #include <atomic>
@@ -514,4 +516,86 @@ TEST_CASE("tcp_reader_turn_taken_while_a_waiter_retakes_the_interpreter_lock_is_
     CHECK(b.get() == "read: the socket is closed");
     c->close();
     CHECK(rt->shutdown() == 0);
+}
+
+namespace {
+// Fills `s`'s send buffer (and the peer's receive buffer) until the kernel takes no more,
+// even once the acknowledgements in flight have come back.
+void fill_send_buffer(TcpSocket &s, TcpSocket &peer) {
+    // Fixed sizes: the kernel's autotuning would otherwise make room again later.
+    int size = 16 * 1024;
+    REQUIRE(::setsockopt(s.fileno(), SOL_SOCKET, SO_SNDBUF, &size, sizeof size) == 0);
+    REQUIRE(::setsockopt(peer.fileno(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size) == 0);
+    std::string block(64 * 1024, 'f');
+    for (bool took = true; took;) {
+        took = false;
+        while (::send(s.fileno(), block.data(), block.size(), MSG_DONTWAIT | MSG_NOSIGNAL) > 0) took = true;
+        std::this_thread::sleep_for(20ms);
+    }
+}
+
+// Waits until `fd` has something to report (data, end of stream, an error).
+void wait_readable(int fd) {
+    pollfd p{fd, POLLIN, 0};
+    REQUIRE(::poll(&p, 1, 5000) == 1);
+}
+}  // namespace
+
+TEST_CASE("tcp_eof_after_the_peer_reset_is_true_and_the_next_read_raises_the_reset") {
+    LoopFixture fx;
+    auto [c, s] = fx.pair();
+    linger abort_on_close{1, 0};
+    REQUIRE(::setsockopt(s->fileno(), SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof abort_on_close) == 0);
+    s->close();
+    wait_readable(c->fileno());
+    // Before: the peek used up the pending ECONNRESET, eof() said false, and the read that
+    // followed saw a clean end of stream.
+    CHECK(c->eof());
+    try {
+        c->read(100);
+        FAIL("read after a reset returned");
+    } catch (const Error &e) {
+        CHECK(e.code() == UV_ECONNRESET);
+    }
+}
+
+TEST_CASE("tcp_write_that_times_out_part_way_resets_the_connection_and_says_how_much_was_sent") {
+    LoopFixture fx;
+    auto [c, s] = fx.pair();
+    std::string big(32 * 1024 * 1024, 'b');  // more than both buffers hold: nobody reads yet
+    try {
+        c->write(big, Clock::now() + 200ms);
+        FAIL("a write bigger than the buffers did not time out");
+    } catch (const Error &e) {
+        CHECK(e.kind() == ErrorKind::Timeout);
+        CHECK(std::string(e.what()).find(" of 33554432 bytes; the connection was reset") != std::string::npos);
+    }
+    CHECK(c->closed());
+    // The peer gets the bytes that went out, then the reset: never a clean end of stream
+    // after a cut message (which a close() with FIN gave before).
+    size_t got = 0;
+    try {
+        for (;;) {
+            std::string part = s->read(1 << 20, Clock::now() + 5s);
+            REQUIRE(!part.empty());
+            got += part.size();
+        }
+    } catch (const Error &e) {
+        CHECK(e.code() == UV_ECONNRESET);
+    }
+    CHECK(got < big.size());
+}
+
+TEST_CASE("tcp_write_that_times_out_before_sending_anything_leaves_the_stream_usable") {
+    LoopFixture fx;
+    auto [c, s] = fx.pair();
+    fill_send_buffer(*c, *s);
+    CHECK_THROWS_AS(c->write("after", Clock::now() + 50ms), Error);
+    CHECK(!c->closed());  // nothing of "after" went out: the stream is still in order
+    std::thread reader([s = s] {
+        std::string all;
+        while (all.size() < 5 || all.compare(all.size() - 5, 5, "after") != 0) all += s->read(1 << 20);
+    });
+    c->write("after", Clock::now() + 5s);
+    reader.join();
 }
