@@ -17,14 +17,18 @@ namespace {
 struct OptionInfo {
     Option option;
     const char *name;
-    bool boolean;
+    int64_t max;  // the largest value setopt takes (0 is the smallest)
 };
 
+constexpr int64_t kBoolean = 1;
+constexpr int64_t kBufferMax = std::numeric_limits<int>::max() / 2;  // the kernel doubles it
+constexpr int64_t kKeepIdleMax = 32767;  // Linux's MAX_TCP_KEEPIDLE, in seconds
+
 constexpr OptionInfo kOptions[] = {
-    {Option::NoDelay, "nodelay", true},     {Option::KeepAlive, "keepalive", false},
-    {Option::ReuseAddr, "reuseaddr", true}, {Option::RecvBuffer, "rcvbuf", false},
-    {Option::SendBuffer, "sndbuf", false},  {Option::Broadcast, "broadcast", true},
-    {Option::LineMax, "linemax", false},
+    {Option::NoDelay, "nodelay", kBoolean},      {Option::KeepAlive, "keepalive", kKeepIdleMax},
+    {Option::ReuseAddr, "reuseaddr", kBoolean},  {Option::RecvBuffer, "rcvbuf", kBufferMax},
+    {Option::SendBuffer, "sndbuf", kBufferMax},  {Option::Broadcast, "broadcast", kBoolean},
+    {Option::LineMax, "linemax", std::numeric_limits<int>::max()},
 };
 
 const OptionInfo &info(Option o) {
@@ -94,20 +98,21 @@ void check_range(const OptionInfo &i, int64_t value, int64_t min, int64_t max) {
 }  // namespace
 
 size_t line_max_from(int64_t value) {
-    check_range(info(Option::LineMax), value, 1, std::numeric_limits<int>::max());
+    const OptionInfo &i = info(Option::LineMax);
+    check_range(i, value, 1, i.max);
     return static_cast<size_t>(value);
 }
 
 void set_option(int fd, Option o, int64_t value, std::string_view where) {
     const OptionInfo &i = info(o);
-    check_range(i, value, 0, i.boolean ? 1 : std::numeric_limits<int>::max() / 2);
+    check_range(i, value, 0, i.max);
     int v = static_cast<int>(value);
     switch (o) {
     case Option::NoDelay: return set_int(fd, IPPROTO_TCP, TCP_NODELAY, v, i.name, where);
     case Option::KeepAlive:
-        set_int(fd, SOL_SOCKET, SO_KEEPALIVE, v > 0, i.name, where);
+        // The idle time first: where the kernel refuses it (not TCP), nothing has changed.
         if (v > 0) set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, v, i.name, where);
-        return;
+        return set_int(fd, SOL_SOCKET, SO_KEEPALIVE, v > 0, i.name, where);
     case Option::ReuseAddr: return set_int(fd, SOL_SOCKET, SO_REUSEADDR, v, i.name, where);
     case Option::RecvBuffer: return set_int(fd, SOL_SOCKET, SO_RCVBUF, v, i.name, where);
     case Option::SendBuffer: return set_int(fd, SOL_SOCKET, SO_SNDBUF, v, i.name, where);

@@ -202,6 +202,23 @@ TEST_CASE("option_name_table_unknown_names_are_value_errors_listing_the_known_on
     }
 }
 
+TEST_CASE("keepalive_refused_leaves_the_options_as_they_were") {
+    // Before: SO_KEEPALIVE was set first, so an idle time the kernel refused (above its
+    // 32767 s, which the range check let through) or a UDP socket (no TCP_KEEPIDLE) left
+    // keepalive on after the error.
+    int tcp = ::socket(AF_INET, SOCK_STREAM, 0);
+    int udp = ::socket(AF_INET, SOCK_DGRAM, 0);
+    REQUIRE((tcp >= 0 && udp >= 0));
+    CHECK_THROWS_AS(set_option(tcp, Option::KeepAlive, 40000, "test"), Error);
+    CHECK(get_option(tcp, Option::KeepAlive, "test") == 0);
+    set_option(tcp, Option::KeepAlive, 32767, "test");
+    CHECK(get_option(tcp, Option::KeepAlive, "test") == 32767);
+    CHECK_THROWS_AS(set_option(udp, Option::KeepAlive, 5, "test"), Error);
+    CHECK(get_option(udp, Option::KeepAlive, "test") == 0);
+    ::close(tcp);
+    ::close(udp);
+}
+
 TEST_CASE("poll_socket_stream_read_with_a_huge_max_returns_what_is_there") {
     // A stream PollSocket (Bluetooth RFCOMM is the real user; AF_UNIX stands in) asked
     // for 2**62 bytes must read what has arrived, not try to allocate 2**62 bytes first.
