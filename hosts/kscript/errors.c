@@ -13,17 +13,27 @@
 static ks_type socket_error = NULL;
 static ks_type timeout_error = NULL;
 
-/* The errno named in the plugin's message ("connect 127.0.0.1:9: ECONNREFUSED (...)"). */
+/* The errno the plugin's message names: "connect 127.0.0.1:9: ECONNREFUSED (...)". Only
+ * the name after the last ": " counts, so a host name in the address (which comes before
+ * it) never sets the number. The names are libuv's: where one differs from glibc's, the
+ * alias gives the number. */
 static int errno_in_message(const char *msg) {
-    for (const char *p = msg; *p; p++) {
-        if (*p != 'E' || (p > msg && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))) continue;
-        size_t n = 1;
-        while (isupper((unsigned char)p[n]) || isdigit((unsigned char)p[n])) n++;
-        if (n < 3 || isalnum((unsigned char)p[n]) || p[n] == '_') continue;
-        for (int e = 1; e < 256; e++) {
-            const char *name = strerrorname_np(e);
-            if (name && strlen(name) == n && strncmp(name, p, n) == 0) return e;
-        }
+    static const struct {
+        const char *name;
+        int value;
+    } aliases[] = {{"ENOTSUP", EOPNOTSUPP}};
+    const char *p = NULL;
+    for (const char *q = strstr(msg, ": "); q; q = strstr(q + 1, ": ")) p = q + 2;
+    if (!p || *p != 'E') return 0;
+    size_t n = 1;
+    while (isupper((unsigned char)p[n]) || isdigit((unsigned char)p[n])) n++;
+    if (n < 3 || strncmp(p + n, " (", 2) != 0) return 0;
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++) {
+        if (strlen(aliases[i].name) == n && strncmp(aliases[i].name, p, n) == 0) return aliases[i].value;
+    }
+    for (int e = 1; e < 256; e++) {
+        const char *name = strerrorname_np(e);
+        if (name && strlen(name) == n && strncmp(name, p, n) == 0) return e;
     }
     return 0;
 }
