@@ -187,9 +187,14 @@ static KS_FUNC(constructor_trampoline) {
         KS_THROW(kst_TypeError, "%s cannot be created directly", rec->type->i__fullname->data);
         return NULL;
     }
-    ks_type tp = rec->type;
-    if (_nargs >= 2 && kso_issub(_args[1]->type, kst_type) && kso_issub((ks_type)_args[1], rec->type))
-        tp = (ks_type)_args[1];
+    /* kscript passes the type called; a script calling __new itself must pass it too. */
+    ks_type tp = _nargs >= 2 && kso_issub(_args[1]->type, kst_type) ? (ks_type)_args[1] : NULL;
+    if (tp && !kso_issub(tp, rec->type) && kso_issub(tp, r->rec->type)) tp = rec->type;
+    if (!tp || !kso_issub(tp, rec->type)) {
+        KS_THROW(kst_TypeError, "%s.__new() needs the type to make first (%s or a type that extends it)",
+                 rec->type->i__fullname->data, rec->type->i__fullname->data);
+        return NULL;
+    }
     ksk_copy_enter(rec->copy);
     kso res = (kso)rec->spec.constructor(rec->spec.ctx, (ksp_value)tp, (size_t)(_nargs - 2),
                                          (const ksp_value *)(_args + 2));
