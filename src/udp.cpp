@@ -249,7 +249,7 @@ void UdpSocket::transmit(std::string_view data, const Endpoint *ep, const sockad
             throw Error(ErrorKind::State, "send: socket is not connected (use sendto(), or connect() first)");
         }
         if ((ep || addr) && state_ == State::Connected) {
-            throw Error(ErrorKind::State, std::string(op) + ": socket is connected (use send())");
+            throw Error(ErrorKind::State, std::string(op) + ": socket is connected (use write())");
         }
     };
     {

@@ -230,7 +230,7 @@ TEST_CASE("udp_connected_send_and_recv_exchange_with_the_peer_only") {
     CHECK(a->recv(100, Clock::now() + 5s) == "two");
     CHECK(b->recv(100, Clock::now() + 5s) == "three");
     CHECK_THROWS_AS(a->recv(100, Clock::now() + 50ms), Error);  // nothing from the stranger
-    CHECK_THROWS_WITH(a->sendto("x", endpoint_of(*b)), "sendto: socket is connected (use send())");
+    CHECK_THROWS_WITH(a->sendto("x", endpoint_of(*b)), "sendto: socket is connected (use write())");
     CHECK_THROWS_WITH(stranger->send("x"), "send: socket is not connected (use sendto(), or connect() first)");
 }
 
