@@ -296,8 +296,7 @@ void TcpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
 void TcpSocket::listen(int backlog) {
     std::lock_guard lk(mu_);
     throw_if_unusable_locked("listen");
-    if (state_ == State::Listening) return;
-    if (state_ != State::Open) {
+    if (state_ != State::Open && state_ != State::Listening) {  // again: the new backlog counts
         throw Error(ErrorKind::State, std::string("listen: socket is already ") + state_name(state_));
     }
     if (::listen(fd_, backlog) < 0) throw errno_error("listen", name_for_errors_locked(), errno);

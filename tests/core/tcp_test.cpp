@@ -12,6 +12,7 @@
 #include <new>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "ksnet/error.hpp"
 #include "ksnet/socket.hpp"
@@ -598,4 +599,21 @@ TEST_CASE("tcp_write_that_times_out_before_sending_anything_leaves_the_stream_us
     });
     c->write("after", Clock::now() + 5s);
     reader.join();
+}
+
+TEST_CASE("tcp_listen_again_takes_the_new_backlog") {
+    // Before, a second listen() returned without telling the kernel: the queue stayed at
+    // the first backlog, and connections beyond it waited for ever.
+    LoopFixture fx;
+    auto l = TcpSocket::create(fx.rt, Family::Inet4);
+    l->bind(Endpoint{Family::Inet4, "127.0.0.1", 0});
+    l->listen(1);
+    l->listen(16);
+    std::vector<std::shared_ptr<TcpSocket>> clients;
+    for (int i = 0; i < 6; ++i) {
+        auto c = TcpSocket::create(fx.rt, Family::Inet4);
+        CHECK_NOTHROW(c->connect(Endpoint{Family::Inet4, "127.0.0.1", LoopFixture::port_of(*l)}, Clock::now() + 5s));
+        clients.push_back(c);
+    }
+    for (size_t i = 0; i < clients.size(); ++i) l->accept();
 }
