@@ -156,8 +156,9 @@ ssize_t CallerIoSocket::blocking_locked(std::unique_lock<std::mutex> &lk, short 
     WaitResult r = rt_->call_blocking(c, result, err);
     lk.lock();
     if (r == WaitResult::Stopped && moving) throw moved_error(op);
-    // An error while closing is the shutdown() that woke the call, not the peer.
-    if (r == WaitResult::Stopped || (r == WaitResult::Ready && result < 0)) throw_if_closing_locked(op);
+    // An error while closing is the shutdown() that woke the call, not the peer; and a
+    // wait woken by that shutdown must not go on to use fd_, which may be closed by now.
+    if (r == WaitResult::Stopped || (r == WaitResult::Ready && (result < 0 || !call))) throw_if_closing_locked(op);
     throw_unless_ready(r, op);
     return result;
 }

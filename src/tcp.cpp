@@ -243,7 +243,20 @@ void TcpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
     }
     std::unique_lock lk(mu_, std::defer_lock);
     try {
-        int err = EINPROGRESS;
+        int err = 0;
+        if (resuming) {
+            lk.lock();
+            err = finish_connect_locked(lk, deadline);
+            // The last version's connect may never have reached the kernel, or its result
+            // went to that version's caller (SO_ERROR then says nothing): not connected,
+            // so connect now.
+            sockaddr_storage peer{};
+            socklen_t plen = sizeof peer;
+            if (err == 0 && ::getpeername(fd_, reinterpret_cast<sockaddr *>(&peer), &plen) < 0) {
+                resuming = false;
+                lk.unlock();
+            }
+        }
         if (!resuming) {
             sockaddr_storage addr{};
             socklen_t len = resolve(*rt_, ep, SOCK_STREAM, false, deadline, "connect", addr);
@@ -253,7 +266,6 @@ void TcpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
             auto connect_call = [&] {
                 return static_cast<ssize_t>(::connect(fd_, reinterpret_cast<const sockaddr *>(&addr), len));
             };
-            err = 0;
             if (deadline) {  // a blocking connect would wait a whole slice past a near deadline
                 set_blocking(fd_, false);
                 err = connect_call() < 0 ? errno : 0;
@@ -261,15 +273,10 @@ void TcpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
             } else {
                 blocking_locked(lk, POLLOUT, "connect", deadline, connect_call, err);
             }
-        } else {
-            lk.lock();
-        }
-        if (err == EINPROGRESS || err == EALREADY || err == EINTR) {  // completes in the background
+            // Moved while the call was in the kernel: what came of it is the next version's
+            // to find (it connects afresh if the socket is not connected).
             if (moved_out_) throw moved_error("connect");
-            wait_ready(lk, POLLOUT, deadline, "connect");
-            if (moved_out_) throw moved_error("connect");  // the next version reads SO_ERROR
-            socklen_t elen = sizeof err;
-            if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) err = errno;
+            if (err == EINPROGRESS || err == EALREADY || err == EINTR) err = finish_connect_locked(lk, deadline);
         }
         if (err != 0) throw errno_error("connect", format_endpoint(ep), err);
         state_ = State::Connected;
@@ -291,6 +298,17 @@ void TcpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
         }
         throw;
     }
+}
+
+int TcpSocket::finish_connect_locked(std::unique_lock<std::mutex> &lk, const Deadline &deadline) {
+    // A connect under way completes in the background.
+    if (moved_out_) throw moved_error("connect");
+    wait_ready(lk, POLLOUT, deadline, "connect");
+    if (moved_out_) throw moved_error("connect");  // the next version reads SO_ERROR
+    int err = 0;
+    socklen_t elen = sizeof err;
+    if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) err = errno;
+    return err;
 }
 
 void TcpSocket::listen(int backlog) {

@@ -131,6 +131,8 @@ private:
     static constexpr size_t kStagedReceive = 2048;
     // Ends the connection with a reset (the peer's next read fails with ECONNRESET).
     void reset_connection_locked();
+    // Waits for a connect under way; its result (SO_ERROR).
+    int finish_connect_locked(std::unique_lock<std::mutex> &lk, const Deadline &deadline);
     // What becomes of receive_call's bytes: only in `into` (the caller's), or committed to
     // rbuf_, where `into` already lies (InPlace) or where they are copied from it (Copy).
     enum class Keep { No, InPlace, Copy };

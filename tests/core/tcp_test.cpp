@@ -617,3 +617,44 @@ TEST_CASE("tcp_listen_again_takes_the_new_backlog") {
     }
     for (size_t i = 0; i < clients.size(); ++i) l->accept();
 }
+
+TEST_CASE("tcp_close_from_another_thread_ends_a_blocked_connect_as_closed") {
+    // Before, the wait that the close's shutdown() woke went on to read SO_ERROR from a
+    // descriptor already closed (EBADF), or reported the shutdown as ECONNRESET; another
+    // socket given that number meanwhile would have had its own error read and cleared.
+    LoopFixture fx;
+    auto l = TcpSocket::create(fx.rt, Family::Inet4);
+    l->bind(Endpoint{Family::Inet4, "127.0.0.1", 0});
+    l->listen(0);
+    Endpoint to{Family::Inet4, "127.0.0.1", LoopFixture::port_of(*l)};
+    // Fill the accept queue: then the kernel drops the next connections' SYNs.
+    std::vector<std::shared_ptr<TcpSocket>> queued;
+    for (bool full = false; !full && queued.size() < 64;) {
+        auto q = TcpSocket::create(fx.rt, Family::Inet4);
+        try {
+            q->connect(to, Clock::now() + 200ms);
+            queued.push_back(q);
+        } catch (const Error &) {
+            full = true;  // timed out (and closed itself)
+        }
+    }
+    for (Deadline deadline : {Deadline{Clock::now() + 60s}, Deadline{}}) {
+        CAPTURE(deadline.has_value());
+        auto c = TcpSocket::create(fx.rt, Family::Inet4);
+        waits::ThreadMark mark;
+        std::promise<std::string> outcome;
+        std::thread t([&] {
+            mark.here();
+            try {
+                c->connect(to, deadline);
+                outcome.set_value("connected");
+            } catch (const Error &e) {
+                outcome.set_value(std::string(e.kind() == ErrorKind::Closed ? "closed: " : "other: ") + e.what());
+            }
+        });
+        waits::wait_until_blocked(mark, "connect");
+        c->close();
+        t.join();
+        CHECK(outcome.get_future().get() == "closed: connect: the socket is closed");
+    }
+}
