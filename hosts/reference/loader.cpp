@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include "abi_table.hpp"
 #include "elf_check.hpp"
@@ -145,13 +146,20 @@ void retire(Library& lib) {
 
 void run_teardown(Library& lib) {
     if (!lib.teardown) return;
-    LibraryScope scope(&lib);
-    try {
-        lib.teardown(lib.ctx);
-    } catch (...) {
-        fatal("teardown of module '" + lib.name + "' let a C++ exception escape");
+    // A teardown deferred to the return of a version's last call runs on that call's
+    // thread, between its error and its caller: the error goes on to the caller.
+    std::optional<PendingError> callers_error;
+    if (error_occurred()) callers_error = take_error();
+    {
+        LibraryScope scope(&lib);
+        try {
+            lib.teardown(lib.ctx);
+        } catch (...) {
+            fatal("teardown of module '" + lib.name + "' let a C++ exception escape");
+        }
     }
     clear_error();  // teardown cannot report errors; do not let one leak into the caller
+    if (callers_error) raise(callers_error->kind, std::move(callers_error->message));
 }
 
 // Calls init with `table` and checks what it handed back. False after raising ImportError.

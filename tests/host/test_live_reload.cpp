@@ -239,6 +239,27 @@ TEST_CASE_FIXTURE(HandoverV1, "live_reload_call_waiting_during_the_swap_complete
     CHECK(h.loaded_library_count() == 1);
 }
 
+TEST_CASE_FIXTURE(HandoverV1, "live_reload_keeps_the_error_of_the_last_call_back_through_the_old_code") {
+    Value p = new_pipe(h, m, 0);
+    ksp_error_kind kind = KSP_ERR_ERROR;
+    std::string error;
+    std::thread call([&] {
+        Gil g(h);
+        error = error_of([&] { h.call_method(p, "wait_fail"); }, &kind);
+    });
+    wait_for_waiting(h, m, 1);
+    install(dir, "fixture_handover_v2");
+    CHECK(h.reload_live(kName).live);
+    const ksp_host* t = h.table();
+    void* token = t->release_lock();
+    call.join();
+    t->acquire_lock(token);
+    // The old version's teardown ran as this call returned through it, and left its error.
+    CHECK(error == "wait_fail: failed in version 1");
+    CHECK(kind == KSP_ERR_VAL);
+    CHECK(h.loaded_library_count() == 1);
+}
+
 TEST_CASE_FIXTURE(HandoverV1, "live_reload_failing_at_load_keeps_the_old_version_serving") {
     Value p = new_pipe(h, m, 10);
     const std::string file = dir.path() + "/ksp_fixture_handover.so";

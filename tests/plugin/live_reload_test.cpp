@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -375,6 +376,95 @@ TEST_CASE("live_reload_with_64_threads_blocked_in_read_accept_and_connect") {
     }
     f.host.call_method(l, "close");
     f.host.call_method(full, "close");
+}
+
+// A connect whose system call ends while a live reload moves its socket: the caller,
+// blocked in the kernel with no timeout, comes back from connect() only to wait for the
+// interpreter lock, which this thread holds through the swap. `complete` lets the
+// kernel answer the connect (the SYN's next try, a second after the first was dropped).
+std::string connect_ended_across_a_swap(ReloadFixture &f, Value &client,
+                                        const std::function<void(Value &full)> &complete) {
+    // A listener whose backlog is full: the kernel drops the client's SYN.
+    Value full = f.host.call(f.socket_type());
+    f.host.call_method(full, "bind", {f.addr("127.0.0.1", 0)});
+    f.host.call_method(full, "listen", {f.host.integer(0)});
+    std::vector<Value> fillers;
+    for (;;) {
+        Value c = f.host.call(f.socket_type());
+        try {
+            f.host.call_method(c, "connect", {f.addr("127.0.0.1", f.port_of(full)), f.host.floating(0.2)});
+        } catch (const ScriptError &) {
+            break;  // full (the timed-out socket closed itself)
+        }
+        fillers.push_back(c);
+    }
+    REQUIRE(!fillers.empty());
+    client = f.host.call(f.socket_type());
+    std::string outcome;
+    waits::ThreadMark mark;
+    std::thread caller([&] {
+        Gil g(f.host);
+        mark.here();
+        try {
+            f.host.call_method(client, "connect", {f.addr("127.0.0.1", f.port_of(full))});
+            outcome = "connected";
+        } catch (const std::exception &e) {
+            outcome = e.what();
+        }
+    });
+    const std::string in_connect = std::to_string(SYS_connect), in_futex = std::to_string(SYS_futex);
+    f.wait_until([&] { return mark.set() && waits::task_state(mark.tid).syscall == in_connect; }, "the connect");
+    complete(full);
+    // The connect returned and its thread waits for the lock: swap now.
+    waits::wait_until([&] { return waits::blocked_in_the_kernel(mark.tid) && waits::task_state(mark.tid).syscall == in_futex; },
+                      "the connecting thread to wait for the interpreter lock");
+    CHECK(f.swap().live);
+    f.without_gil([&] { caller.join(); });
+    if (!f.host.to_bool(f.host.getattr(full, "closed"))) {
+        // The client's connection works: what it writes arrives on the server's side.
+        f.host.call_method(client, "write", {f.host.bytes("after")});
+        for (size_t n = 0; n <= fillers.size(); ++n) {
+            Value pair = f.host.call_method(full, "accept", {f.host.floating(10.0)});
+            Value served = f.host.item(pair, 0);
+            if (f.host.to_int(f.host.getattr(served, "peer_port")) == f.port_of(client)) {
+                CHECK(f.host.to_bytes(f.host.call_method(served, "read", {f.host.integer(5)})) == "after");
+                n = fillers.size();
+            }
+            f.host.call_method(served, "close");
+        }
+        f.host.call_method(full, "close");
+    }
+    for (Value &c : fillers) f.host.call_method(c, "close");
+    f.host.call_method(client, "close");
+    return outcome;
+}
+
+// The wait slice of an hour keeps the blocking connect in the kernel until it is answered.
+struct LongWaitSlice {
+    LongWaitSlice() { setenv("KSNET_WAIT_SLICE_MS", "3600000", 1); }
+    ~LongWaitSlice() { unsetenv("KSNET_WAIT_SLICE_MS"); }
+};
+
+TEST_CASE("live_reload_as_a_connect_returns_hands_the_connection_to_the_new_version") {
+    LongWaitSlice slice;
+    ReloadFixture f;
+    Value client;
+    std::string outcome = connect_ended_across_a_swap(f, client, [&](Value &full) {
+        // Room in the backlog: the SYN's next try gets through.
+        Value pair = f.host.call_method(full, "accept");
+        f.host.call_method(f.host.item(pair, 0), "close");
+    });
+    CHECK(outcome == "connected");
+}
+
+TEST_CASE("live_reload_as_a_connect_is_refused_reports_the_refusal") {
+    LongWaitSlice slice;
+    ReloadFixture f;
+    Value client;
+    std::string outcome = connect_ended_across_a_swap(f, client, [&](Value &full) {
+        f.host.call_method(full, "close");  // the SYN's next try meets a closed port
+    });
+    CHECK_MESSAGE(outcome.find("ECONNREFUSED") != std::string::npos, outcome);
 }
 
 TEST_CASE("live_reload_during_a_connect_storm_refuses_no_connection") {
