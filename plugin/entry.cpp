@@ -1,4 +1,7 @@
 // entry.cpp - the plugin's one exported symbol, init and teardown.
+#include <time.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdlib>
@@ -20,6 +23,14 @@ public:
     void *release() override { return h_->release_lock(); }
     void reacquire(void *token) override { h_->acquire_lock(token); }
     bool interrupted() override { return h_->interrupted() != 0; }
+    ksnet::Clock::time_point call_began() override {
+        if (!KSP_HOST_HAS(h_, call_began_ns)) return ksnet::Clock::now();  // older host
+        // The host's clock is CLOCK_MONOTONIC: carried over as the time since then.
+        timespec now{};
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        const int64_t ago = int64_t{now.tv_sec} * 1000000000 + now.tv_nsec - h_->call_began_ns();
+        return ksnet::Clock::now() - std::chrono::nanoseconds(std::max<int64_t>(ago, 0));
+    }
 
 private:
     const ksp_host *h_;

@@ -371,7 +371,7 @@ std::optional<Clock::duration> Socket::timeout() const {
 Deadline Socket::deadline_from(std::optional<Clock::duration> override_timeout) const {
     auto t = override_timeout ? override_timeout : timeout();
     if (!t) return std::nullopt;
-    return Clock::now() + *t;
+    return rt_->call_began() + *t;
 }
 
 }  // namespace ksnet

@@ -96,5 +96,9 @@ KSK_HIDDEN int ksk_add_reload(ks_module module, ksk_copy *first);
 
 /* lock.c */
 KSK_HIDDEN void ksk_fill_lock(ksp_host *h);
+/* One script-level call of the plugin's code, however many tries it takes: enter
+ * returns the clock of a call this one is inside of, for leave to put back. */
+KSK_HIDDEN int64_t ksk_call_clock_enter(void);
+KSK_HIDDEN void ksk_call_clock_leave(int64_t outer);
 
 #endif

@@ -13,11 +13,9 @@
 
 /* The newest ABI minor this adapter maps. The table it hands over ends at that minor's
  * last entry, so a plugin built against a newer header sees (KSP_HOST_HAS) which entries
- * are missing instead of calling past the end. 1.4 adds no entry (only
- * ksp_init_result.handover and KSP_ERR_MOVED). */
-#define KSK_ABI_MINOR 4
-#define KSK_TABLE_SIZE \
-    (offsetof(ksp_host, set_interrupt_waker) + sizeof(((ksp_host *)0)->set_interrupt_waker))
+ * are missing instead of calling past the end. */
+#define KSK_ABI_MINOR 5
+#define KSK_TABLE_SIZE (offsetof(ksp_host, call_began_ns) + sizeof(((ksp_host *)0)->call_began_ns))
 
 static ksp_host host_table;
 

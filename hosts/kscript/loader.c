@@ -25,7 +25,7 @@ static ks_module load_net(void) {
     ksk_copy *copy = ksk_copy_load(path, 1, &m);
     if (!copy) return NULL;
     kso where = (kso)ks_str_new(-1, path);
-    kso host = (kso)ks_str_new(-1, "kscript adapter (ksm_net.so), plugin ABI 1.4");
+    kso host = (kso)ks_str_new(-1, "kscript adapter (ksm_net.so), plugin ABI 1.5");
     int ok = ksk_add_error_types(m) == 0 && ks_dict_set_c(m->attr, "__plugin", where) &&
              ks_dict_set_c(m->attr, "__host", host) && ksk_add_reload(m, copy) == 0;
     KS_DECREF(where);

@@ -132,7 +132,7 @@ static kso bare_accept_name(ksk_type_rec *rec, kso res) {
 /* A call that the plugin answers with KSP_ERR_MOVED (its object was handed to a new
  * version while it waited) is made again, on the object's type as it is now; the script
  * never sees it. */
-static kso call_method(ksk_method_rec r, int _nargs, kso *_args) {
+static kso call_method_tries(ksk_method_rec r, int _nargs, kso *_args) {
     ksk_type_rec *rec = ksk_current(r->rec);
     if (_nargs < 2) {
         KS_THROW(kst_ArgError, "%s.%s() needs self: call it on a %s", rec->type->i__fullname->data,
@@ -163,6 +163,14 @@ static kso call_method(ksk_method_rec r, int _nargs, kso *_args) {
         ksk_copy_leave(was->copy);
         if (!moved) return res;
     }
+}
+
+/* The tries of one call count its timeout from the first (ksp_host.call_began_ns). */
+static kso call_method(ksk_method_rec r, int _nargs, kso *_args) {
+    int64_t outer = ksk_call_clock_enter();
+    kso res = call_method_tries(r, _nargs, _args);
+    ksk_call_clock_leave(outer);
+    return res;
 }
 
 /* args: record, self, arguments... The record is held for the call: kscript calls some
@@ -196,8 +204,10 @@ static KS_FUNC(constructor_trampoline) {
         return NULL;
     }
     ksk_copy_enter(rec->copy);
+    int64_t outer = ksk_call_clock_enter();
     kso res = (kso)rec->spec.constructor(rec->spec.ctx, (ksp_value)tp, (size_t)(_nargs - 2),
                                          (const ksp_value *)(_args + 2));
+    ksk_call_clock_leave(outer);
     ksk_copy_leave(rec->copy);
     return res;
 }

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "errors.hpp"
+#include "ops.hpp"
 #include "repr.hpp"
 #include "state.hpp"
 #include "types/builtins.hpp"
@@ -283,6 +284,8 @@ int t_interrupted() {
     return (st && st->interrupt.load()) ? 1 : 0;
 }
 
+int64_t t_call_began_ns() { return call_began_ns(); }
+
 int t_set_interrupt_waker(void (*wake)(void*), void* arg) {
     detail::HostState* st = current_state();
     if (!st) return -1;
@@ -407,16 +410,20 @@ const ksp_host kTable = {
     .bytes_shrink = t_bytes_shrink,
     // 1.3
     .set_interrupt_waker = t_set_interrupt_waker,
+    // 1.5
+    .call_began_ns = t_call_began_ns,
 };
 
 // What a host of ABI 1.`minor` reports as its size: where the entries it lacks begin.
 constexpr size_t size_of_table(uint16_t minor) {
-    static_assert(KSP_ABI_MINOR == 4, "a new minor: name its first entry here");
+    static_assert(KSP_ABI_MINOR == 5, "a new minor: name its first entry here");
     switch (minor) {
     case 0: return offsetof(ksp_host, bool_get);
     case 1: return offsetof(ksp_host, bytes_alloc);
     case 2: return offsetof(ksp_host, set_interrupt_waker);
-    default: return sizeof(ksp_host);  // 1.4 added no entry here (see ksp_handover)
+    case 3:
+    case 4: return offsetof(ksp_host, call_began_ns);  // 1.4 added no entry (see ksp_handover)
+    default: return sizeof(ksp_host);
     }
 }
 

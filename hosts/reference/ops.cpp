@@ -1,6 +1,8 @@
 // ops.cpp - attribute lookup, calling and iteration.
 #include "ops.hpp"
 
+#include <time.h>
+
 #include <vector>
 
 #include "errors.hpp"
@@ -11,6 +13,28 @@
 namespace refhost {
 
 namespace {
+
+// -1: no native call on this thread; 0: in one whose start no plugin has asked for yet.
+constinit thread_local int64_t t_call_began_ns = -1;
+
+int64_t monotonic_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+// One script-level call into native code, however many tries it takes. The clock is
+// read only if the plugin asks (most calls have no timeout).
+class CallClock {
+public:
+    CallClock() : outer_(t_call_began_ns) { t_call_began_ns = 0; }
+    ~CallClock() { t_call_began_ns = outer_; }
+    CallClock(const CallClock&) = delete;
+    CallClock& operator=(const CallClock&) = delete;
+
+private:
+    int64_t outer_;  // a call that called into the host, which called this one
+};
 
 // Checks the result of a native function against the ABI's rules: NULL exactly when an
 // error was raised. A violation is a plugin bug; the host makes it visible as an Error
@@ -148,6 +172,7 @@ ksp_value call_type(TypeObject* t, size_t nargs, const ksp_value* args) {
     }
     if (!t->constructor) return raise(KSP_ERR_TYPE, "cannot construct '" + t->qualified_name + "' objects");
     LibraryCall in(t->lib.get());
+    CallClock clock;
     return refuse_moved(run_native(t, nullptr, t->constructor, as_val(t), nargs, args), t, nullptr);
 }
 
@@ -159,6 +184,7 @@ ksp_value call_type(TypeObject* t, size_t nargs, const ksp_value* args) {
 ksp_value call_bound(const TypeObject* owner, const Method* m, ksp_value self, size_t nargs,
                      const ksp_value* args) {
     if (owner->unloaded() && !method_now(self, m->name, owner, m)) return raise_unloaded(owner, m->name);
+    CallClock clock;  // the tries after KSP_ERR_MOVED are the same call
     for (;;) {
         Library* lib = owner->lib.get();
         // Counted until the method is looked up again: owner and m may belong to an old
@@ -256,6 +282,12 @@ ksp_value next(ksp_value iterator) {
         return call_method(iterator, "__next", 0, nullptr);
     }
     return raise(KSP_ERR_TYPE, "'" + o->type_name() + "' object is not an iterator");
+}
+
+int64_t call_began_ns() {
+    if (t_call_began_ns < 0) return monotonic_ns();
+    if (t_call_began_ns == 0) t_call_began_ns = monotonic_ns();
+    return t_call_began_ns;
 }
 
 }  // namespace refhost

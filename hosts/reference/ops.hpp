@@ -6,6 +6,7 @@
 #ifndef REFHOST_OPS_HPP
 #define REFHOST_OPS_HPP
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -30,6 +31,11 @@ ksp_value next(ksp_value iterator);
 // the reload, or a call that returned KSP_ERR_MOVED, is called again by name.
 ksp_value call_bound(const TypeObject* owner, const Method* m, ksp_value self, size_t nargs,
                      const ksp_value* args);
+
+// ksp_host.call_began_ns: when the script's call running on this thread began, read
+// from the clock the first time a plugin asks during that call, and kept across the
+// tries call_bound makes after KSP_ERR_MOVED. Outside a native call: now.
+int64_t call_began_ns();
 
 }  // namespace refhost
 

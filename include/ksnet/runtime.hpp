@@ -36,6 +36,9 @@ public:
     virtual void *release() { return nullptr; }
     virtual void reacquire(void *) {}
     virtual bool interrupted() { return false; }
+    // When the script's call running on this thread began: a call the host repeats
+    // after a live reload keeps its first start, so its timeout is not started over.
+    virtual Clock::time_point call_began() { return Clock::now(); }
 };
 
 // Something the runtime must close at shutdown: a socket and its handle.
@@ -107,6 +110,9 @@ public:
     // Posts and waits (without releasing the interpreter lock: only for short,
     // non-blocking work). Throws Error(Closed) after shutdown.
     void run_sync(const std::function<void()> &task);
+
+    // Where a timeout given to the script's current call counts from (WaitHooks::call_began).
+    Clock::time_point call_began() const { return hooks_->call_began(); }
 
     // Waits until pred() is true (pred is evaluated with `mu` held), the deadline
     // passes or (if interruptible) the host interrupts. Releases the interpreter lock

@@ -103,7 +103,8 @@ public:
     // The default timeout of blocking calls; nullopt waits as long as it takes.
     void set_timeout(std::optional<Clock::duration> t);
     std::optional<Clock::duration> timeout() const;
-    // The deadline for a call starting now: `override_timeout` if given, else the default.
+    // The deadline of the script's current call: `override_timeout` if given, else the
+    // default, counted from when the call began (Runtime::call_began).
     // Inline: every blocking call asks, and most sockets have no timeout (no clock read).
     Deadline deadline(std::optional<Clock::duration> override_timeout = std::nullopt) const {
         if (!override_timeout && timeout_ns_.load(std::memory_order_relaxed) < 0) return std::nullopt;
@@ -142,7 +143,7 @@ private:
     std::atomic<int64_t> timeout_ns_{-1};  // -1: none
     Impl impl_ = Impl::Poll;
     std::shared_ptr<SocketBase> base_;
-    std::shared_ptr<Runtime> rt_;  // for resolving the addresses of poll sockets
+    std::shared_ptr<Runtime> rt_;  // for deadlines, and resolving the addresses of poll sockets
 };
 
 }  // namespace ksnet

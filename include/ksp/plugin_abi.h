@@ -57,7 +57,7 @@ extern "C" {
 #endif
 
 #define KSP_ABI_MAJOR 1
-#define KSP_ABI_MINOR 4
+#define KSP_ABI_MINOR 5
 
 /* The one symbol a plugin exports. The loader resolves it with dlsym() and calls it
  * before anything else; its layout (`ksp_plugin_decl`'s first three fields) never
@@ -284,6 +284,15 @@ typedef struct ksp_host {
      * its registration). Returns 0, or -1 if the host cannot take one more (nothing is
      * raised; the plugin then polls interrupted() as with an older host). */
     int (*set_interrupt_waker)(void (*wake)(void *arg), void *arg);
+
+    /* ---- added in ABI 1.5 (check with KSP_HOST_HAS before calling) ---- */
+
+    /* When the script's call running on this thread began, in nanoseconds of
+     * clock_gettime(CLOCK_MONOTONIC). A method the host calls again after KSP_ERR_MOVED
+     * keeps the time of its first try, so that a timeout counted from it spans a live
+     * reload instead of starting over. Outside a native call: the current time. Needs no
+     * lock, touches no value. */
+    int64_t (*call_began_ns)(void);
 } ksp_host;
 
 /* 1 if the host table is large enough to contain `entry`. */

@@ -1,5 +1,5 @@
 // test_abi_matrix.cpp - the ABI compatibility matrix: the plugin fixture_minor_n.c built
-// for each minor from 1.0 to 1.4, in reference hosts presenting each minor
+// for each minor from 1.0 to 1.5, in reference hosts presenting each minor
 // (HostOptions::abi_minor), every pair: what loads, what table it gets, how it reloads.
 #include <cstddef>
 #include <cstdint>
@@ -21,7 +21,8 @@ using support::contains;
 namespace {
 
 constexpr uint16_t kOldest = 0;
-constexpr uint16_t kNewest = 4;  // the minor that added ksp_handover
+constexpr uint16_t kHandover = 4;  // the minor that added ksp_handover
+constexpr uint16_t kNewest = 5;
 static_assert(KSP_ABI_MINOR == kNewest, "a new minor: add its build to the matrix (tests/host/meson.build)");
 
 // The build of the matrix's plugin for `minor` (version 2 is the second 1.4 build).
@@ -36,7 +37,9 @@ size_t table_size_of(uint16_t minor) {
     case 0: return offsetof(ksp_host, bool_get);
     case 1: return offsetof(ksp_host, bytes_alloc);
     case 2: return offsetof(ksp_host, set_interrupt_waker);
-    default: return sizeof(ksp_host);  // 1.4 appended to ksp_init_result, not to the table
+    case 3:
+    case 4: return offsetof(ksp_host, call_began_ns);  // 1.4 appended to ksp_init_result only
+    default: return sizeof(ksp_host);
     }
 }
 
@@ -148,6 +151,7 @@ TEST_CASE("matrix_every_loaded_plugin_gets_the_table_of_its_hosts_minor_and_the_
         } else {
             CHECK(h.interrupt_wakers() == 0);
         }
+        if (plugin_minor >= 5) CHECK(h.to_int(h.getattr(m, "call_began_read")) == 1);
         Value t = h.call(h.getattr(m, "Tally"), {h.integer(40)});
         CHECK(h.to_int(h.call_method(t, "add", {h.integer(2)})) == 42);
         CHECK(h.to_str(h.getattr(t, "version")) == v(plugin_minor) + " build 1");
@@ -158,20 +162,20 @@ TEST_CASE("matrix_every_loaded_plugin_gets_the_table_of_its_hosts_minor_and_the_
     });
 }
 
-TEST_CASE("matrix_only_the_1_4_build_in_a_1_4_host_offers_a_handover") {
+TEST_CASE("matrix_only_builds_of_1_4_or_newer_in_hosts_of_1_4_or_newer_offer_a_handover") {
     LeakGuard guard;
     for_each_loaded_pair([](uint16_t host_minor, uint16_t plugin_minor, Host &h, Value &m) {
-        CHECK(h.to_int(h.getattr(m, "handover_offered")) == (plugin_minor >= 4 && host_minor >= 4 ? 1 : 0));
+        CHECK(h.to_int(h.getattr(m, "handover_offered")) == (plugin_minor >= kHandover && host_minor >= kHandover ? 1 : 0));
     });
 }
 
 TEST_CASE("matrix_reload_live_between_two_1_4_builds_in_a_1_4_host_is_live_and_a_tally_keeps_its_total_on_the_new_code") {
     LeakGuard guard;
-    Reloading r(kNewest, kNewest, 1);
+    Reloading r(kHandover, kHandover, 1);
     Host& h = r.h;
     for (int to_version : {2, 1, 2}) {  // there and back, and there again
         CAPTURE(to_version);
-        r.rebuild_as(kNewest, to_version);
+        r.rebuild_as(kHandover, to_version);
         refhost::ReloadResult res = h.reload_live("fixture_minor");
         CHECK(res.live);
         CHECK(res.moved == 1);  // the one Tally
@@ -185,19 +189,30 @@ TEST_CASE("matrix_reload_live_between_two_1_4_builds_in_a_1_4_host_is_live_and_a
     }
 }
 
+TEST_CASE("matrix_reload_live_from_a_1_4_build_to_a_1_5_build_in_a_1_5_host_is_live") {
+    LeakGuard guard;
+    Reloading r(5, kHandover);
+    r.rebuild_as(5);
+    refhost::ReloadResult res = r.h.reload_live("fixture_minor");
+    CHECK(res.live);
+    CHECK(res.moved == 1);
+    CHECK(r.h.to_str(r.h.getattr(r.tally, "version")) == "1.5 build 1");
+    CHECK(r.h.to_int(r.h.getattr(r.tally, "n")) == 42);
+}
+
 TEST_CASE("matrix_reload_live_in_a_1_4_host_from_or_to_a_build_before_1_4_is_the_old_way_and_says_which_build_cannot_hand_over") {
     LeakGuard guard;
-    for (uint16_t from = kOldest; from <= kNewest; from++) {
-        for (uint16_t to = kOldest; to <= kNewest; to++) {
-            if (from == kNewest && to == kNewest) continue;  // the live case, above
+    for (uint16_t from = kOldest; from <= kHandover; from++) {
+        for (uint16_t to = kOldest; to <= kHandover; to++) {
+            if (from == kHandover && to == kHandover) continue;  // the live case, above
             CAPTURE(from);
             CAPTURE(to);
-            Reloading r(kNewest, from);
+            Reloading r(kHandover, from);
             Host& h = r.h;
             refhost::ReloadResult res = r.reload_the_old_way_to(to);
             CHECK(contains(res.message, "handover"));
             // The build that cannot hand over is named by its version string.
-            const uint16_t lacking = from < kNewest ? from : to;
+            const uint16_t lacking = from < kHandover ? from : to;
             CHECK(contains(res.message, v(lacking) + " build 1"));
             // The old version's objects were closed with it; new ones run the new build.
             CHECK(contains(support::error_of([&] { h.call_method(r.tally, "add", {h.integer(1)}); }), "unloaded"));
@@ -209,7 +224,7 @@ TEST_CASE("matrix_reload_live_in_a_1_4_host_from_or_to_a_build_before_1_4_is_the
 
 TEST_CASE("matrix_reload_live_in_a_host_before_1_4_is_always_the_old_way_and_names_the_hosts_version") {
     LeakGuard guard;
-    for (uint16_t host_minor = kOldest; host_minor < kNewest; host_minor++) {
+    for (uint16_t host_minor = kOldest; host_minor < kHandover; host_minor++) {
         for (uint16_t from = kOldest; from <= host_minor; from++) {
             for (uint16_t to = kOldest; to <= host_minor; to++) {
                 CAPTURE(host_minor);

@@ -182,6 +182,41 @@ TEST_CASE("live_reload_lets_a_blocked_read_finish_on_the_new_version") {
     for (Value *v : {&c, &s, &l}) f.host.call_method(*v, "close");
 }
 
+// A call's timeout counts from when the script called, not from its last try: a read
+// with a timeout of 1 s, through a swap every 0.2 s, times out while the swaps go on.
+// (Before ABI 1.5's call_began_ns, each swap started the timeout over: it ended only
+// once the swaps stopped.)
+TEST_CASE("live_reload_keeps_the_deadline_of_a_call_waiting_through_it") {
+    constexpr int kSwaps = 20;
+    ReloadFixture f;
+    Value l = f.listener();
+    auto [c, s] = f.connected_pair(l);
+    std::atomic<bool> ended{false};
+    std::string error;
+    waits::ThreadMark mark;
+    std::thread reader([&] {
+        Gil g(f.host);
+        mark.here();
+        try {
+            f.host.call_method(s, "read", {f.host.integer(10), f.host.floating(1.0)});
+        } catch (const ScriptError &e) {
+            error = e.what();
+        }
+        ended = true;
+    });
+    REQUIRE(f.wait_until_blocked(mark, "the read"));
+    int swaps = 0;
+    while (!ended.load() && swaps < kSwaps) {
+        CHECK(f.swap().live);
+        ++swaps;
+        f.without_gil([] { std::this_thread::sleep_for(std::chrono::milliseconds(200)); });
+    }
+    f.without_gil([&] { reader.join(); });
+    CHECK(error == "read: timed out");
+    CHECK_MESSAGE(swaps < kSwaps, "the read outlasted ", swaps, " swaps 0.2 s apart");
+    for (Value *v : {&c, &s, &l}) f.host.call_method(*v, "close");
+}
+
 // UDP's receive is the caller's own system call too: the reload wakes it, and the call
 // finishes on the new version with the datagram sent after the swap.
 TEST_CASE("live_reload_lets_a_blocked_udp_recvfrom_finish_on_the_new_version") {
