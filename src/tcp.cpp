@@ -178,7 +178,18 @@ std::shared_ptr<TcpSocket> TcpSocket::restore(std::shared_ptr<Runtime> rt, Famil
 
 TcpSocket::State TcpSocket::state() const { return state_or_closed(state_); }
 
-const char *TcpSocket::state_text() const { return state_name(state()); }
+const char *TcpSocket::state_text() const {
+    State s = state();
+    if (s != State::Open) return state_name(s);
+    // Bound is no state of its own (only the kernel knows it, and a live reload moves it
+    // with the descriptor), but a script's repr should say it, as UDP's does.
+    try {
+        local_address();
+        return "bound";
+    } catch (const Error &) {
+        return state_name(s);
+    }
+}
 
 const char *TcpSocket::state_name(State s) {
     switch (s) {

@@ -17,8 +17,6 @@ using namespace nettest;
 
 namespace {
 
-bool contains(const std::string &text, const std::string &part) { return text.find(part) != std::string::npos; }
-
 using Args = std::vector<Value>;
 
 // Shorthands for building arguments.

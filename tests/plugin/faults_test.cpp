@@ -20,8 +20,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-bool contains(const std::string &text, const std::string &part) { return text.find(part) != std::string::npos; }
-
 // What a call on a host thread ended with.
 struct Outcome {
     bool returned = false;      // the call returned normally

@@ -13,8 +13,6 @@ using namespace nettest;
 
 namespace {
 
-bool contains(const std::string &text, const std::string &part) { return text.find(part) != std::string::npos; }
-
 // An ICMP echo request with identifier `id` and the checksum filled in.
 std::string icmp_echo_request(uint16_t id, const std::string &payload) {
     std::string p = std::string("\x08\x00\x00\x00", 4) + char(id >> 8) + char(id & 0xFF) + std::string("\x00\x01", 2) +

@@ -39,6 +39,11 @@ TEST_CASE("socketio_defaults_to_inet4_tcp_auto_and_shows_it") {
     CHECK(h.repr(s).rfind("<net.SocketIO fk=INET4 sk=TCP state=open", 0) == 0);
     CHECK(h.is_none(h.getattr(s, "peer_name")));
     CHECK_FALSE(h.to_bool(h.getattr(s, "closed")));
+    // Each step of a server's life shows, as UDP's does.
+    h.call_method(s, "bind", {fx.addr("127.0.0.1", 0)});
+    CHECK_MESSAGE(contains(h.repr(s), "sk=TCP state=bound local=127.0.0.1:"), h.repr(s));
+    h.call_method(s, "listen");
+    CHECK_MESSAGE(contains(h.repr(s), "sk=TCP state=listening local=127.0.0.1:"), h.repr(s));
     h.call_method(s, "close");
     CHECK(h.to_bool(h.getattr(s, "closed")));
 }

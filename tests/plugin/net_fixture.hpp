@@ -113,6 +113,8 @@ struct NetFixture {
     }
 };
 
+inline bool contains(const std::string &text, const std::string &part) { return text.find(part) != std::string::npos; }
+
 // Runs `call` and returns its ScriptError; fails the case if nothing was raised.
 template <class F>
 ScriptError raised(F &&call) {

@@ -14,8 +14,6 @@ using namespace nettest;
 
 namespace {
 
-bool contains(const std::string &text, const std::string &part) { return text.find(part) != std::string::npos; }
-
 // 1 MiB of numbered items, so a lost, repeated or reordered piece shows.
 std::string one_mib_of_numbers() {
     std::string data;
