@@ -90,6 +90,12 @@ auto guarded(const ksp_host *h, F &&body) noexcept -> decltype(body()) {
     } catch (const HostError &e) {
         return fail(e.kind, e.message.c_str());
     } catch (const ksnet::Error &e) {
+        // A failed system call's errno goes to a 1.5 host as a number; older hosts read
+        // it from the message, which names it ("ECONNREFUSED (connection refused)").
+        if (e.os_errno() != 0 && KSP_HOST_HAS(h, raise_errno)) {
+            h->raise_errno(host_kind(e.kind()), e.os_errno(), e.what());
+            return Result{};
+        }
         return fail(host_kind(e.kind()), e.what());
     } catch (const std::bad_alloc &) {
         return fail(KSP_ERR_ERROR, "net: out of memory");

@@ -15,7 +15,7 @@
  * last entry, so a plugin built against a newer header sees (KSP_HOST_HAS) which entries
  * are missing instead of calling past the end. */
 #define KSK_ABI_MINOR 5
-#define KSK_TABLE_SIZE (offsetof(ksp_host, call_began_ns) + sizeof(((ksp_host *)0)->call_began_ns))
+#define KSK_TABLE_SIZE (offsetof(ksp_host, raise_errno) + sizeof(((ksp_host *)0)->raise_errno))
 
 static ksp_host host_table;
 

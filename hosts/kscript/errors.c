@@ -64,8 +64,9 @@ static KS_FUNC(socket_error_getattr) {
     return NULL;
 }
 
-/* Sets *owned when the type returned is a new reference (an errno template). */
-static ks_type error_type_for(ksp_error_kind kind, const char *message, int *owned) {
+/* Sets *owned when the type returned is a new reference (an errno template). `err`: the
+ * errno of a failed system call, 0 if none is known. */
+static ks_type error_type_for(ksp_error_kind kind, int err, int *owned) {
     switch (kind) {
     case KSP_ERR_ARG: return kst_ArgError;
     case KSP_ERR_ATTR: return kst_AttrError;
@@ -82,7 +83,7 @@ static ks_type error_type_for(ksp_error_kind kind, const char *message, int *own
     case KSP_ERR_OS:
     case KSP_ERR_INTERRUPT: {
         if (!socket_error) return kst_IOError;
-        int e = kind == KSP_ERR_INTERRUPT ? EINTR : errno_in_message(message);
+        int e = kind == KSP_ERR_INTERRUPT ? EINTR : err;
         if (!e) return socket_error;
         ks_int eo = ks_int_new(e);
         ks_type t = ks_type_template(socket_error, 1, (kso[]){(kso)eo});
@@ -109,13 +110,20 @@ int ksk_take_moved(void) {
     return was;
 }
 
-static ksp_value e_raise(ksp_error_kind kind, const char *message) {
+static ksp_value e_raise_errno(ksp_error_kind kind, int err, const char *message) {
     moved_raised = kind == KSP_ERR_MOVED;
     int owned = 0;
-    ks_type t = error_type_for(kind, message ? message : "", &owned);
+    ks_type t = error_type_for(kind, err > 0 ? err : 0, &owned);
     kso_throw_c(t, __FILE__, __func__, __LINE__, "%s", message ? message : "");
     if (owned) KS_DECREF(t);
     return NULL;
+}
+
+/* A plugin of ABI 1.5 passes the errno (raise_errno); an older one only names it in the
+ * message. */
+static ksp_value e_raise(ksp_error_kind kind, const char *message) {
+    int err = kind == KSP_ERR_OS && message ? errno_in_message(message) : 0;
+    return e_raise_errno(kind, err, message);
 }
 
 static int e_error_occurred(void) { return ksos_thread_get()->exc != NULL; }
@@ -151,4 +159,5 @@ int ksk_add_error_types(ks_module module) {
 void ksk_fill_errors(ksp_host *h) {
     h->raise = e_raise;
     h->error_occurred = e_error_occurred;
+    h->raise_errno = e_raise_errno;
 }

@@ -263,6 +263,11 @@ ksp_value t_raise(ksp_error_kind kind, const char* message) {
     if (static_cast<unsigned>(kind) > KSP_ERR_MOVED) kind = KSP_ERR_ERROR;
     return guarded<ksp_value>("raise", nullptr, [&] { return raise(kind, message ? message : ""); });
 }
+ksp_value t_raise_errno(ksp_error_kind kind, int err, const char* message) {
+    if (static_cast<unsigned>(kind) > KSP_ERR_MOVED) kind = KSP_ERR_ERROR;
+    return guarded<ksp_value>("raise_errno", nullptr,
+                              [&] { return raise(kind, message ? message : "", err > 0 ? err : 0); });
+}
 int t_error_occurred() { return error_occurred() ? 1 : 0; }
 
 // ---- blocking ----
@@ -412,6 +417,7 @@ const ksp_host kTable = {
     .set_interrupt_waker = t_set_interrupt_waker,
     // 1.5
     .call_began_ns = t_call_began_ns,
+    .raise_errno = t_raise_errno,
 };
 
 // What a host of ABI 1.`minor` reports as its size: where the entries it lacks begin.

@@ -9,8 +9,8 @@ namespace {
 thread_local PendingError t_error;  // meaningful while detail::t_error_set
 }  // namespace
 
-ScriptError::ScriptError(ksp_error_kind k, const std::string& message)
-    : std::runtime_error(message), kind(k) {}
+ScriptError::ScriptError(ksp_error_kind k, const std::string& message, int err)
+    : std::runtime_error(message), kind(k), os_errno(err) {}
 
 const char* error_kind_name(ksp_error_kind kind) {
     switch (kind) {
@@ -34,10 +34,11 @@ const char* error_kind_name(ksp_error_kind kind) {
     return "Error";
 }
 
-std::nullptr_t raise(ksp_error_kind kind, std::string message) {
+std::nullptr_t raise(ksp_error_kind kind, std::string message, int os_errno) {
     detail::t_error_set = true;
     t_error.kind = kind;
     t_error.message = std::move(message);
+    t_error.os_errno = os_errno;
     return nullptr;
 }
 
@@ -57,7 +58,7 @@ PendingError take_error() {
 
 void throw_current_error() {
     PendingError e = take_error();
-    throw ScriptError(e.kind, e.message);
+    throw ScriptError(e.kind, e.message, e.os_errno);
 }
 
 }  // namespace refhost

@@ -15,6 +15,7 @@ namespace refhost {
 struct PendingError {
     ksp_error_kind kind = KSP_ERR_ERROR;
     std::string message;
+    int os_errno = 0;  // raise_errno's, else 0
 };
 
 namespace detail {
@@ -26,7 +27,7 @@ void forget_error();  // clears the current error's text and the flag
 
 // Sets this thread's current error (replacing any) and returns NULL, so that functions
 // can `return raise(...)`.
-std::nullptr_t raise(ksp_error_kind kind, std::string message);
+std::nullptr_t raise(ksp_error_kind kind, std::string message, int os_errno = 0);
 inline bool error_occurred() { return detail::t_error_set; }
 bool error_is(ksp_error_kind kind);
 inline void clear_error() {

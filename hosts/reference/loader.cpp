@@ -159,7 +159,7 @@ void run_teardown(Library& lib) {
         }
     }
     clear_error();  // teardown cannot report errors; do not let one leak into the caller
-    if (callers_error) raise(callers_error->kind, std::move(callers_error->message));
+    if (callers_error) raise(callers_error->kind, std::move(callers_error->message), callers_error->os_errno);
 }
 
 // Calls init with `table` and checks what it handed back. False after raising ImportError.

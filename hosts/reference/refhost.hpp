@@ -36,11 +36,13 @@ struct HostOptions {
     uint16_t abi_minor = KSP_ABI_MINOR;
 };
 
-// A script-level error: what() is the message, `kind` the host's exception kind.
+// A script-level error: what() is the message, `kind` the host's exception kind,
+// `os_errno` the errno of the failed system call behind it (raise_errno), else 0.
 class ScriptError : public std::runtime_error {
 public:
-    ScriptError(ksp_error_kind kind, const std::string& message);
+    ScriptError(ksp_error_kind kind, const std::string& message, int os_errno = 0);
     ksp_error_kind kind;
+    int os_errno;
 };
 
 // kscript's name of an error kind, e.g. "ImportError".

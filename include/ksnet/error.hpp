@@ -29,6 +29,9 @@ public:
         : std::runtime_error(message), kind_(kind), code_(code) {}
     ErrorKind kind() const noexcept { return kind_; }
     int code() const noexcept { return code_; }  // libuv error code, 0 if none
+    // The errno behind it, 0 if none: libuv's codes are -errno on Unix, except its own
+    // (name resolution's UV_EAI_*, UV_EOF, ...), which lie at -3000 and below.
+    int os_errno() const noexcept { return code_ < 0 && code_ > -3000 ? -code_ : 0; }
 
 private:
     ErrorKind kind_;

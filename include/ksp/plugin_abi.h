@@ -293,6 +293,11 @@ typedef struct ksp_host {
      * reload instead of starting over. Outside a native call: the current time. Needs no
      * lock, touches no value. */
     int64_t (*call_began_ns)(void);
+
+    /* raise() for an error a failed system call caused, with its errno (`err` > 0), so
+     * that the host gives the script the number (as OSError.errno) without reading it
+     * out of the message. `err` <= 0 raises as raise() does. Returns NULL. */
+    ksp_value (*raise_errno)(ksp_error_kind kind, int err, const char *message);
 } ksp_host;
 
 /* 1 if the host table is large enough to contain `entry`. */

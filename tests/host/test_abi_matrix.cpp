@@ -155,6 +155,16 @@ TEST_CASE("matrix_every_loaded_plugin_gets_the_table_of_its_hosts_minor_and_the_
         Value t = h.call(h.getattr(m, "Tally"), {h.integer(40)});
         CHECK(h.to_int(h.call_method(t, "add", {h.integer(2)})) == 42);
         CHECK(h.to_str(h.getattr(t, "version")) == v(plugin_minor) + " build 1");
+        if (plugin_minor >= 5) {
+            try {
+                h.call_method(t, "refuse", {h.integer(111)});
+                FAIL("refuse() raised nothing");
+            } catch (const refhost::ScriptError &e) {
+                CHECK(e.kind == KSP_ERR_OS);
+                CHECK(e.os_errno == 111);
+                CHECK(std::string(e.what()) == "refused");
+            }
+        }
         t = Value();
         m = Value();
         h.unload("fixture_minor");

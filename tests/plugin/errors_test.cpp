@@ -122,6 +122,34 @@ TEST_CASE("connect_refused_names_the_address_and_errno") {
                  {KSP_ERR_OS, "connect 127.0.0.1:" + std::to_string(port) + ": ECONNREFUSED (connection refused)"});
 }
 
+// ABI 1.5: a failed system call's errno reaches the host as a number (raise_errno), for
+// its exception's errno; a 1.4 host has only the message, which names it.
+TEST_CASE("errors_of_system_calls_carry_their_errno_to_the_host") {
+    for (uint16_t minor : {uint16_t{5}, uint16_t{4}}) {
+        CAPTURE(minor);
+        auto expect = [&](int err) { return minor >= 5 ? err : 0; };
+        NetFixture fx(/*checking=*/true, minor);
+        auto &h = fx.host;
+        Value l = fx.listener();
+        int64_t port = fx.port_of(l);
+        h.call_method(l, "close");
+        Value c = h.call(fx.SocketIO);
+        ScriptError refused = raised([&] { h.call_method(c, "connect", {fx.addr("127.0.0.1", port)}); });
+        CHECK(refused.os_errno == expect(ECONNREFUSED));
+        CHECK(contains(refused.what(), ": ECONNREFUSED (connection refused)"));
+        auto [a, b] = fx.connected_pair();
+        ScriptError timed_out = raised([&] { h.call_method(a, "read", {h.integer(10), h.floating(0.01)}); });
+        CHECK(timed_out.kind == KSP_ERR_TIMEOUT);
+        CHECK(timed_out.os_errno == expect(ETIMEDOUT));
+        // Name resolution's failures are libuv's own codes, no errno.
+        ScriptError unresolved = raised([&] { h.call_method(c, "connect", {fx.addr("no-such-host.invalid", 80)}); });
+        CHECK(unresolved.os_errno == 0);
+        for (Value *v : {&a, &b, &c}) h.call_method(*v, "close");
+        ScriptError closed = raised([&] { h.call_method(a, "read"); });
+        CHECK(closed.os_errno == 0);
+    }
+}
+
 TEST_CASE("unresolvable_host_is_an_oserror_naming_the_host") {
     NetFixture fx;
     auto &h = fx.host;
