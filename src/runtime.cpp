@@ -86,7 +86,7 @@ void Runtime::spawn_loop_thread() {
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     try {
-        thread_ = std::thread([this] { loop_main(); });
+        thread_.start([this] { loop_main(); });
     } catch (...) {
         pthread_sigmask(SIG_SETMASK, &old, nullptr);
         throw;
@@ -146,7 +146,7 @@ void Runtime::restart_in_child() {
     resenders_.clear();
     uv_timer_stop(&rewake_timer_);
     ++fork_generation_;
-    thread_.detach();
+    thread_.forget_in_child();
     int rc = uv_loop_fork(&loop_);
     if (rc == 0) {
         try {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "ksnet/function_ref.hpp"
+#include "ksnet/loop_thread.hpp"
 
 namespace ksnet {
 
@@ -181,7 +182,7 @@ public:
     static constexpr size_t kUnlockedCopy = 16 * 1024;
 
     uv_loop_t *loop() { return &loop_; }
-    bool on_loop_thread() const { return std::this_thread::get_id() == thread_.get_id(); }
+    bool on_loop_thread() const { return thread_.is_current(); }
     bool running() const;
 
     // Loop thread only: keep `r` alive and close it at shutdown, until untrack(r).
@@ -230,7 +231,7 @@ private:
     uv_timer_t drain_timer_{};  // runs lazily posted tasks that no wake-up has run
     uv_timer_t rewake_timer_{};  // on_rewake, while a signalled thread has not looked
     std::vector<std::function<bool()>> resenders_;  // resend_wakes; loop thread only
-    std::thread thread_;
+    LoopThread thread_;
     std::shared_ptr<WaitHooks> hooks_;
 
     mutable std::mutex mu_;
