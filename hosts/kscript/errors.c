@@ -112,8 +112,10 @@ int ksk_take_moved(void) {
 
 static ksp_value e_raise_errno(ksp_error_kind kind, int err, const char *message) {
     moved_raised = kind == KSP_ERR_MOVED;
+    /* err <= 0: as raise(), which reads an OSError's errno from the message */
+    if (err <= 0) err = kind == KSP_ERR_OS && message ? errno_in_message(message) : 0;
     int owned = 0;
-    ks_type t = error_type_for(kind, err > 0 ? err : 0, &owned);
+    ks_type t = error_type_for(kind, err, &owned);
     kso_throw_c(t, __FILE__, __func__, __LINE__, "%s", message ? message : "");
     if (owned) KS_DECREF(t);
     return NULL;
@@ -121,10 +123,7 @@ static ksp_value e_raise_errno(ksp_error_kind kind, int err, const char *message
 
 /* A plugin of ABI 1.5 passes the errno (raise_errno); an older one only names it in the
  * message. */
-static ksp_value e_raise(ksp_error_kind kind, const char *message) {
-    int err = kind == KSP_ERR_OS && message ? errno_in_message(message) : 0;
-    return e_raise_errno(kind, err, message);
-}
+static ksp_value e_raise(ksp_error_kind kind, const char *message) { return e_raise_errno(kind, 0, message); }
 
 static int e_error_occurred(void) { return ksos_thread_get()->exc != NULL; }
 

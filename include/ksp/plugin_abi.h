@@ -288,10 +288,11 @@ typedef struct ksp_host {
     /* ---- added in ABI 1.5 (check with KSP_HOST_HAS before calling) ---- */
 
     /* When the script's call running on this thread began, in nanoseconds of
-     * clock_gettime(CLOCK_MONOTONIC). A method the host calls again after KSP_ERR_MOVED
-     * keeps the time of its first try, so that a timeout counted from it spans a live
-     * reload instead of starting over. Outside a native call: the current time. Needs no
-     * lock, touches no value. */
+     * clock_gettime(CLOCK_MONOTONIC): the time of the first ask within that call (a
+     * plugin asks as the call starts; a host may read its clock only then). A method the
+     * host calls again after KSP_ERR_MOVED is the same call and gets the same answer, so
+     * that a timeout counted from it spans a live reload instead of starting over.
+     * Outside a native call: the current time. Needs no lock, touches no value. */
     int64_t (*call_began_ns)(void);
 
     /* raise() for an error a failed system call caused, with its errno (`err` > 0), so

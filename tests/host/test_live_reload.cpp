@@ -260,6 +260,31 @@ TEST_CASE_FIXTURE(HandoverV1, "live_reload_keeps_the_error_of_the_last_call_back
     CHECK(h.loaded_library_count() == 1);
 }
 
+// ABI 1.5: the host's tries of one call are one call for call_began_ns, so a timeout
+// counted from it spans the swap.
+TEST_CASE_FIXTURE(HandoverV1, "live_reload_keeps_when_a_moved_call_began") {
+    Value p = new_pipe(h, m, 0);
+    const int64_t before_call = h.table()->call_began_ns();  // outside a call: now
+    int64_t began = 0;
+    std::string error;
+    std::thread call([&] {
+        Gil g(h);
+        error = error_of([&] { began = h.to_int(h.call_method(p, "wait_began")); });
+    });
+    wait_for_waiting(h, m, 1);
+    const int64_t before_swap = h.table()->call_began_ns();
+    install(dir, "fixture_handover_v2");
+    CHECK(h.reload_live(kName).live);
+    const ksp_host* t = h.table();
+    void* token = t->release_lock();
+    call.join();
+    t->acquire_lock(token);
+    CHECK(error == "");
+    // The retry on the new version answered the first try's start, not its own.
+    CHECK(began >= before_call);
+    CHECK(began <= before_swap);
+}
+
 TEST_CASE_FIXTURE(HandoverV1, "live_reload_failing_at_load_keeps_the_old_version_serving") {
     Value p = new_pipe(h, m, 10);
     const std::string file = dir.path() + "/ksp_fixture_handover.so";
