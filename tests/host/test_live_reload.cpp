@@ -1,6 +1,7 @@
 // test_live_reload.cpp - Host::reload_live (ABI 1.4 ksp_handover): the new version of a
 // plugin takes over the old one's objects, or the old one keeps serving and the reload
 // says why, or (without a handover on either side) it reloads the old way and says so.
+#include <functional>
 #include <string>
 #include <thread>
 
@@ -239,21 +240,31 @@ TEST_CASE_FIXTURE(HandoverV1, "live_reload_call_waiting_during_the_swap_complete
     CHECK(h.loaded_library_count() == 1);
 }
 
+// Runs `call` on a script thread, and while it waits (counted in waiting()) reloads
+// build `to` live; returns once the call has returned, with the time (call_began_ns
+// outside a call: now) just before the reload.
+int64_t reload_while_waiting(Loaded& f, const std::string& to, const std::function<void()>& call) {
+    std::thread script([&] {
+        Gil g(f.h);
+        call();
+    });
+    wait_for_waiting(f.h, f.m, 1);
+    install(f.dir, to);
+    const int64_t before_reload = f.h.table()->call_began_ns();
+    CHECK(f.h.reload_live(kName).live);
+    const ksp_host* t = f.h.table();
+    void* token = t->release_lock();
+    script.join();
+    t->acquire_lock(token);
+    return before_reload;
+}
+
 TEST_CASE_FIXTURE(HandoverV1, "live_reload_keeps_the_error_of_the_last_call_back_through_the_old_code") {
     Value p = new_pipe(h, m, 0);
     ksp_error_kind kind = KSP_ERR_ERROR;
     std::string error;
-    std::thread call([&] {
-        Gil g(h);
-        error = error_of([&] { h.call_method(p, "wait_fail"); }, &kind);
-    });
-    wait_for_waiting(h, m, 1);
-    install(dir, "fixture_handover_v2");
-    CHECK(h.reload_live(kName).live);
-    const ksp_host* t = h.table();
-    void* token = t->release_lock();
-    call.join();
-    t->acquire_lock(token);
+    reload_while_waiting(*this, "fixture_handover_v2",
+                         [&] { error = error_of([&] { h.call_method(p, "wait_fail"); }, &kind); });
     // The old version's teardown ran as this call returned through it, and left its error.
     CHECK(error == "wait_fail: failed in version 1");
     CHECK(kind == KSP_ERR_VAL);
@@ -267,18 +278,9 @@ TEST_CASE_FIXTURE(HandoverV1, "live_reload_keeps_when_a_moved_call_began") {
     const int64_t before_call = h.table()->call_began_ns();  // outside a call: now
     int64_t began = 0;
     std::string error;
-    std::thread call([&] {
-        Gil g(h);
+    const int64_t before_swap = reload_while_waiting(*this, "fixture_handover_v2", [&] {
         error = error_of([&] { began = h.to_int(h.call_method(p, "wait_began")); });
     });
-    wait_for_waiting(h, m, 1);
-    const int64_t before_swap = h.table()->call_began_ns();
-    install(dir, "fixture_handover_v2");
-    CHECK(h.reload_live(kName).live);
-    const ksp_host* t = h.table();
-    void* token = t->release_lock();
-    call.join();
-    t->acquire_lock(token);
     CHECK(error == "");
     // The retry on the new version answered the first try's start, not its own.
     CHECK(began >= before_call);
