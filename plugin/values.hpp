@@ -79,8 +79,11 @@ ksp_error_kind host_kind(ksnet::ErrorKind k);
 template <class F>
 auto guarded(const ksp_host *h, F &&body) noexcept -> decltype(body()) {
     using Result = decltype(body());  // a ksp_value, or a payload pointer: NULL on failure
-    auto fail = [&](ksp_error_kind kind, const char *message) {
-        h->raise(kind, message);
+    // A failed system call's errno goes to a 1.5 host as a number; older hosts read it
+    // from the message, which names it ("ECONNREFUSED (connection refused)").
+    auto fail = [&](ksp_error_kind kind, const char *message, int os_errno = 0) {
+        if (os_errno != 0 && KSP_HOST_HAS(h, raise_errno)) h->raise_errno(kind, os_errno, message);
+        else h->raise(kind, message);
         return Result{};
     };
     try {
@@ -90,13 +93,7 @@ auto guarded(const ksp_host *h, F &&body) noexcept -> decltype(body()) {
     } catch (const HostError &e) {
         return fail(e.kind, e.message.c_str());
     } catch (const ksnet::Error &e) {
-        // A failed system call's errno goes to a 1.5 host as a number; older hosts read
-        // it from the message, which names it ("ECONNREFUSED (connection refused)").
-        if (e.os_errno() != 0 && KSP_HOST_HAS(h, raise_errno)) {
-            h->raise_errno(host_kind(e.kind()), e.os_errno(), e.what());
-            return Result{};
-        }
-        return fail(host_kind(e.kind()), e.what());
+        return fail(host_kind(e.kind()), e.what(), e.os_errno());
     } catch (const std::bad_alloc &) {
         return fail(KSP_ERR_ERROR, "net: out of memory");
     } catch (const std::exception &e) {
