@@ -1,8 +1,10 @@
 #include "ksnet/address.hpp"
 
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <uv.h>
 
+#include <cstdlib>
 #include <cstring>
 
 #include "ksnet/error.hpp"
@@ -70,9 +72,29 @@ bool parse_numeric(const Endpoint &ep, sockaddr_storage &out, socklen_t &len) {
             sin6->sin6_addr = in6addr_any;
             return true;
         }
-        return inet_pton(AF_INET6, ep.host.c_str(), &sin6->sin6_addr) == 1;
+        size_t percent = ep.host.find('%');
+        if (percent == std::string::npos) return inet_pton(AF_INET6, ep.host.c_str(), &sin6->sin6_addr) == 1;
+        // "fe80::1%eth0" or "fe80::1%2", as format_host writes a scoped address.
+        uint32_t zone = interface_index(ep.host.substr(percent + 1));
+        if (zone == 0) return false;  // left to the resolver, whose error names the host
+        if (ep.scope == 0) sin6->sin6_scope_id = zone;
+        return inet_pton(AF_INET6, ep.host.substr(0, percent).c_str(), &sin6->sin6_addr) == 1;
     }
     return false;
+}
+
+std::string interface_name(unsigned index) {
+    char name[IF_NAMESIZE];
+    return index > 0 && if_indextoname(index, name) ? name : "";
+}
+
+uint32_t interface_index(const std::string &zone) {
+    if (zone.empty()) return 0;
+    if (zone.find_first_not_of("0123456789") == std::string::npos) {
+        unsigned long n = std::strtoul(zone.c_str(), nullptr, 10);
+        return zone.size() <= 10 && n <= UINT32_MAX ? static_cast<uint32_t>(n) : 0;
+    }
+    return if_nametoindex(zone.c_str());
 }
 
 namespace {
@@ -99,10 +121,15 @@ std::string format_host(const sockaddr *sa) {
     char buf[INET6_ADDRSTRLEN] = "";
     if (sa->sa_family == AF_INET) {
         return format_ipv4(reinterpret_cast<const sockaddr_in *>(sa)->sin_addr);
-    } else if (sa->sa_family == AF_INET6) {
-        uv_ip6_name(reinterpret_cast<const sockaddr_in6 *>(sa), buf, sizeof buf);
     }
-    return buf;
+    if (sa->sa_family != AF_INET6) return buf;
+    const auto *sin6 = reinterpret_cast<const sockaddr_in6 *>(sa);
+    uv_ip6_name(sin6, buf, sizeof buf);
+    if (sin6->sin6_scope_id == 0) return buf;
+    // A link-local address means nothing without its interface: keep it, as Node does,
+    // so that the name works as an address again.
+    std::string zone = interface_name(sin6->sin6_scope_id);
+    return std::string(buf) + "%" + (zone.empty() ? std::to_string(sin6->sin6_scope_id) : zone);
 }
 
 uint16_t sockaddr_port(const sockaddr *sa) {
@@ -123,6 +150,9 @@ std::string format_sockaddr(const sockaddr *sa) {
 std::string format_endpoint(const Endpoint &ep) {
     bool bracket = ep.family == Family::Inet6 && ep.host.find(':') != std::string::npos;
     std::string host = ep.host.empty() ? (ep.family == Family::Inet6 ? "::" : "0.0.0.0") : ep.host;
+    if (ep.family == Family::Inet6 && ep.scope != 0) {
+        host = host.substr(0, host.find('%')) + "%" + std::to_string(ep.scope);
+    }
     if (bracket || (ep.family == Family::Inet6 && ep.host.empty())) host = "[" + host + "]";
     return host + ":" + std::to_string(ep.port);
 }

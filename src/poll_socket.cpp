@@ -1,7 +1,6 @@
 #include "ksnet/poll_socket.hpp"
 
 #include <arpa/inet.h>
-#include <net/if.h>
 #include <netinet/in.h>
 #include <netpacket/packet.h>
 #include <poll.h>
@@ -126,9 +125,8 @@ std::string format_any_sockaddr(const sockaddr *sa, socklen_t len, int type, int
     }
     case AF_PACKET: {
         auto *ll = reinterpret_cast<const sockaddr_ll *>(sa);
-        char name[IF_NAMESIZE];
-        if (ll->sll_ifindex > 0 && if_indextoname(static_cast<unsigned>(ll->sll_ifindex), name)) return name;
-        return "ifindex " + std::to_string(ll->sll_ifindex);
+        std::string name = ll->sll_ifindex > 0 ? interface_name(static_cast<unsigned>(ll->sll_ifindex)) : "";
+        return name.empty() ? "ifindex " + std::to_string(ll->sll_ifindex) : name;
     }
     }
     return af_text(sa->sa_family) + " address";

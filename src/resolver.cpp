@@ -101,6 +101,12 @@ socklen_t resolve(Runtime &rt, const Endpoint &ep, int socktype, bool passive, c
     // Numeric hosts need no loop: a round trip to it cost two thread switches per connect.
     socklen_t len = 0;
     if (parse_numeric(ep, out, len)) return len;
+    size_t percent = ep.family == Family::Inet6 ? ep.host.find('%') : std::string::npos;
+    if (percent != std::string::npos && interface_index(ep.host.substr(percent + 1)) == 0) {
+        throw Error(ErrorKind::Value, std::string(op) + " " + format_endpoint(ep) + ": no network interface '" +
+                                          ep.host.substr(percent + 1) +
+                                          "' (after '%' comes an interface's name or index)");
+    }
     // Shared with the loop: the caller may give up (timeout) before the answer comes.
     struct Answer {
         std::mutex mu;

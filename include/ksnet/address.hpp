@@ -38,16 +38,23 @@ inline void check_host(std::string_view host, std::string_view what) {
     check_host(host, [what] { return std::string(what); });
 }
 
-// Fills `out` if ep.host is a numeric address of ep.family ("" = any address).
-// Returns false for names that need resolving.
+// Fills `out` if ep.host is a numeric address of ep.family ("" = any address). An IPv6
+// host may end in "%zone", an interface's name or index, which gives the scope unless
+// ep.scope does. Returns false for names that need resolving.
 bool parse_numeric(const Endpoint &ep, sockaddr_storage &out, socklen_t &len);
+
+// A network interface's name ("" if there is none with that index), and the index of a
+// zone as an IPv6 host writes it after '%': a name or a number (0 if there is none).
+std::string interface_name(unsigned index);
+uint32_t interface_index(const std::string &zone);
 
 // getsockname / getpeername of `fd`. Throw Error(State) "getpeername: socket is not
 // connected" for a socket without a peer, os_error for anything else.
 sockaddr_storage local_sockaddr(int fd);
 sockaddr_storage peer_sockaddr(int fd);
 
-// "127.0.0.1:80", "[::1]:80"; the host part alone with format_host.
+// "127.0.0.1:80", "[::1]:80", "[fe80::1%eth0]:80" (a scoped address keeps its interface,
+// by name where it has one); the host part alone with format_host.
 std::string format_sockaddr(const sockaddr *sa);
 std::string format_host(const sockaddr *sa);
 uint16_t sockaddr_port(const sockaddr *sa);

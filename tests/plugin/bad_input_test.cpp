@@ -111,6 +111,8 @@ std::vector<Row> method_rows() {
         {"bind", [](V &v) { return Args{v.t({v.s("::1"), v.i(0), v.s("0"), v.i(0)})}; }, T, "the flow in argument 'addr'", 6},
         {"bind", [](V &v) { return Args{v.t({v.s("::1"), v.i(0), v.i(0), v.n()})}; }, T, "the scope in argument 'addr'", 6},
         {"bind", [](V &v) { return Args{v.t({v.s("::1"), v.i(70000), v.i(0), v.i(0)})}; }, VAL, "port 70000", 6},
+        {"bind", [](V &v) { return Args{v.t({v.s("::1%nosuch0"), v.i(0)})}; }, VAL, "no network interface 'nosuch0'", 6},
+        {"bind", [](V &v) { return Args{v.t({v.s("::1%99999999999"), v.i(0)})}; }, VAL, "no network interface '99999999999'", 6},
         {"connect", [](V &v) { return Args{v.n()}; }, T, "argument 'addr'"},
         {"connect", [](V &v) { return Args{v.a4(-1)}; }, VAL, "port -1"},
         {"connect", [](V &v) { return Args{v.a4(kMax)}; }, VAL, "port " + std::to_string(kMax)},

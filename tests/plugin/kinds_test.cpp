@@ -1,13 +1,17 @@
 // Every family, kind and protocol through the plugin: what works end to end on
 // loopback, and what this system refuses with the documented error. Also timeouts,
 // half-close and socket options.
+#include <net/if.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <string>
+#include <thread>
 #include <tuple>
 
 #include "net_fixture.hpp"
+#include "raw_sockets.hpp"
+#include "skip.hpp"
 
 using namespace nettest;
 
@@ -92,6 +96,53 @@ TEST_CASE("udp_over_ipv6_loopback") {
     CHECK(h.to_str(h.item(h.item(got, 1), 0)) == "::1");
     h.call_method(a, "close");
     h.call_method(b, "close");
+}
+
+TEST_CASE("ipv6_link_local_names_keep_their_interface_and_work_as_addresses") {
+    // Only a namespace of the test's own has a link-local address on its loopback. Its
+    // own thread: the namespace stays with that thread (and the plugin's, started there).
+    std::thread([] {
+        SKIP_UNLESS(rawsock::own_network_namespace(), "needs a network namespace of its own (root)");
+        rawsock::add_ipv6_address("lo", "fe80::1", 64);
+        NetFixture fx;
+        auto &h = fx.host;
+        const int64_t lo = if_nametoindex("lo");
+        const std::string lo_index = std::to_string(lo);
+        auto name_of = [&](const Value &s) { return h.to_str(h.getattr(s, "local_name")); };
+
+        // UDP, the scope given as the tuple's fourth item, as a number after '%', by name.
+        Value a = fx.socket("INET6", "UDP");
+        h.call_method(a, "bind", {h.tuple({h.str("fe80::1"), h.integer(0), h.integer(0), h.integer(lo)})});
+        CHECK(name_of(a) == "fe80::1%lo");
+        Value b = fx.socket("INET6", "UDP");
+        h.call_method(b, "bind", {fx.addr(("fe80::1%" + lo_index).c_str(), 0)});
+        CHECK(name_of(b) == "fe80::1%lo");
+        h.call_method(b, "sendto", {h.bytes("ping"), fx.addr(name_of(a).c_str(), fx.port_of(a))});
+        Value got = h.call_method(a, "recvfrom", {h.integer(16), h.floating(5.0)});
+        Value sender = h.item(got, 1);
+        CHECK(h.to_str(h.item(sender, 0)) == "fe80::1%lo");
+        CHECK(h.to_int(h.item(sender, 1)) == fx.port_of(b));
+        // The sender's name as recvfrom gives it is an address a reply can go to.
+        h.call_method(a, "sendto", {h.bytes("pong"), sender});
+        CHECK(h.to_bytes(h.call_method(b, "read", {h.integer(16), h.floating(5.0)})) == "pong");
+
+        // TCP: connect to the listener's name; accept and peer_name keep the interface.
+        Value l = fx.listener("fe80::1%lo", fx.enum_member("FK", "INET6"));
+        Value c = h.call(fx.SocketIO, {fx.enum_member("FK", "INET6")});
+        h.call_method(c, "connect", {fx.addr(name_of(l).c_str(), fx.port_of(l)), h.floating(5.0)});
+        Value accepted = h.call_method(l, "accept", {h.floating(5.0)});
+        CHECK(h.to_str(h.item(accepted, 1)) == "[fe80::1%lo]:" + std::to_string(h.to_int(h.getattr(c, "local_port"))));
+        CHECK(h.to_str(h.getattr(c, "peer_name")) == "fe80::1%lo");
+
+        // An interface that does not exist: the error names the host as given.
+        Value d = h.call(fx.SocketIO, {fx.enum_member("FK", "INET6")});
+        ScriptError e = raised([&] { h.call_method(d, "connect", {fx.addr("fe80::1%nosuch0", fx.port_of(l)), h.floating(5.0)}); });
+        CHECK(e.kind == KSP_ERR_VAL);
+        CHECK(contains(e.what(), "[fe80::1%nosuch0]"));
+        CHECK(contains(e.what(), "no network interface 'nosuch0'"));
+        for (Value *s : {&a, &b, &l, &c, &d}) h.call_method(*s, "close");
+        h.call_method(h.item(accepted, 0), "close");
+    }).join();
 }
 
 TEST_CASE("raw_icmp_echo_on_loopback_or_eperm_without_privilege") {

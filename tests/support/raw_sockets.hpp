@@ -154,6 +154,25 @@ inline bool own_network_namespace() {
     return true;
 }
 
+// Gives the interface `dev` the IPv6 address `ip`/`prefix` (as `ip -6 addr add`), in
+// the calling thread's namespace: for addresses only a namespace of the test's own may
+// have, such as a link-local one on its loopback. Dies if the kernel refuses.
+inline void add_ipv6_address(const char *dev, const char *ip, uint32_t prefix) {
+    struct {  // linux/ipv6.h's in6_ifreq, whose header clashes with netinet/in.h
+        in6_addr addr;
+        uint32_t prefixlen;
+        int ifindex;
+    } req{};
+    if (::inet_pton(AF_INET6, ip, &req.addr) != 1) die("inet_pton");
+    req.prefixlen = prefix;
+    req.ifindex = static_cast<int>(::if_nametoindex(dev));
+    if (req.ifindex == 0) die("if_nametoindex");
+    int fd = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) die("socket");
+    if (::ioctl(fd, SIOCSIFADDR, &req) != 0) die("SIOCSIFADDR");
+    ::close(fd);
+}
+
 // Sets SIGPIPE to SIG_DFL and unblocks it in the calling thread; restores both.
 // With this in place an unguarded write to a dead peer kills the process.
 class SigpipeDefault {
