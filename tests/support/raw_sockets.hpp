@@ -156,8 +156,8 @@ inline bool own_network_namespace() {
 
 // Gives the interface `dev` the IPv6 address `ip`/`prefix` (as `ip -6 addr add`), in
 // the calling thread's namespace: for addresses only a namespace of the test's own may
-// have, such as a link-local one on its loopback. Dies if the kernel refuses.
-inline void add_ipv6_address(const char *dev, const char *ip, uint32_t prefix) {
+// have, such as a link-local one on its loopback. False if the kernel refuses (no IPv6).
+inline bool add_ipv6_address(const char *dev, const char *ip, uint32_t prefix) {
     struct {  // linux/ipv6.h's in6_ifreq, whose header clashes with netinet/in.h
         in6_addr addr;
         uint32_t prefixlen;
@@ -168,9 +168,10 @@ inline void add_ipv6_address(const char *dev, const char *ip, uint32_t prefix) {
     req.ifindex = static_cast<int>(::if_nametoindex(dev));
     if (req.ifindex == 0) die("if_nametoindex");
     int fd = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) die("socket");
-    if (::ioctl(fd, SIOCSIFADDR, &req) != 0) die("SIOCSIFADDR");
+    if (fd < 0) return false;
+    bool added = ::ioctl(fd, SIOCSIFADDR, &req) == 0;
     ::close(fd);
+    return added;
 }
 
 // Sets SIGPIPE to SIG_DFL and unblocks it in the calling thread; restores both.
