@@ -83,6 +83,10 @@ bool parse_numeric(const Endpoint &ep, sockaddr_storage &out, socklen_t &len) {
     return false;
 }
 
+std::string packet_device(const sockaddr *sa) {
+    return std::string(sa->sa_data, strnlen(sa->sa_data, sizeof sa->sa_data));
+}
+
 std::string interface_name(unsigned index) {
     char name[IF_NAMESIZE];
     return index > 0 && if_indextoname(index, name) ? name : "";

@@ -103,12 +103,7 @@ std::string describe_socket(int af, int type, int protocol) {
 
 std::string format_any_sockaddr(const sockaddr *sa, socklen_t len, int type, int protocol) {
     if (len < static_cast<socklen_t>(sizeof(sa_family_t))) return "(no address)";
-    if (type == kSockPacket) {
-        // struct sockaddr_pkt: a device name. Its family field holds the device's
-        // hardware type (ARPHRD_*) on receive, not AF_PACKET.
-        const char *dev = sa->sa_data;
-        return std::string(dev, strnlen(dev, sizeof sa->sa_data));
-    }
+    if (type == kSockPacket) return packet_device(sa);
     switch (sa->sa_family) {
     case AF_INET:
     case AF_INET6:

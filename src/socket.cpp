@@ -278,6 +278,7 @@ NamePort Socket::name_port(const sockaddr_storage &ss) const {
         bt::BtEndpoint e = bt::decode_sockaddr(sa, os_protocol(protocol_));
         return {e.address, e.port};
     }
+    if (kind_ == Kind::Packet) return {packet_device(sa), 0};
     unsigned port = kind_ == Kind::Tcp || kind_ == Kind::Udp ? sockaddr_port(sa) : 0;
     return {format_host(sa), port};
 }
@@ -292,17 +293,17 @@ std::optional<sockaddr_storage> address_of(const SocketBase &s, bool local) {
 }
 }  // namespace
 
-std::optional<NamePort> Socket::local_name() const {
-    auto a = address_of(*base_, true);
+std::optional<NamePort> Socket::name_of(bool local) const {
+    auto a = address_of(*base_, local);
     if (!a) return std::nullopt;
-    return name_port(*a);
+    NamePort np = name_port(*a);
+    if (kind_ == Kind::Packet && np.host.empty()) return std::nullopt;  // on no device
+    return np;
 }
 
-std::optional<NamePort> Socket::peer_name() const {
-    auto a = address_of(*base_, false);
-    if (!a) return std::nullopt;
-    return name_port(*a);
-}
+std::optional<NamePort> Socket::local_name() const { return name_of(true); }
+
+std::optional<NamePort> Socket::peer_name() const { return name_of(false); }
 
 std::string Socket::describe() const {
     std::string out = std::string("fk=") + family_name(family_) + " sk=" + kind_name(kind_);

@@ -133,6 +133,7 @@ private:
     UdpSocket &udp() const;
     PollSocket &poll() const;
     NamePort name_port(const sockaddr_storage &ss) const;
+    std::optional<NamePort> name_of(bool local) const;  // none without an address
     Deadline deadline_from(std::optional<Clock::duration> override_timeout) const;
     std::string combination() const;
     [[noreturn]] void not_for_kind(const char *op, const char *why) const;

@@ -198,6 +198,10 @@ TEST_CASE("packet_kind_opens_as_root_or_names_eperm") {
     }
     Value s = fx.socket("INET4", "PACKET");
     CHECK(h.repr(s).find("sk=PACKET") != std::string::npos);
+    // Bound to no device, it has no name, as any unbound socket.
+    CHECK(h.is_none(h.getattr(s, "local_name")));
+    CHECK(h.is_none(h.getattr(s, "local_port")));
+    CHECK(h.is_none(h.getattr(s, "peer_name")));
     h.call_method(s, "close");
 }
 
