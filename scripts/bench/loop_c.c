@@ -20,35 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what) {
-    perror(what);
-    exit(2);
-}
-
-static void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) die("malloc");
-    return p;
-}
-
-static void raise_fd_limit(void) {
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
+#include "baseline.h"
 
 /* ---- the loop: one epoll set; each registered descriptor has a peer record ---- */
 
@@ -303,9 +279,8 @@ static int run_bulk(size_t total, size_t chunk) {
 }
 
 static int run_lines(size_t count) {
-    size_t len = count * 13;
-    char *data = xmalloc(len + 1);
-    for (size_t i = 0; i < count; ++i) snprintf(data + i * 13, 14, "line %07zu\n", i % 10000000);
+    size_t len;
+    char *data = make_lines(count, &len);
     double t;
     struct stream_count c = stream_through(data, len ? len : 1, len, 65536, 1, &t);
     printf("lines lines_per_s %.0f\n", (double)c.lines / t);

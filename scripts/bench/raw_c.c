@@ -22,27 +22,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what) {
-    perror(what);
-    exit(2);
-}
-
-static void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) die("malloc");
-    return p;
-}
+#include "baseline.h"
 
 /* Reads exactly n bytes; returns how many arrived before end of stream. */
 static size_t read_exact(int fd, char *buf, size_t n) {
@@ -64,14 +47,6 @@ static void write_all(int fd, const char *buf, size_t n) {
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) die("write");
         put += (size_t)r;
-    }
-}
-
-static void raise_fd_limit(void) {
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
     }
 }
 
@@ -172,13 +147,6 @@ static void *serve_one(void *arg) {
 }
 
 /* "line 0000000\n" ... : COUNT lines of 13 bytes. */
-static char *make_lines(size_t count, size_t *len) {
-    *len = count * 13;
-    char *data = xmalloc(*len + 1);
-    for (size_t i = 0; i < count; ++i) snprintf(data + i * 13, 14, "line %07zu\n", i % 10000000);
-    return data;
-}
-
 static int run_single(const char *mode, size_t a, size_t b) {
     struct job j = {0};
     j.mode = mode;
