@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <uv.h>
 
 #include "ksnet/address.hpp"
@@ -65,4 +66,40 @@ TEST_CASE("address_ipv4_formatting_agrees_with_inet_ntop") {
         sin.sin_port = htons(65535);
         CHECK(format_sockaddr(reinterpret_cast<sockaddr *>(&sin)) == std::string(expected) + ":65535");
     }
+}
+
+TEST_CASE("address_ipv6_zone_gives_the_scope_and_names_keep_it") {
+    // Any address may carry a scope; the kernel requires one only for link-local ones.
+    const uint32_t lo = if_nametoindex("lo");
+    REQUIRE(lo != 0);
+    auto scope_of = [](const Endpoint &ep) {
+        sockaddr_storage ss{};
+        socklen_t len = 0;
+        REQUIRE(parse_numeric(ep, ss, len));
+        return reinterpret_cast<sockaddr_in6 *>(&ss)->sin6_scope_id;
+    };
+    CHECK(scope_of(Endpoint{Family::Inet6, "fe80::1%lo", 1}) == lo);
+    CHECK(scope_of(Endpoint{Family::Inet6, "fe80::1%7", 1}) == 7);
+    // The tuple's own scope, when not 0, wins over the zone.
+    CHECK(scope_of(Endpoint{Family::Inet6, "fe80::1%lo", 1, 0, 9}) == 9);
+    CHECK(interface_index("lo") == lo);
+    CHECK(interface_index("4294967295") == 4294967295u);
+    CHECK(interface_index("4294967296") == 0);
+    CHECK(interface_index("") == 0);
+    CHECK(interface_name(lo) == "lo");
+
+    sockaddr_in6 sin6{};
+    sin6.sin6_family = AF_INET6;
+    sin6.sin6_port = htons(80);
+    REQUIRE(inet_pton(AF_INET6, "fe80::1", &sin6.sin6_addr) == 1);
+    auto *sa = reinterpret_cast<sockaddr *>(&sin6);
+    CHECK(format_host(sa) == "fe80::1");
+    sin6.sin6_scope_id = lo;
+    CHECK(format_host(sa) == "fe80::1%lo");
+    CHECK(format_sockaddr(sa) == "[fe80::1%lo]:80");
+    // An index with no interface (gone since) is written as the number.
+    sin6.sin6_scope_id = 4000000000u;
+    CHECK(format_host(sa) == "fe80::1%4000000000");
+    CHECK(format_endpoint(Endpoint{Family::Inet6, "fe80::1%lo", 80, 0, 3}) == "[fe80::1%3]:80");
+    CHECK(format_endpoint(Endpoint{Family::Inet6, "fe80::1%lo", 80}) == "[fe80::1%lo]:80");
 }

@@ -144,7 +144,8 @@ TEST_CASE("numeric_address_table_malformed_literals_are_not_taken_as_addresses")
         {Family::Inet4, "1.2.3.4:80"},    {Family::Inet6, ":::1"},          {Family::Inet6, "1::2::3"},
         {Family::Inet6, "::g"},           {Family::Inet6, "1:2:3:4:5:6:7:8:9"}, {Family::Inet6, "[::1]"},
         {Family::Inet6, "12345::1"},      {Family::Inet6, "::1%"},          {Family::Inet6, "127.0.0.1"},
-        {Family::Inet6, "::ffff:1.2.3"},  {Family::Inet6, "fe80::1%lo"},    {Family::Inet6, "::1/128"},
+        {Family::Inet6, "::ffff:1.2.3"},  {Family::Inet6, "fe80::1%nosuch0"}, {Family::Inet6, "::1/128"},
+        {Family::Inet6, "fe80::1%99999999999"}, {Family::Inet6, "%lo"},     {Family::Inet6, "fe80::1%lo%lo"},
     };
     for (const Row &r : bad) {
         CAPTURE(r.text);
