@@ -422,6 +422,13 @@ ssize_t TcpSocket::receive_staged(std::unique_lock<std::mutex> &lk, const Deadli
     return n;
 }
 
+size_t TcpSocket::read_nothing() const {
+    // Waits for nothing, but a closed or unconnected socket says so, as any read does.
+    std::lock_guard lk(mu_);
+    check_readable_locked("read");
+    return 0;
+}
+
 struct TcpSocket::ReaderTurn {
     TcpSocket &s;
     ReaderTurn(TcpSocket &socket, std::unique_lock<std::mutex> &lk, const Deadline &deadline) : s(socket) {
@@ -449,14 +456,17 @@ size_t TcpSocket::read_some_locked(std::unique_lock<std::mutex> &lk, char *into,
 }
 
 size_t TcpSocket::read_into(char *into, size_t cap, const Deadline &deadline) {
-    if (cap == 0) return 0;
+    if (cap == 0) return read_nothing();
     std::unique_lock lk(mu_);
     ReaderTurn turn(*this, lk, deadline);
     return read_some_locked(lk, into, cap, deadline);
 }
 
 std::string TcpSocket::read(size_t max, const Deadline &deadline) {
-    if (max == 0) return {};
+    if (max == 0) {
+        read_nothing();
+        return {};
+    }
     std::unique_lock lk(mu_);
     ReaderTurn turn(*this, lk, deadline);
     std::string out;

@@ -147,6 +147,7 @@ private:
     // writing_ before letting go of the descriptor.
     void send_some_locked(std::unique_lock<std::mutex> &lk, std::string_view data, const Deadline &deadline);
     void check_readable_locked(const char *op) const;
+    size_t read_nothing() const;  // read(0): 0, or the error any read would raise first
     [[noreturn]] void throw_line_too_long_locked() const;
 
     const Family family_;

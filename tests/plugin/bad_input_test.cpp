@@ -343,6 +343,7 @@ void check_closed_socket_calls(const std::vector<SocketKind> &kinds) {
         {"accept", [](V &v) { return Args{v.f(1.0)}; }, false},
         {"read", [](V &v) { return Args{v.i(10), v.f(1.0)}; }, false},
         {"read", [](V &v) { return Args{v.i(int64_t{1} << 62), v.f(1.0)}; }, false},
+        {"read", [](V &v) { return Args{v.i(0), v.f(1.0)}; }, false},
         {"write", [](V &v) { return Args{v.b("x"), v.f(1.0)}; }, false},
         {"write", [](V &v) { return Args{v.b(""), v.f(1.0)}; }, false},
         {"sendto", [](V &v) { return Args{v.b("x"), v.a4(9), v.f(1.0)}; }, false},
