@@ -1,5 +1,6 @@
 #include "arguments.hpp"
 
+#include <charconv>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -62,7 +63,8 @@ std::optional<ksnet::Clock::duration> timeout_arg(const Call &c, size_t i, const
     if (!v || c.h->kind_of(v) == KSP_KIND_NONE) return std::nullopt;
     double seconds = 0;
     int64_t whole = 0;
-    if (c.h->int_get(v, &whole) == 0) {
+    bool is_int = c.h->int_get(v, &whole) == 0;
+    if (is_int) {
         c.refuse_beyond_64_bits(v, whole, [&] { return std::string(what); });
         seconds = static_cast<double>(whole);
     } else if (c.h->float_get(v, &seconds) != 0) {
@@ -70,7 +72,13 @@ std::optional<ksnet::Clock::duration> timeout_arg(const Call &c, size_t i, const
     }
     // A year bounds the arithmetic; nobody waits longer on one call.
     if (!(seconds >= 0) || seconds > 365.0 * 24 * 3600) {
-        throw HostError{KSP_ERR_VAL, std::string(c.name) + ": " + what + " is " + std::to_string(seconds) +
+        // The value as given: an int as it is, a float in the fewest digits that read back
+        // the same (so 31536000.0000001 does not print as if it were in range).
+        char text[32];
+        auto written = is_int ? std::to_chars(text, text + sizeof text, whole)
+                              : std::to_chars(text, text + sizeof text, seconds);
+        throw HostError{KSP_ERR_VAL, std::string(c.name) + ": " + what + " is " +
+                                         std::string(text, written.ptr) +
                                          " (expected none or 0..31536000 seconds)"};
     }
     return std::chrono::duration_cast<ksnet::Clock::duration>(std::chrono::duration<double>(seconds));
