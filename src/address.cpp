@@ -94,11 +94,11 @@ std::string interface_name(unsigned index) {
 
 uint32_t interface_index(const std::string &zone) {
     if (zone.empty()) return 0;
-    if (zone.find_first_not_of("0123456789") == std::string::npos) {
-        unsigned long n = std::strtoul(zone.c_str(), nullptr, 10);
-        return zone.size() <= 10 && n <= UINT32_MAX ? static_cast<uint32_t>(n) : 0;
-    }
-    return if_nametoindex(zone.c_str());
+    // A name first, as getaddrinfo reads a zone: an interface may be called "3".
+    if (uint32_t index = if_nametoindex(zone.c_str())) return index;
+    if (zone.find_first_not_of("0123456789") != std::string::npos || zone.size() > 10) return 0;
+    unsigned long n = std::strtoul(zone.c_str(), nullptr, 10);
+    return n <= UINT32_MAX ? static_cast<uint32_t>(n) : 0;
 }
 
 namespace {

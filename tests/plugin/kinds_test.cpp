@@ -145,6 +145,29 @@ TEST_CASE("ipv6_link_local_names_keep_their_interface_and_work_as_addresses") {
     }).join();
 }
 
+TEST_CASE("ipv6_zone_is_read_as_an_interface_name_before_an_index") {
+    // As getaddrinfo reads it: "%2" is the interface called "2" if there is one. Here that
+    // is the loopback (index 1), renamed, and there is no interface 2.
+    std::thread([] {
+        SKIP_UNLESS(rawsock::own_network_namespace(), "needs a network namespace of its own (root)");
+        SKIP_UNLESS(rawsock::rename_interface("lo", "2"), "the kernel refused to rename lo");
+        SKIP_UNLESS(rawsock::add_ipv6_address("2", "fe80::1", 64), "the kernel refused an IPv6 address");
+        REQUIRE(if_nametoindex("2") != 2);
+        NetFixture fx;
+        auto &h = fx.host;
+        Value a = fx.socket("INET6", "UDP");
+        h.call_method(a, "bind", {fx.addr("fe80::1%2", 0)});
+        CHECK(h.to_str(h.getattr(a, "local_name")) == "fe80::1%2");
+        Value b = fx.socket("INET6", "UDP");
+        h.call_method(b, "sendto", {h.bytes("x"), fx.addr("fe80::1%2", fx.port_of(a))});
+        Value got = h.call_method(a, "recvfrom", {h.integer(4), h.floating(5.0)});
+        CHECK(h.to_bytes(h.item(got, 0)) == "x");
+        CHECK(h.to_str(h.item(h.item(got, 1), 0)) == "fe80::1%2");
+        h.call_method(a, "close");
+        h.call_method(b, "close");
+    }).join();
+}
+
 TEST_CASE("raw_icmp_echo_on_loopback_or_eperm_without_privilege") {
     NetFixture fx;
     auto &h = fx.host;

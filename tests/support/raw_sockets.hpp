@@ -154,6 +154,27 @@ inline bool own_network_namespace() {
     return true;
 }
 
+// Renames the interface `from` to `to` (taken down for it, then up again), in the
+// calling thread's namespace. False if the kernel refuses.
+inline bool rename_interface(const char *from, const char *to) {
+    int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) die("socket");
+    ifreq req{};
+    std::strncpy(req.ifr_name, from, IFNAMSIZ - 1);
+    bool done = ::ioctl(fd, SIOCGIFFLAGS, &req) == 0;
+    short flags = req.ifr_flags;
+    req.ifr_flags = static_cast<short>(flags & ~IFF_UP);
+    done = done && ::ioctl(fd, SIOCSIFFLAGS, &req) == 0;
+    std::strncpy(req.ifr_newname, to, IFNAMSIZ - 1);
+    done = done && ::ioctl(fd, SIOCSIFNAME, &req) == 0;
+    std::memset(req.ifr_name, 0, IFNAMSIZ);
+    std::strncpy(req.ifr_name, to, IFNAMSIZ - 1);
+    req.ifr_flags = flags;
+    done = done && ::ioctl(fd, SIOCSIFFLAGS, &req) == 0;
+    ::close(fd);
+    return done;
+}
+
 // Gives the interface `dev` the IPv6 address `ip`/`prefix` (as `ip -6 addr add`), in
 // the calling thread's namespace: for addresses only a namespace of the test's own may
 // have, such as a link-local one on its loopback. False if the kernel refuses (no IPv6).
