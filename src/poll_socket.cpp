@@ -152,7 +152,7 @@ PollSocket::~PollSocket() = default;
 
 std::shared_ptr<PollSocket> PollSocket::create(std::shared_ptr<Runtime> rt, int af, int type, int protocol) {
     type &= ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
-    int fd = ::socket(af, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+    int fd = rt->open_descriptor([&] { return ::socket(af, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol); }, {});
     if (fd < 0) {
         int err = errno;
         std::string what = "socket " + describe_socket(af, type, protocol);
@@ -301,6 +301,7 @@ void PollSocket::listen(int backlog) {
 
 std::pair<std::shared_ptr<PollSocket>, sockaddr_storage> PollSocket::accept(const Deadline &deadline) {
     std::unique_lock lk(mu_);
+    bool waited_for_closes = false;  // after EMFILE, once (Runtime::await_posted_closes)
     for (;;) {
         throw_if_unusable_locked("accept");
         if (state_ != State::Listening) {
@@ -317,6 +318,7 @@ std::pair<std::shared_ptr<PollSocket>, sockaddr_storage> PollSocket::accept(cons
             lk.unlock();  // adopt() waits for the loop, which may need mu_
             return {adopt(rt_, static_cast<int>(fd), af_, type_, protocol_, State::Connected), ss};
         }
+        if (retry_after_posted_closes(lk, err, deadline, waited_for_closes)) continue;
         if (err != ECONNABORTED) throw errno_error("accept", name_for_errors_locked(), err);
     }
 }

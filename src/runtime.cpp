@@ -294,6 +294,42 @@ void throw_unless_ready(WaitResult r, const char *op) {
     }
 }
 
+void Runtime::close_posted() {
+    std::lock_guard lk(closes_mu_);
+    ++closes_posted_;
+}
+
+void Runtime::close_done() {
+    std::lock_guard lk(closes_mu_);
+    ++closes_done_;
+    closes_cv_.notify_all();
+}
+
+bool Runtime::await_posted_closes(int err, const Deadline &deadline) {
+    if (!out_of_descriptors(err)) return false;
+    uint64_t target;
+    {
+        std::lock_guard lk(closes_mu_);
+        if (closes_done_ == closes_posted_) return false;
+        target = closes_posted_;
+    }
+    Deadline until = Clock::now() + kCloseWaitLimit;
+    if (deadline && *deadline < *until) until = deadline;
+    wait(closes_mu_, closes_cv_, [&] { return closes_done_ >= target; }, until, false);
+    return true;
+}
+
+int Runtime::open_descriptor(FunctionRef<int()> open, const Deadline &deadline) {
+    int fd = open();
+    if (fd >= 0) return fd;
+    int err = errno;
+    if (!await_posted_closes(err, deadline)) {
+        errno = err;
+        return fd;
+    }
+    return open();
+}
+
 void Runtime::wait_or_throw(std::mutex &mu, std::condition_variable &cv, FunctionRef<bool()> pred,
                             const Deadline &deadline, const char *op) {
     throw_unless_ready(wait(mu, cv, pred, deadline), op);

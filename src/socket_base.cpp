@@ -18,7 +18,16 @@ void SocketBase::close() {
 
 void SocketBase::post_close_handle() {
     auto self = shared_from_this();
-    rt_->post([self] { self->close_handle_on_loop(); });  // refused after shutdown: already closed
+    rt_->close_posted();
+    close_posted_ = true;
+    // Refused after shutdown, which closed the descriptor already.
+    if (!rt_->post([self] { self->close_handle_on_loop(); })) descriptor_closed();
+}
+
+void SocketBase::descriptor_closed() {
+    if (!close_posted_) return;
+    close_posted_ = false;
+    rt_->close_done();
 }
 
 void SocketBase::abort_on_loop(const char *why) {
@@ -38,14 +47,27 @@ void SocketBase::close_handle_on_loop() {
     if (handle_closing_) return;
     handle_closing_ = true;
     uv_handle_t *h = handle();
-    if (!h) return on_handle_closed();
+    if (!h) {
+        on_handle_closed();
+        return descriptor_closed();
+    }
     uv_close(h, &SocketBase::on_close);
 }
 
 void SocketBase::on_close(uv_handle_t *h) {
     auto *self = static_cast<SocketBase *>(h->data);
     self->on_handle_closed();
+    self->descriptor_closed();
     self->rt_->untrack(self);  // may destroy self: nothing after this
+}
+
+bool SocketBase::retry_after_posted_closes(std::unique_lock<std::mutex> &lk, int err, const Deadline &deadline,
+                                           bool &waited) {
+    if (waited || !Runtime::out_of_descriptors(err)) return false;
+    lk.unlock();  // the loop's closes do not need it, but a close() from another thread does
+    waited = rt_->await_posted_closes(err, deadline);
+    lk.lock();
+    return waited;
 }
 
 bool SocketBase::closed() const {

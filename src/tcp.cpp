@@ -44,7 +44,7 @@ std::shared_ptr<TcpSocket> TcpSocket::create(std::shared_ptr<Runtime> rt, Family
     }
     // Made here rather than by libuv so that bind() reports its own errors at once and
     // SO_REUSEADDR stays off unless asked for (uv_tcp_bind always sets it).
-    int fd = ::socket(family_to_af(family), SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = rt->open_descriptor([&] { return ::socket(family_to_af(family), SOCK_STREAM | SOCK_CLOEXEC, 0); }, {});
     if (fd < 0) throw errno_error("socket", family_name(family), errno);
     set_wait_slices(fd, rt->wait_slice());
     return adopt(std::move(rt), family, fd, State::Open);
@@ -336,6 +336,7 @@ std::pair<std::shared_ptr<TcpSocket>, std::string> TcpSocket::accept(const Deadl
     std::unique_lock lk(mu_);
     // Taken from the kernel into accepted_ before the caller lets go of the descriptor,
     // so that a live reload hands over a connection whose caller had not returned yet.
+    bool waited_for_closes = false;  // after EMFILE, once (Runtime::await_posted_closes)
     while (accepted_.empty()) {
         throw_if_unusable_locked("accept");
         if (state_ != State::Listening) {
@@ -360,6 +361,7 @@ std::pair<std::shared_ptr<TcpSocket>, std::string> TcpSocket::accept(const Deadl
             continue;
         }
         throw_if_unusable_locked("accept");
+        if (retry_after_posted_closes(lk, err, deadline, waited_for_closes)) continue;
         if (err != ECONNABORTED && err != EPROTO) {
             // EMFILE and friends: the caller hears of it; the connection waits in the backlog.
             throw errno_error("accept", name_for_errors_locked(), err);

@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -181,6 +182,24 @@ public:
     // for it: 3.5 thread switches per round trip instead of 2 when both share a CPU).
     static constexpr size_t kUnlockedCopy = 16 * 1024;
 
+    // close() leaves a socket's descriptor to the loop (uv_close), which closes it a
+    // moment later. A call that finds no descriptor left (EMFILE, ENFILE) waits for the
+    // closes posted before it, then tries once more: to a script, as in C, a close() frees
+    // its descriptor before it returns. close_posted before the post (any thread);
+    // close_done once the descriptor is closed (loop thread).
+    void close_posted();
+    void close_done();
+    // Makes a descriptor with `open` (socket(), accept4()...: -1 and errno on failure),
+    // waiting for posted closes and trying again as above. Caller's thread, without
+    // locks of its own held; the interpreter lock is released while it waits.
+    int open_descriptor(FunctionRef<int()> open, const Deadline &deadline);
+    // The wait alone: false at once unless `err` is EMFILE or ENFILE and closes were
+    // posted and not done; otherwise true once they are (or after kCloseWaitLimit, the
+    // deadline's end if sooner: a loop that never gets to them must not hold the call).
+    bool await_posted_closes(int err, const Deadline &deadline);
+    static constexpr auto kCloseWaitLimit = std::chrono::seconds(5);
+    static bool out_of_descriptors(int err) { return err == EMFILE || err == ENFILE; }
+
     uv_loop_t *loop() { return &loop_; }
     bool on_loop_thread() const { return thread_.is_current(); }
     bool running() const;
@@ -260,6 +279,10 @@ private:
     std::mutex waiters_mu_;
     std::vector<Waiter *> waiters_;  // the threads waiting now
     std::atomic<uint64_t> wakes_sent_{0};  // wake_for_interrupt calls so far
+
+    std::mutex closes_mu_;
+    std::condition_variable closes_cv_;
+    uint64_t closes_posted_ = 0, closes_done_ = 0;  // under closes_mu_
 
     std::unordered_map<LoopResource *, std::shared_ptr<LoopResource>> tracked_;  // loop only
     size_t tracked_count_ = 0;                                                   // under mu_

@@ -89,6 +89,12 @@ protected:
     void close_handle_on_loop();
     void post_close_handle();  // close_handle_on_loop, from any thread
 
+    // Caller thread, mu_ held by `lk`, after accept() failed with `err`: true when it ran
+    // out of descriptors and waited for closes posted before (Runtime::await_posted_closes;
+    // once per call, as `waited` records), so that another try may find one free.
+    bool retry_after_posted_closes(std::unique_lock<std::mutex> &lk, int err, const Deadline &deadline,
+                                   bool &waited);
+
     // Caller thread, mu_ held. At the start of a call: closed, or moved to another
     // version of the plugin (live reload), whose code the host calls instead.
     void throw_if_unusable_locked(const char *op) const {
@@ -127,6 +133,9 @@ protected:
     const int type_, protocol_;
     int fd_ = -1;  // open while mu_ is held and the socket is not closed (the loop closes it)
     bool handle_closing_ = false;  // loop only
+    // Set by post_close_handle before its post (which orders it for the loop); the loop
+    // tells the runtime once the descriptor is closed (Runtime::close_done).
+    bool close_posted_ = false;
 
     mutable std::mutex mu_;
     std::condition_variable cv_;
@@ -136,6 +145,7 @@ protected:
 
 private:
     static void on_close(uv_handle_t *h);
+    void descriptor_closed();  // the descriptor is closed (or shutdown closed it)
 };
 
 }  // namespace ksnet
