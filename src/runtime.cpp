@@ -294,28 +294,21 @@ void throw_unless_ready(WaitResult r, const char *op) {
     }
 }
 
-void Runtime::close_posted() {
-    std::lock_guard lk(closes_mu_);
-    ++closes_posted_;
-}
+void Runtime::close_posted() { closes_posted_.fetch_add(1); }
 
 void Runtime::close_done() {
-    std::lock_guard lk(closes_mu_);
-    ++closes_done_;
+    closes_done_.fetch_add(1);
+    std::lock_guard lk(closes_mu_);  // a waiter between its look and its sleep hears this
     closes_cv_.notify_all();
 }
 
 bool Runtime::await_posted_closes(int err, const Deadline &deadline) {
     if (!out_of_descriptors(err)) return false;
-    uint64_t target;
-    {
-        std::lock_guard lk(closes_mu_);
-        if (closes_done_ == closes_posted_) return false;
-        target = closes_posted_;
-    }
+    uint64_t target = closes_posted_.load();
+    if (closes_done_.load() >= target) return false;
     Deadline until = Clock::now() + kCloseWaitLimit;
     if (deadline && *deadline < *until) until = deadline;
-    wait(closes_mu_, closes_cv_, [&] { return closes_done_ >= target; }, until, false);
+    wait(closes_mu_, closes_cv_, [&] { return closes_done_.load() >= target; }, until, false);
     return true;
 }
 

@@ -280,9 +280,11 @@ private:
     std::vector<Waiter *> waiters_;  // the threads waiting now
     std::atomic<uint64_t> wakes_sent_{0};  // wake_for_interrupt calls so far
 
+    // Counts without a lock for the posting threads (a fork never finds one held there);
+    // closes_mu_ is only for a waiter's condition variable.
+    std::atomic<uint64_t> closes_posted_{0}, closes_done_{0};
     std::mutex closes_mu_;
     std::condition_variable closes_cv_;
-    uint64_t closes_posted_ = 0, closes_done_ = 0;  // under closes_mu_
 
     std::unordered_map<LoopResource *, std::shared_ptr<LoopResource>> tracked_;  // loop only
     size_t tracked_count_ = 0;                                                   // under mu_
