@@ -3,8 +3,9 @@
 by the reference host, driven as an interpreter would), raw blocking C sockets (the
 baseline), the same workloads in C as one thread running one epoll loop (the kernel's
 floor: no thread ever waits for another), CPython's `socket` module and Node's `net`
-module. Builds nothing: build
-first, then run
+module. A full run takes a few minutes; --quick checks every workload in seconds.
+
+Builds nothing: build first, then run
 
     meson compile -C build && python3 scripts/bench.py
 
@@ -68,6 +69,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -485,7 +487,7 @@ def report_pool(args, workloads):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+    ap = argparse.ArgumentParser(description=textwrap.fill(" ".join(__doc__.split("\n\n")[0].split()), 88),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default="build", help="meson build directory (default: build)")
     ap.add_argument("--runs", type=int, default=5, help="runs per figure; medians are reported (default 5)")
