@@ -132,6 +132,11 @@ void CallerIoSocket::throw_if_closing_locked(const char *op) const {
 ssize_t CallerIoSocket::blocking_locked(std::unique_lock<std::mutex> &lk, short events, const char *op,
                                         const Deadline &deadline, FunctionRef<ssize_t()> call, int &err,
                                         bool first_try_locked) {
+    // Every call looks again: its caller may have waited for the interpreter lock since
+    // it last held mu_ (after a wait_ready, say), through a live reload that moved the
+    // socket; a system call on this version's descriptor now would take what the next
+    // version was handed (a connection an accept4 takes here is closed with this version).
+    throw_if_unusable_locked(op);
     begin_io_locked();
     lk.unlock();
     bool moving = false;  // left for a live reload (Runtime::begin_handover)

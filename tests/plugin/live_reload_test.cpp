@@ -502,6 +502,55 @@ TEST_CASE("live_reload_as_a_connect_is_refused_reports_the_refusal") {
     CHECK_MESSAGE(outcome.find("ECONNREFUSED") != std::string::npos, outcome);
 }
 
+TEST_CASE("live_reload_as_an_accept_finds_a_connection_hands_it_to_the_new_version") {
+    // accept() with a timeout waits in poll() first, then calls accept4(). Here the wait
+    // ends (a client came) and its thread waits for the interpreter lock, which this
+    // thread holds through the swap: the accept4() that follows must be the new
+    // version's, or the connection lands in the old listener, which closes it.
+    ReloadFixture f;
+    Value l = f.listener();
+    std::string outcome;
+    int64_t peer_port = -1;
+    waits::ThreadMark mark;
+    std::thread acceptor([&] {
+        Gil g(f.host);
+        mark.here();
+        try {
+            Value served = f.host.item(f.host.call_method(l, "accept", {f.host.floating(5.0)}), 0);
+            peer_port = f.host.to_int(f.host.getattr(served, "peer_port"));
+            f.host.call_method(served, "close");
+            outcome = "accepted";
+        } catch (const std::exception &e) {
+            outcome = e.what();
+        }
+    });
+    const std::string in_poll = std::to_string(SYS_poll), in_ppoll = std::to_string(SYS_ppoll),
+                      in_futex = std::to_string(SYS_futex);
+    f.wait_until([&] {
+        if (!mark.set()) return false;
+        std::string call = waits::task_state(mark.tid).syscall;
+        return call == in_poll || call == in_ppoll;
+    }, "the accept's wait");
+    int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(client >= 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(static_cast<uint16_t>(f.port_of(l)));
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(client, reinterpret_cast<sockaddr *>(&to), sizeof to) == 0);
+    waits::wait_until([&] { return waits::blocked_in_the_kernel(mark.tid) && waits::task_state(mark.tid).syscall == in_futex; },
+                      "the accepting thread to wait for the interpreter lock");
+    CHECK(f.swap().live);
+    f.without_gil([&] { acceptor.join(); });
+    CHECK(outcome == "accepted");
+    sockaddr_in mine{};
+    socklen_t len = sizeof mine;
+    ::getsockname(client, reinterpret_cast<sockaddr *>(&mine), &len);
+    CHECK(peer_port == ntohs(mine.sin_port));
+    ::close(client);
+    f.host.call_method(l, "close");
+}
+
 TEST_CASE("live_reload_during_a_connect_storm_refuses_no_connection") {
     ReloadFixture f;
     Value l = f.listener();
