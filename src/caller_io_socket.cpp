@@ -21,6 +21,7 @@ void CallerIoSocket::forget_parent_calls_locked() {
     if (fork_generation_ == rt_->fork_generation()) return;
     fork_generation_ = rt_->fork_generation();
     reader_busy_ = writer_busy_ = false;
+    writing_.forget_other_threads();
     turn_waiters_ = 0;
     // The parent's threads waiting for a turn may still count as waiters of cv_, and
     // glibc's destroy waits for them: a fresh one forgets them (nobody waits on it yet:
@@ -179,14 +180,17 @@ void CallerIoSocket::take_turn(std::unique_lock<std::mutex> &lk, bool &busy, con
     forget_parent_calls_locked();
     // A loop: the wait saw the turn free under mu_, but gave mu_ up to take the
     // interpreter lock back, and a thread that held that lock may have taken the turn.
-    while (busy) {
+    while (turn_taken_locked(busy)) {
         ++turn_waiters_;
         lk.unlock();
         bool moving = false;
         try {
             // A waiter that missed the reload's window still sees that its socket moved.
             rt_->wait_or_throw(mu_, cv_,
-                               [&] { return !busy || closed_ || (moving = rt_->handing_over() || moved_out_); },
+                               [&] {
+                                   return !turn_taken_locked(busy) || closed_ ||
+                                          (moving = rt_->handing_over() || moved_out_);
+                               },
                                deadline, op);
         } catch (...) {
             lk.lock();

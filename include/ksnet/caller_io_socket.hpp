@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "ksnet/function_ref.hpp"
+#include "ksnet/handover.hpp"
 #include "ksnet/runtime.hpp"
 #include "ksnet/socket_base.hpp"
 
@@ -43,7 +44,8 @@ protected:
                             FunctionRef<ssize_t()> call, int &err, bool first_try_locked = false);
     // Waits (mu_ released) until fd_ is ready; throws as blocking_locked.
     void wait_ready(std::unique_lock<std::mutex> &lk, short events, const Deadline &deadline, const char *op);
-    // Takes one turn (reader, writer: `busy`), waiting for the current holder to finish.
+    // Takes one turn (reader, writer: `busy`), waiting for the current holder to finish
+    // (and, for the writer's, for a part-sent write's own thread: see writing_).
     void take_turn(std::unique_lock<std::mutex> &lk, bool &busy, const Deadline &deadline, const char *op);
     // Gives a turn back, waking the callers waiting for one (only if there are any: a
     // broadcast per call costs a library call when, as usual, nobody waits).
@@ -56,6 +58,11 @@ protected:
     // stay together. A kind uses those it needs.
     bool reader_busy_ = false;
     bool writer_busy_ = false;
+    // A stream's writes across live reloads (`sent` grows while the writer has fd_). A
+    // write a reload left part-way holds the writer's turn for its own thread, which the
+    // host sends back at once with the same bytes (KSP_ERR_MOVED): another writer's bytes
+    // must not come between its two parts.
+    WriteProgress writing_;
 
     // In a child after fork(), before anything looks at the calls in progress (their
     // count, the turns, the waiters for a turn): those are the parent's threads', which
@@ -85,6 +92,9 @@ private:
     bool on_close_locked() final;
     void on_abort_locked(std::unique_lock<std::mutex> &lk) final;
 
+    bool turn_taken_locked(const bool &busy) const {
+        return busy || (&busy == &writer_busy_ && writing_.held_for_another_thread());
+    }
     void begin_io_locked();
     void end_io_locked();
     // Callers blocked in the kernel on fd_ return now (never for a socket that moved:

@@ -54,6 +54,15 @@ public:
         return left_;
     }
     void restore(const std::optional<WriteResume> &left) { left_ = left; }
+    // A write left part-way by another thread, which must finish it before anyone else
+    // writes (the stream would carry the other bytes between its two parts).
+    bool held_for_another_thread() const { return left_ && left_->thread != static_cast<uint64_t>(::pthread_self()); }
+    // In a child after fork(): the writes of the parent's other threads, which will never
+    // come back here.
+    void forget_other_threads() {
+        if (held_for_another_thread()) left_.reset();
+        if (active_ && !::pthread_equal(thread_, ::pthread_self())) active_ = false;
+    }
 
 private:
     WriteResume current() const { return WriteResume{static_cast<uint64_t>(thread_), total_, sent_}; }

@@ -116,9 +116,8 @@ private:
 
     // Under mu_.
     State state_ = State::Open;  // SocketBase's closed_ stands for Closed
-    // Live reload: a stream's message part-sent when its writer left to wait, and a
-    // connect under way (see TcpSocket).
-    WriteProgress writing_;
+    // Live reload: a connect under way (see TcpSocket); a part-sent message is in
+    // CallerIoSocket::writing_.
     bool connect_resume_ = false;
 };
 

@@ -172,7 +172,6 @@ private:
     bool write_shut_ = false;  // shutdown_write() was called
 
     // Live reload (under mu_; see save and end_handover).
-    WriteProgress writing_;  // `sent` grows while the writer has fd_
     bool connect_issued_ = false;  // connect() reached the kernel (state Connecting)
     bool connect_resume_ = false;  // a connect that left part-way: its retry waits for it
     // Taken from the kernel, not yet returned; oldest first. A vector, not a deque: it is

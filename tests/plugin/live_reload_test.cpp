@@ -551,6 +551,60 @@ TEST_CASE("live_reload_as_an_accept_finds_a_connection_hands_it_to_the_new_versi
     f.host.call_method(l, "close");
 }
 
+TEST_CASE("live_reload_lets_a_part_sent_write_finish_before_another_writers_bytes") {
+    // One thread's write is part-sent (the peer reads nothing yet) when the swap moves
+    // it; this thread, which holds the interpreter lock through the swap, writes next.
+    // The first write's own thread must finish it first, or this thread's bytes land
+    // between its two parts.
+    ReloadFixture f;
+    int server = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(server >= 0);
+    sockaddr_in at{};
+    at.sin_family = AF_INET;
+    at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof at;
+    REQUIRE(::bind(server, reinterpret_cast<sockaddr *>(&at), sizeof at) == 0);
+    REQUIRE(::listen(server, 1) == 0);
+    REQUIRE(::getsockname(server, reinterpret_cast<sockaddr *>(&at), &len) == 0);
+    Value w = f.host.call(f.socket_type());
+    f.host.call_method(w, "connect", {f.addr("127.0.0.1", ntohs(at.sin_port))});
+    int peer = ::accept(server, nullptr, nullptr);
+    REQUIRE(peer >= 0);
+    const std::string first(16 << 20, 'b'), second = "second writer";
+    waits::ThreadMark mark;
+    std::string first_outcome;
+    std::thread writer([&] {
+        Gil g(f.host);
+        mark.here();
+        try {
+            f.host.call_method(w, "write", {f.host.bytes(first)});
+            first_outcome = "written";
+        } catch (const std::exception &e) {
+            first_outcome = e.what();
+        }
+    });
+    const std::string in_send = std::to_string(SYS_sendto);
+    f.wait_until([&] { return mark.set() && waits::blocked_in_the_kernel(mark.tid) && waits::task_state(mark.tid).syscall == in_send; },
+                 "the first write to wait for room");
+    CHECK(f.swap().live);
+    std::string got;
+    std::thread reader([&] {
+        char buf[65536];
+        for (ssize_t n; (n = ::recv(peer, buf, sizeof buf, 0)) > 0;) got.append(buf, static_cast<size_t>(n));
+    });
+    f.host.call_method(w, "write", {f.host.bytes(second), f.host.floating(30.0)});
+    f.without_gil([&] { writer.join(); });
+    CHECK(first_outcome == "written");
+    f.host.call_method(w, "close");
+    f.without_gil([&] { reader.join(); });
+    CHECK(got.size() == first.size() + second.size());
+    CHECK_MESSAGE(got.compare(0, first.size(), first) == 0, "the first write's bytes were split at ",
+                  got.find_first_not_of('b'));
+    CHECK(got.compare(first.size(), std::string::npos, second) == 0);
+    ::close(peer);
+    ::close(server);
+}
+
 TEST_CASE("live_reload_during_a_connect_storm_refuses_no_connection") {
     ReloadFixture f;
     Value l = f.listener();
