@@ -152,7 +152,7 @@ PollSocket::~PollSocket() = default;
 
 std::shared_ptr<PollSocket> PollSocket::create(std::shared_ptr<Runtime> rt, int af, int type, int protocol) {
     type &= ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
-    int fd = rt->open_descriptor([&] { return ::socket(af, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol); }, {});
+    int fd = rt->open_descriptor([&] { return ::socket(af, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol); });
     if (fd < 0) {
         int err = errno;
         std::string what = "socket " + describe_socket(af, type, protocol);

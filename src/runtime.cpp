@@ -312,11 +312,11 @@ bool Runtime::await_posted_closes(int err, const Deadline &deadline) {
     return true;
 }
 
-int Runtime::open_descriptor(FunctionRef<int()> open, const Deadline &deadline) {
+int Runtime::open_descriptor(FunctionRef<int()> open) {
     int fd = open();
     if (fd >= 0) return fd;
     int err = errno;
-    if (!await_posted_closes(err, deadline)) {
+    if (!await_posted_closes(err, {})) {
         errno = err;
         return fd;
     }

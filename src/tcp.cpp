@@ -44,7 +44,7 @@ std::shared_ptr<TcpSocket> TcpSocket::create(std::shared_ptr<Runtime> rt, Family
     }
     // Made here rather than by libuv so that bind() reports its own errors at once and
     // SO_REUSEADDR stays off unless asked for (uv_tcp_bind always sets it).
-    int fd = rt->open_descriptor([&] { return ::socket(family_to_af(family), SOCK_STREAM | SOCK_CLOEXEC, 0); }, {});
+    int fd = rt->open_descriptor([&] { return ::socket(family_to_af(family), SOCK_STREAM | SOCK_CLOEXEC, 0); });
     if (fd < 0) throw errno_error("socket", family_name(family), errno);
     set_wait_slices(fd, rt->wait_slice());
     return adopt(std::move(rt), family, fd, State::Open);

@@ -37,7 +37,7 @@ std::shared_ptr<UdpSocket> UdpSocket::create(std::shared_ptr<Runtime> rt, Family
                     std::string("UDP sockets need family INET4 or INET6, not ") + family_name(family));
     }
     // Our own descriptor, close-on-exec from the start, handed to libuv.
-    int fd = rt->open_descriptor([&] { return ::socket(family_to_af(family), SOCK_DGRAM | SOCK_CLOEXEC, 0); }, {});
+    int fd = rt->open_descriptor([&] { return ::socket(family_to_af(family), SOCK_DGRAM | SOCK_CLOEXEC, 0); });
     if (fd < 0) throw errno_error("socket", family_name(family), errno);
     set_wait_slices(fd, rt->wait_slice());
     return adopt(std::move(rt), family, fd, State::Open);

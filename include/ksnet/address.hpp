@@ -46,10 +46,10 @@ bool parse_numeric(const Endpoint &ep, sockaddr_storage &out, socklen_t &len);
 // A network interface's name ("" if there is none with that index), and the index of a
 // zone as an IPv6 host writes it after '%': a name or a number (0 if there is none).
 std::string interface_name(unsigned index);
+uint32_t interface_index(const std::string &zone);
 // The device a SOCK_PACKET address (struct sockaddr_pkt) names, "" for none. Its family
 // field holds the device's hardware type (ARPHRD_*) on receive, not AF_PACKET.
 std::string packet_device(const sockaddr *sa);
-uint32_t interface_index(const std::string &zone);
 
 // getsockname / getpeername of `fd`. Throw Error(State) "getpeername: socket is not
 // connected" for a socket without a peer, os_error for anything else.

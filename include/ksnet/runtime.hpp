@@ -192,7 +192,7 @@ public:
     // Makes a descriptor with `open` (socket(), accept4()...: -1 and errno on failure),
     // waiting for posted closes and trying again as above. Caller's thread, without
     // locks of its own held; the interpreter lock is released while it waits.
-    int open_descriptor(FunctionRef<int()> open, const Deadline &deadline);
+    int open_descriptor(FunctionRef<int()> open);
     // The wait alone: false at once unless `err` is EMFILE or ENFILE and closes were
     // posted and not done; otherwise true once they are (or after kCloseWaitLimit, the
     // deadline's end if sooner: a loop that never gets to them must not hold the call).
