@@ -61,6 +61,35 @@ struct OwnPluginDir {
 };
 
 // net imported from a PluginDir, with the end-of-case checks of NetFixture.
+// A script's call on a thread of its own, which holds the interpreter lock as a script
+// thread does (the call releases it while it waits). `outcome`: what `call` returned, or
+// the message of what it raised; `ended` once it has.
+struct ScriptCall {
+    waits::ThreadMark mark;
+    std::string outcome;
+    std::atomic<bool> ended{false};
+    std::thread thread;
+
+    ScriptCall(refhost::Host &host, std::function<std::string()> call)
+        : thread([this, &host, call = std::move(call)] {
+              Gil g(host);
+              mark.here();
+              try {
+                  outcome = call();
+              } catch (const std::exception &e) {
+                  outcome = e.what();
+              }
+              ended = true;
+          }) {}
+    // Until its call, back from the kernel, waits for the interpreter lock this thread
+    // holds (through a swap, say).
+    void wait_for_the_lock() const {
+        const std::string in_futex = std::to_string(SYS_futex);
+        waits::wait_until([&] { return waits::blocked_in_the_kernel(mark.tid) && waits::task_state(mark.tid).syscall == in_futex; },
+                          "the script thread to wait for the interpreter lock");
+    }
+};
+
 struct ReloadFixture : OwnPluginDir, NetFixture {
     explicit ReloadFixture(bool checking = false, uint16_t abi_minor = KSP_ABI_MINOR)
         : NetFixture(checking, abi_minor, dir.path) {}
@@ -101,24 +130,21 @@ struct ReloadFixture : OwnPluginDir, NetFixture {
     BlockedCall swap_while_blocked(const char *what, const std::function<Value()> &call,
                                    const std::function<void()> &unblock) {
         BlockedCall out;
-        waits::ThreadMark mark;
-        std::thread caller([&] {
-            Gil g(host);
-            mark.here();
-            try {
-                out.got = host.to_bytes(call());
-            } catch (const std::exception &e) {
-                out.error = e.what();
-            }
+        bool raised = true;
+        ScriptCall caller(host, [&] {
+            std::string got = host.to_bytes(call());
+            raised = false;
+            return got;
         });
         bool blocked = false;
-        without_gil([&] { blocked = waits::wait_until_blocked(mark, what); });
+        without_gil([&] { blocked = waits::wait_until_blocked(caller.mark, what); });
         if (blocked) {
             out.live = swap().live;
             unblock();
         }
-        without_gil([&] { caller.join(); });
+        without_gil([&] { caller.thread.join(); });
         REQUIRE(blocked);
+        (raised ? out.error : out.got) = caller.outcome;
         return out;
     }
 };
@@ -191,28 +217,19 @@ TEST_CASE("live_reload_keeps_the_deadline_of_a_call_waiting_through_it") {
     ReloadFixture f;
     Value l = f.listener();
     auto [c, s] = f.connected_pair(l);
-    std::atomic<bool> ended{false};
-    std::string error;
-    waits::ThreadMark mark;
-    std::thread reader([&] {
-        Gil g(f.host);
-        mark.here();
-        try {
-            f.host.call_method(s, "read", {f.host.integer(10), f.host.floating(1.0)});
-        } catch (const ScriptError &e) {
-            error = e.what();
-        }
-        ended = true;
+    ScriptCall reader(f.host, [&] {
+        f.host.call_method(s, "read", {f.host.integer(10), f.host.floating(1.0)});
+        return std::string("read");
     });
-    REQUIRE(f.wait_until_blocked(mark, "the read"));
+    REQUIRE(f.wait_until_blocked(reader.mark, "the read"));
     int swaps = 0;
-    while (!ended.load() && swaps < kSwaps) {
+    while (!reader.ended.load() && swaps < kSwaps) {
         CHECK(f.swap().live);
         ++swaps;
         f.without_gil([] { std::this_thread::sleep_for(std::chrono::milliseconds(200)); });
     }
-    f.without_gil([&] { reader.join(); });
-    CHECK(error == "read: timed out");
+    f.without_gil([&] { reader.thread.join(); });
+    CHECK(reader.outcome == "read: timed out");
     CHECK_MESSAGE(swaps < kSwaps, "the read outlasted ", swaps, " swaps 0.2 s apart");
     for (Value *v : {&c, &s, &l}) f.host.call_method(*v, "close");
 }
@@ -435,26 +452,19 @@ std::string connect_ended_across_a_swap(ReloadFixture &f, Value &client,
     }
     REQUIRE(!fillers.empty());
     client = f.host.call(f.socket_type());
-    std::string outcome;
-    waits::ThreadMark mark;
-    std::thread caller([&] {
-        Gil g(f.host);
-        mark.here();
-        try {
-            f.host.call_method(client, "connect", {f.addr("127.0.0.1", f.port_of(full))});
-            outcome = "connected";
-        } catch (const std::exception &e) {
-            outcome = e.what();
-        }
+    ScriptCall caller(f.host, [&] {
+        f.host.call_method(client, "connect", {f.addr("127.0.0.1", f.port_of(full))});
+        return std::string("connected");
     });
-    const std::string in_connect = std::to_string(SYS_connect), in_futex = std::to_string(SYS_futex);
-    f.wait_until([&] { return mark.set() && waits::task_state(mark.tid).syscall == in_connect; }, "the connect");
+    const std::string in_connect = std::to_string(SYS_connect);
+    f.wait_until([&] { return caller.mark.set() && waits::task_state(caller.mark.tid).syscall == in_connect; },
+                 "the connect");
     complete(full);
     // The connect returned and its thread waits for the lock: swap now.
-    waits::wait_until([&] { return waits::blocked_in_the_kernel(mark.tid) && waits::task_state(mark.tid).syscall == in_futex; },
-                      "the connecting thread to wait for the interpreter lock");
+    caller.wait_for_the_lock();
     CHECK(f.swap().live);
-    f.without_gil([&] { caller.join(); });
+    f.without_gil([&] { caller.thread.join(); });
+    const std::string outcome = caller.outcome;
     if (!f.host.to_bool(f.host.getattr(full, "closed"))) {
         // The client's connection works: what it writes arrives on the server's side.
         f.host.call_method(client, "write", {f.host.bytes("after")});
@@ -509,26 +519,17 @@ TEST_CASE("live_reload_as_an_accept_finds_a_connection_hands_it_to_the_new_versi
     // version's, or the connection lands in the old listener, which closes it.
     ReloadFixture f;
     Value l = f.listener();
-    std::string outcome;
     int64_t peer_port = -1;
-    waits::ThreadMark mark;
-    std::thread acceptor([&] {
-        Gil g(f.host);
-        mark.here();
-        try {
-            Value served = f.host.item(f.host.call_method(l, "accept", {f.host.floating(5.0)}), 0);
-            peer_port = f.host.to_int(f.host.getattr(served, "peer_port"));
-            f.host.call_method(served, "close");
-            outcome = "accepted";
-        } catch (const std::exception &e) {
-            outcome = e.what();
-        }
+    ScriptCall acceptor(f.host, [&] {
+        Value served = f.host.item(f.host.call_method(l, "accept", {f.host.floating(5.0)}), 0);
+        peer_port = f.host.to_int(f.host.getattr(served, "peer_port"));
+        f.host.call_method(served, "close");
+        return std::string("accepted");
     });
-    const std::string in_poll = std::to_string(SYS_poll), in_ppoll = std::to_string(SYS_ppoll),
-                      in_futex = std::to_string(SYS_futex);
+    const std::string in_poll = std::to_string(SYS_poll), in_ppoll = std::to_string(SYS_ppoll);
     f.wait_until([&] {
-        if (!mark.set()) return false;
-        std::string call = waits::task_state(mark.tid).syscall;
+        if (!acceptor.mark.set()) return false;
+        std::string call = waits::task_state(acceptor.mark.tid).syscall;
         return call == in_poll || call == in_ppoll;
     }, "the accept's wait");
     int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -538,11 +539,10 @@ TEST_CASE("live_reload_as_an_accept_finds_a_connection_hands_it_to_the_new_versi
     to.sin_port = htons(static_cast<uint16_t>(f.port_of(l)));
     to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     REQUIRE(::connect(client, reinterpret_cast<sockaddr *>(&to), sizeof to) == 0);
-    waits::wait_until([&] { return waits::blocked_in_the_kernel(mark.tid) && waits::task_state(mark.tid).syscall == in_futex; },
-                      "the accepting thread to wait for the interpreter lock");
+    acceptor.wait_for_the_lock();
     CHECK(f.swap().live);
-    f.without_gil([&] { acceptor.join(); });
-    CHECK(outcome == "accepted");
+    f.without_gil([&] { acceptor.thread.join(); });
+    CHECK(acceptor.outcome == "accepted");
     sockaddr_in mine{};
     socklen_t len = sizeof mine;
     ::getsockname(client, reinterpret_cast<sockaddr *>(&mine), &len);
@@ -571,21 +571,15 @@ TEST_CASE("live_reload_lets_a_part_sent_write_finish_before_another_writers_byte
     int peer = ::accept(server, nullptr, nullptr);
     REQUIRE(peer >= 0);
     const std::string first(16 << 20, 'b'), second = "second writer";
-    waits::ThreadMark mark;
-    std::string first_outcome;
-    std::thread writer([&] {
-        Gil g(f.host);
-        mark.here();
-        try {
-            f.host.call_method(w, "write", {f.host.bytes(first)});
-            first_outcome = "written";
-        } catch (const std::exception &e) {
-            first_outcome = e.what();
-        }
+    ScriptCall writer(f.host, [&] {
+        f.host.call_method(w, "write", {f.host.bytes(first)});
+        return std::string("written");
     });
     const std::string in_send = std::to_string(SYS_sendto);
-    f.wait_until([&] { return mark.set() && waits::blocked_in_the_kernel(mark.tid) && waits::task_state(mark.tid).syscall == in_send; },
-                 "the first write to wait for room");
+    f.wait_until([&] {
+        return writer.mark.set() && waits::blocked_in_the_kernel(writer.mark.tid) &&
+               waits::task_state(writer.mark.tid).syscall == in_send;
+    }, "the first write to wait for room");
     CHECK(f.swap().live);
     std::string got;
     std::thread reader([&] {
@@ -593,8 +587,8 @@ TEST_CASE("live_reload_lets_a_part_sent_write_finish_before_another_writers_byte
         for (ssize_t n; (n = ::recv(peer, buf, sizeof buf, 0)) > 0;) got.append(buf, static_cast<size_t>(n));
     });
     f.host.call_method(w, "write", {f.host.bytes(second), f.host.floating(30.0)});
-    f.without_gil([&] { writer.join(); });
-    CHECK(first_outcome == "written");
+    f.without_gil([&] { writer.thread.join(); });
+    CHECK(writer.outcome == "written");
     f.host.call_method(w, "close");
     f.without_gil([&] { reader.join(); });
     CHECK(got.size() == first.size() + second.size());
