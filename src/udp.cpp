@@ -116,12 +116,20 @@ void UdpSocket::check_family(const Endpoint &ep, const char *op) const {
     }
 }
 
-void UdpSocket::check_size(size_t n, const char *op) const {
-    if (n > max_payload()) {
+size_t UdpSocket::max_payload_to(const sockaddr_storage &to) {
+    if (to.ss_family == AF_INET6 &&
+        !IN6_IS_ADDR_V4MAPPED(&reinterpret_cast<const sockaddr_in6 *>(&to)->sin6_addr)) {
+        return kMaxPayload6;
+    }
+    return kMaxPayload4;
+}
+
+void UdpSocket::check_size(size_t n, size_t limit, const char *op) const {
+    if (n > limit) {
         throw Error(ErrorKind::Value, std::string(op) + ": the datagram of " + std::to_string(n) +
                                           " bytes is larger than UDP over " +
-                                          (family_ == Family::Inet6 ? "IPv6" : "IPv4") + " can carry (at most " +
-                                          std::to_string(max_payload()) + " bytes)");
+                                          (limit == kMaxPayload6 ? "IPv6" : "IPv4") + " can carry (at most " +
+                                          std::to_string(limit) + " bytes)");
     }
 }
 
@@ -167,6 +175,7 @@ void UdpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
         throw errno_error("connect", format_endpoint(ep), errno);
     }
     state_ = State::Connected;
+    peer_max_payload_ = max_payload_to(addr);
 }
 
 // ---- receiving ----
@@ -242,7 +251,7 @@ void UdpSocket::transmit(std::string_view data, const Endpoint *ep, const sockad
         throw Error(ErrorKind::Value, std::string(op) + ": the address's family does not match the socket's family " +
                                           family_name(family_));
     }
-    check_size(data.size(), op);
+    check_size(data.size(), max_payload(), op);  // before a name lookup
     auto check_state = [&] {
         throw_if_unusable_locked(op);
         if (!ep && !addr && state_ != State::Connected) {
@@ -266,6 +275,7 @@ void UdpSocket::transmit(std::string_view data, const Endpoint *ep, const sockad
     }
     std::unique_lock lk(mu_);
     check_state();
+    check_size(data.size(), to_len ? max_payload_to(to) : peer_max_payload_, op);
     // MSG_NOSIGNAL for symmetry with streams; a datagram socket raises no SIGPIPE.
     int flags = MSG_NOSIGNAL | (deadline ? MSG_DONTWAIT : 0);
     int err = 0;
@@ -317,6 +327,12 @@ std::shared_ptr<UdpSocket> UdpSocket::restore(std::shared_ptr<Runtime> rt, Famil
     set_wait_slices(fd, rt->wait_slice());
     auto sock = adopt(std::move(rt), family, fd, state);
     std::lock_guard lk(sock->mu_);
+    if (state == State::Connected) {
+        sockaddr_storage peer{};
+        socklen_t len = sizeof peer;
+        bool known = ::getpeername(fd, reinterpret_cast<sockaddr *>(&peer), &len) == 0;
+        sock->peer_max_payload_ = known ? max_payload_to(peer) : sock->max_payload();
+    }
     // Before what is still in the kernel's queue. A version that queued in the plugin
     // may hand over a datagram the kernel cut (it never happens within UDP's limits):
     // its read raises EMSGSIZE rather than return it cut.

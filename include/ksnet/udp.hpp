@@ -74,6 +74,9 @@ public:
     const char *state_text() const override;
     Family family() const { return family_; }
     size_t max_payload() const { return family_ == Family::Inet6 ? kMaxPayload6 : kMaxPayload4; }
+    // What one datagram to `to` can carry: IPv4's limit for an IPv4-mapped IPv6 address,
+    // which the kernel sends over IPv4.
+    static size_t max_payload_to(const sockaddr_storage &to);
     // Datagrams taken from the kernel and not yet returned: one too long for the read
     // that met it, or those an older version handed over.
     size_t held() const;
@@ -109,7 +112,7 @@ private:
 
     // Caller-thread helpers; "_locked" ones need mu_ held.
     void check_family(const Endpoint &ep, const char *op) const;
-    void check_size(size_t n, const char *op) const;
+    void check_size(size_t n, size_t limit, const char *op) const;
     Datagram receive(size_t max, const Deadline &deadline, const char *op);
     void transmit(std::string_view data, const Endpoint *ep, const sockaddr_storage *addr, const Deadline &deadline,
                   const char *op);
@@ -119,6 +122,7 @@ private:
 
     // Under mu_.
     State state_ = State::Open;         // SocketBase's closed_ stands for Closed
+    size_t peer_max_payload_ = 0;       // Connected: max_payload_to(the peer)
     std::unique_ptr<char[]> into_;      // what the reader receives into (room for any datagram)
     std::vector<Datagram> held_;        // see held(); oldest first, almost always empty
 };

@@ -157,6 +157,26 @@ TEST_CASE("udp_ipv6_datagram_limit_is_65527_bytes") {
     CHECK(rx->recv(UdpSocket::kAnySize, Clock::now() + 5s) == big);
 }
 
+TEST_CASE("udp_ipv6_datagram_to_an_ipv4_mapped_address_has_ipv4s_limit") {
+    LoopFixture fx;
+    auto rx = bound(fx);
+    Endpoint mapped{Family::Inet6, "::ffff:127.0.0.1", endpoint_of(*rx).port};
+    const std::string over(UdpSocket::kMaxPayload4 + 1, 'x');
+    const std::string expected = "the datagram of 65508 bytes is larger than UDP over IPv4 can carry (at most 65507 bytes)";
+    auto tx = UdpSocket::create(fx.rt, Family::Inet6);
+    auto e = error_of([&] { tx->sendto(over, mapped); });
+    CHECK(e.kind() == ErrorKind::Value);
+    CHECK(std::string(e.what()) == "sendto: " + expected);
+    auto connected = UdpSocket::create(fx.rt, Family::Inet6);
+    connected->connect(mapped);
+    e = error_of([&] { connected->send(over); });
+    CHECK(e.kind() == ErrorKind::Value);
+    CHECK(std::string(e.what()) == "send: " + expected);
+    std::string big(UdpSocket::kMaxPayload4, 'm');
+    connected->send(big);
+    CHECK(rx->recv(UdpSocket::kAnySize, Clock::now() + 5s) == big);
+}
+
 TEST_CASE("udp_recv_smaller_than_the_datagram_raises_and_keeps_the_datagram") {
     LoopFixture fx;
     auto rx = bound(fx);
