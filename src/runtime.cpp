@@ -1,5 +1,6 @@
 #include "ksnet/runtime.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <unistd.h>
@@ -25,6 +26,18 @@ void close_if_epoll(int fd) {
     ssize_t n = ::readlink(path.c_str(), link, sizeof link - 1);
     if (n > 0 && std::string_view(link, static_cast<size_t>(n)) == "anon_inode:[eventpoll]") ::close(fd);
 }
+
+// libuv asserts that it never closes descriptors 0, 1 and 2 (it takes them for stdio).
+// In a process started with one of them closed, the loop's epoll descriptor or a socket
+// would take it, and closing it would abort the process. Those left closed are given
+// /dev/null, as Node does at startup (PlatformInit in src/node.cc).
+void take_closed_standard_descriptors() {
+    for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; ++fd) {
+        if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+        int got = ::open("/dev/null", O_RDWR);
+        if (got > STDERR_FILENO) ::close(got);  // another thread took `fd` meanwhile
+    }
+}
 }  // namespace
 
 Runtime::Runtime(std::shared_ptr<WaitHooks> hooks, Clock::duration wait_slice)
@@ -35,6 +48,7 @@ std::shared_ptr<Runtime> Runtime::start(std::shared_ptr<WaitHooks> hooks, Clock:
     std::shared_ptr<Runtime> rt(new Runtime(std::move(hooks), wait_slice));
     // Until the end, a failure leaves a runtime that never started (accepting_ false,
     // joined_ true): its destructor neither sends to wake_ nor closes the loop again.
+    take_closed_standard_descriptors();
     if (int rc = uv_loop_init(&rt->loop_); rc < 0) {
         // Before libuv 1.51 (libuv/libuv#4757) a failed uv_loop_init left its epoll
         // descriptor open: each failed `import net` would cost one more.

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "ksnet/error.hpp"
+#include "ksnet/udp.hpp"
 #include "loop_fixture.hpp"
 #include "waits.hpp"
 
@@ -58,6 +59,32 @@ std::vector<int> socket_fds() {
 }
 
 }  // namespace
+
+TEST_CASE("runtime_in_a_process_started_without_stdin_and_stdout_gives_them_dev_null") {
+    // As a daemon or a supervisor starts a process: the loop's own descriptors and the
+    // sockets would otherwise take 0 and 1, which libuv refuses to close (it aborts).
+    pid_t pid = spawn_child([] {
+        ::close(STDIN_FILENO);
+        ::close(STDOUT_FILENO);
+        {
+            auto rt = Runtime::start();
+            auto [client, server] = connected_pair(rt, Family::Inet4);
+            client->close();
+            server->close();
+            auto udp = UdpSocket::create(rt, Family::Inet4);
+            udp->close();
+            if (rt->shutdown() != 0) return false;
+        }
+        char target[64]{};
+        for (int fd : {STDIN_FILENO, STDOUT_FILENO}) {
+            std::string link = "/proc/self/fd/" + std::to_string(fd);
+            ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+            if (n < 0 || std::string(target, static_cast<size_t>(n)) != "/dev/null") return false;
+        }
+        return true;
+    });
+    CHECK(exit_status_of(pid) == 0);
+}
 
 TEST_CASE("fork_child_uses_a_socket_made_before_the_fork") {
     LoopFixture fx;
