@@ -21,6 +21,14 @@ namespace {
 
 uv_handle_t *as_handle(uv_tcp_t *h) { return reinterpret_cast<uv_handle_t *>(h); }
 
+// The peer of `fd`, or family 0 if it has none (any more).
+sockaddr_storage peer_sockaddr_or_none(int fd) {
+    sockaddr_storage peer{};
+    socklen_t len = sizeof peer;
+    if (::getpeername(fd, reinterpret_cast<sockaddr *>(&peer), &len) < 0) peer.ss_family = 0;
+    return peer;
+}
+
 }  // namespace
 
 // ---- creation and teardown ----
@@ -164,6 +172,7 @@ std::shared_ptr<TcpSocket> TcpSocket::restore(std::shared_ptr<Runtime> rt, Famil
     sock->eof_ = s.eof;
     sock->read_error_ = s.read_error;
     sock->write_shut_ = s.write_shut;
+    if (state == State::Connected) sock->remember_peer_locked(peer_sockaddr_or_none(sock->fd_));
     if (!s.received.empty()) {
         std::memcpy(sock->rbuf_.reserve(s.received.size()), s.received.data(), s.received.size());
         sock->rbuf_.commit(s.received.size());
@@ -291,6 +300,7 @@ void TcpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
         }
         if (err != 0) throw errno_error("connect", format_endpoint(ep), err);
         state_ = State::Connected;
+        remember_peer_locked(peer_sockaddr_or_none(fd_));
         connect_issued_ = false;
     } catch (const Error &e) {
         if (lk.owns_lock()) lk.unlock();
@@ -372,7 +382,23 @@ std::pair<std::shared_ptr<TcpSocket>, std::string> TcpSocket::accept(const Deadl
     accepted_.erase(accepted_.begin());
     lk.unlock();
     auto client = adopt(rt_, family_, a.fd, State::Connected);
+    {
+        std::lock_guard g(client->mu_);
+        client->remember_peer_locked(a.peer);
+    }
     return {std::move(client), format_sockaddr(reinterpret_cast<sockaddr *>(&a.peer))};
+}
+
+void TcpSocket::remember_peer_locked(const sockaddr_storage &peer) {
+    peer_ = {};
+    if (peer.ss_family == AF_INET || peer.ss_family == AF_INET6) {
+        std::memcpy(&peer_, &peer, peer.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6));
+    }
+}
+
+std::string TcpSocket::name_for_errors_locked() const {
+    if (closed_ || peer_.sin6_family == 0) return SocketBase::name_for_errors_locked();
+    return format_sockaddr(reinterpret_cast<const sockaddr *>(&peer_));
 }
 
 // ---- reading and writing, on the caller's thread ----

@@ -109,8 +109,9 @@ protected:
     }
     // "op: the socket is closed", or why the runtime closed it.
     [[noreturn]] void throw_closed_locked(const char *op) const;
-    // How messages name the socket ("127.0.0.1:5000"); "" once closed.
-    std::string name_for_errors_locked() const;
+    // How messages name the socket: its peer, else its own address ("127.0.0.1:5000");
+    // "" once closed.
+    virtual std::string name_for_errors_locked() const;
 
     // The kind's own state `s` (read under mu_), or its Closed once closed.
     template <class State>

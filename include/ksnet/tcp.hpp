@@ -149,6 +149,10 @@ private:
     void check_readable_locked(const char *op) const;
     size_t read_nothing() const;  // read(0): 0, or the error any read would raise first
     [[noreturn]] void throw_line_too_long_locked() const;
+    // The peer while it is known, even after a reset (getpeername then fails); else the
+    // socket's own address.
+    std::string name_for_errors_locked() const override;
+    void remember_peer_locked(const sockaddr_storage &peer);
 
     const Family family_;
     uv_tcp_t handle_{};
@@ -170,6 +174,7 @@ private:
     int read_error_ = 0;
 
     bool write_shut_ = false;  // shutdown_write() was called
+    sockaddr_in6 peer_{};      // Connected: the peer (an IPv4 one fits), for errors; else family 0
 
     // Live reload (under mu_; see save and end_handover).
     bool connect_issued_ = false;  // connect() reached the kernel (state Connecting)

@@ -173,6 +173,37 @@ TEST_CASE("tcp_reset_in_the_middle_of_a_line_raises_after_the_complete_lines") {
     CHECK_THROWS_AS(s->read(100), Error);
 }
 
+TEST_CASE("tcp_errors_after_the_peer_is_gone_name_the_peer_not_the_socket_itself") {
+    LoopFixture fx;
+    auto name_of = [](const TcpSocket &t) {
+        auto a = t.local_address();
+        return format_sockaddr(reinterpret_cast<const sockaddr *>(&a));
+    };
+    auto message_of = [](auto call) -> std::string {
+        try {
+            for (int i = 0; i < 200; ++i) call();
+        } catch (const Error &e) {
+            return e.what();
+        }
+        return "no error";
+    };
+    {
+        // A reset: getpeername fails from then on.
+        auto [c, s] = fx.pair();
+        std::string client = name_of(*c);
+        reset_after(*c, *s, "");
+        CHECK(message_of([&] { s->read(100); }).rfind("read " + client + ": ECONNRESET", 0) == 0);
+    }
+    {
+        auto [c, s] = fx.pair();
+        std::string server = name_of(*s);
+        s->close();
+        std::string chunk(64 * 1024, 'z');
+        std::string what = message_of([&] { c->write(chunk); });
+        CHECK_MESSAGE(what.rfind("write " + server + ": E", 0) == 0, what);
+    }
+}
+
 TEST_CASE("tcp_reset_before_the_end_of_stream_makes_read_to_end_raise") {
     LoopFixture fx;
     auto [c, s] = fx.pair();
