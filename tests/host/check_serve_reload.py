@@ -5,8 +5,10 @@ through the echo server while the plugin file is replaced and SIGHUP reloads `ne
     check_serve_reload.py KSPHOST PLUGIN [OTHER_PLUGIN]
 
 PLUGIN is ksp_net.so; OTHER_PLUGIN, if given, a build of it with another version string:
-the swaps alternate between the two. Checked, in order:
-  1. the server echoes; bad --port values are refused with a clear message;
+the swaps alternate between the two. Checked, in order, with serve started as a supervisor may start it (stdin closed):
+  1. the server echoes; bad --port values are refused with a clear message; a line
+     longer than linemax ends that connection at once; a reader of stderr that went away
+     does not end serve;
   2. a broken file over the plugin: SIGHUP reports the failure, the old version serves on;
   3. SIGHUP with a good plugin reloads `net` live: every stream goes on intact through
      several swaps. If the plugin offers no handover the reload is the old way: the script
@@ -106,12 +108,13 @@ class Stream:
 
 
 class Server:
-    def __init__(self, ksphost, plugin_dir):
+    def __init__(self, ksphost, plugin_dir, stderr=None):
         self.err_path = os.path.join(plugin_dir, "serve.err")
         self.err = open(self.err_path, "w")
         env = dict(os.environ, KSPATH="")
         self.proc = subprocess.Popen([ksphost, "-I", plugin_dir, "serve", "--port", "0"], cwd=plugin_dir, env=env,
-                                     stdout=subprocess.PIPE, stderr=self.err, text=True)
+                                     stdout=subprocess.PIPE, stderr=stderr or self.err, text=True,
+                                     preexec_fn=lambda: os.close(0))
         first = self.proc.stdout.readline()
         m = re.search(r"echoing lines on 127\.0\.0\.1:(\d+) \(pid (\d+)\)", first)
         if not m:
@@ -182,6 +185,42 @@ def check_bad_ports(ksphost):
         fail("serve --port alone: exit %d, stderr %r" % (r.returncode, r.stderr))
 
 
+def check_line_over_linemax_ends_the_connection(port):
+    """Without a newline within linemax (1 MiB by default) the connection is closed at
+    once, not left open until another client connects."""
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
+        s.sendall(b"B" * (1024 * 1024 + 10))
+        try:
+            while s.recv(4096):
+                pass
+        except ConnectionResetError:
+            pass
+        except socket.timeout:
+            fail("a line over linemax: the connection was still open after %gs" % TIMEOUT)
+
+
+def check_a_gone_log_reader_does_not_end_serve(ksphost, plugin_dir):
+    """`serve 2>&1 | tee log` with tee gone: the next log line must not kill serve (SIGPIPE)."""
+    r, w = os.pipe()
+    server = Server(ksphost, plugin_dir, stderr=w)
+    os.close(w)
+    os.close(r)
+    try:
+        server.proc.send_signal(signal.SIGHUP)  # logs a line or two
+        time.sleep(0.5)
+        if server.proc.poll() is not None:
+            fail("serve ended (%d) writing its log to a pipe nobody reads" % server.proc.returncode)
+        if echo_once(server.port, "still here") != "still here\n":
+            fail("serve does not echo after its log reader went away")
+        server.proc.terminate()
+        if server.proc.wait(TIMEOUT) != 0:
+            fail("serve exited %d after SIGTERM with its log reader gone" % server.proc.returncode)
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait()
+
+
 def main():
     ksphost, plugin = os.path.realpath(sys.argv[1]), sys.argv[2]
     builds = [plugin] + [p for p in sys.argv[3:] if os.path.exists(p)]
@@ -190,10 +229,12 @@ def main():
     with tempfile.TemporaryDirectory() as plugin_dir:
         dest = os.path.join(plugin_dir, "ksp_net.so")
         shutil.copyfile(plugin, dest)
+        check_a_gone_log_reader_does_not_end_serve(ksphost, plugin_dir)
         server = Server(ksphost, plugin_dir)
         try:
             if echo_once(server.port, "hello, serve") != "hello, serve\n":
                 fail("the first echo is wrong")
+            check_line_over_linemax_ends_the_connection(server.port)
             streams = [Stream(server.port, i) for i in range(CLIENTS)]
             time.sleep(0.2)
 

@@ -37,11 +37,33 @@ void serve(Host &h, const Value &listener, std::string &error) {
     }
 }
 
+// The client: connects, prints the greeting, sends each line and prints each answer.
+void talk(Host &h, const Value &SocketIO, const Value &port, const std::vector<std::string> &say) {
+    Value client = h.call(SocketIO);
+    h.call_method(client, "connect", {h.tuple({h.str("localhost"), port})});
+    std::printf("client: %s\n", h.repr(client).c_str());
+    Value replies = h.iter(client);
+    std::printf("client < %s\n", h.to_bytes(h.next(replies)).c_str());
+    for (const std::string &line : say) {
+        std::printf("client > %s\n", line.c_str());
+        h.call_method(client, "write", {h.bytes(line + "\n")});  // bytes: any argument, UTF-8 or not
+        Value reply = h.next(replies);
+        std::printf("client < %s\n", reply ? h.to_bytes(reply).c_str() : "(end of stream)");
+    }
+    h.call_method(client, "close");
+}
+
 }  // namespace
 
 int demo_main(Host &h, int argc, char **argv) {
     std::vector<std::string> say;
-    for (int i = 1; i < argc; ++i) say.emplace_back(argv[i]);
+    for (int i = 1; i < argc; ++i) {
+        say.emplace_back(argv[i]);
+        if (say.back().find_first_of("\r\n") != std::string::npos) {
+            std::fprintf(stderr, "ksphost demo: argument %d holds a line break; give each line as its own argument\n", i);
+            return 2;
+        }
+    }
     if (say.empty()) say = {"hello, net", "every byte arrives once, in order", "goodbye"};
 
     Gil gil(h);
@@ -56,28 +78,24 @@ int demo_main(Host &h, int argc, char **argv) {
 
     std::string server_error;
     std::thread server([&] { serve(h, listener, server_error); });
-
-    Value client = h.call(SocketIO);
-    h.call_method(client, "connect", {h.tuple({h.str("localhost"), h.getattr(listener, "local_port")})});
-    std::printf("client: %s\n", h.repr(client).c_str());
-    Value replies = h.iter(client);
-    std::printf("client < %s\n", h.to_bytes(h.next(replies)).c_str());
-    for (const std::string &line : say) {
-        std::printf("client > %s\n", line.c_str());
-        h.call_method(client, "write", {h.str(line + "\n")});
-        Value reply = h.next(replies);
-        std::printf("client < %s\n", reply ? h.to_bytes(reply).c_str() : "(end of stream)");
+    auto join_server = [&] {
+        void *token = h.table()->release_lock();  // let the server finish
+        server.join();
+        h.table()->acquire_lock(token);
+    };
+    try {
+        talk(h, SocketIO, h.getattr(listener, "local_port"), say);
+    } catch (...) {
+        h.call_method(listener, "close");  // ends an accept() still waiting for the client
+        join_server();
+        throw;
     }
-    h.call_method(client, "close");
-
-    void *token = h.table()->release_lock();  // let the server finish
-    server.join();
-    h.table()->acquire_lock(token);
+    join_server();
     h.call_method(listener, "close");
     if (!server_error.empty()) {
         std::fprintf(stderr, "server: %s\n", server_error.c_str());
         return 1;
     }
-    std::printf("demo: %zu lines exchanged over loopback; sockets closed\n", say.size());
+    std::printf("demo: %zu line%s exchanged over loopback; sockets closed\n", say.size(), say.size() == 1 ? "" : "s");
     return 0;
 }

@@ -63,7 +63,11 @@ int main(int argc, char** argv) {
                 std::fprintf(stderr, "ksphost: -I needs a directory after it (-I DIR or -IDIR)\n");
                 return 2;
             }
-            options.plugin_dirs.push_back(argv[++i]);
+            if (*argv[++i] == '\0') {  // an unset variable in -I "$DIR" would search /
+                std::fprintf(stderr, "ksphost: -I needs a directory, not an empty string\n");
+                return 2;
+            }
+            options.plugin_dirs.push_back(argv[i]);
         } else if (arg.rfind("-I", 0) == 0 && arg.size() > 2) {
             options.plugin_dirs.push_back(arg.substr(2));
         } else {

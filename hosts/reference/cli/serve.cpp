@@ -63,6 +63,15 @@ Value listen_on(Host& h, int port) {
     return sock;
 }
 
+// close() that cannot fail: a socket of a version reloaded the old way is closed already
+// and no longer has a close method.
+void close_quietly(Host& h, const Value& sock) {
+    try {
+        h.call_method(sock, "close");
+    } catch (const ScriptError&) {
+    }
+}
+
 // Echoes each line back until the client closes, the socket is closed, or it fails.
 void echo(Server& s, Connection& c) {
     Gil g(s.h);
@@ -72,17 +81,9 @@ void echo(Server& s, Connection& c) {
         s.h.call_method(c.sock, "close");
     } catch (const std::exception& e) {
         if (!s.stopping) log("connection " + c.peer + " ended: " + e.what());
+        close_quietly(s.h, c.sock);  // the client hears of it now, not at the next accept
     }
     c.done = true;
-}
-
-// close() that cannot fail: a socket of a version reloaded the old way is closed already
-// and no longer has a close method.
-void close_quietly(Host& h, const Value& sock) {
-    try {
-        h.call_method(sock, "close");
-    } catch (const ScriptError&) {
-    }
 }
 
 // Joins the threads of connections that ended and drops their sockets. Lock held.
@@ -128,7 +129,8 @@ void reload(Server& s) {
     try {
         refhost::ReloadResult r = s.h.reload_live("net");
         if (r.live)
-            log("net reloaded live, " + std::to_string(r.moved) + " objects moved: " + r.message);
+            log("net reloaded live, " + std::to_string(r.moved) + (r.moved == 1 ? " object" : " objects") +
+                " moved: " + r.message);
         else
             log("net reloaded the old way (its sockets were closed): " + r.message);
     } catch (const ScriptError& e) {
@@ -208,6 +210,9 @@ int serve_main(Host& h, int argc, char** argv) {
         }
     }
 
+    // A log line to a stderr nobody reads any more (`serve 2>&1 | tee log`, tee gone)
+    // must not end the server: the write fails instead.
+    signal(SIGPIPE, SIG_IGN);
     // Before any thread starts, so that every thread inherits the mask.
     sigset_t set;
     sigemptyset(&set);
