@@ -3,10 +3,10 @@
  * types, so that a copy a reload replaced is torn down once its last call has returned
  * and unmapped once its last instance is gone. */
 #include "adapter.h"  /* first: kscript defines _GNU_SOURCE for the system headers */
+#include "plugin_file.h"
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <link.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,42 +36,9 @@ static void fill_table(void) {
 /* No plugin comes near this; a larger file is not copied (the copy holds the lock). */
 #define KSK_PLUGIN_FILE_MAX ((off_t)1 << 30)
 
-static int read_at(int fd, void *buf, size_t len, uint64_t offset) {
-    return pread(fd, buf, len, (off_t)offset) == (ssize_t)len;
-}
-
-/* 1 with `err` filled if the ELF file open as `fd` ends before what its headers place in
- * it: a plugin still being written (a build or a `cp` in progress). dlopen() maps the
- * missing part anyway, and the first touch of it is SIGBUS, which ends ks. Anything else
- * wrong with the file is left to dlopen(), which names it. */
-static int cut_short(int fd, uint64_t size, char *err, size_t cap) {
-    ElfW(Ehdr) eh;
-    if (!read_at(fd, &eh, sizeof eh, 0) || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0) return 0;
-    if (eh.e_ident[EI_CLASS] != (sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32) ||
-        eh.e_phentsize != sizeof(ElfW(Phdr)))
-        return 0;
-    const char *what = NULL;
-    uint64_t end = (uint64_t)eh.e_phoff + (uint64_t)eh.e_phnum * eh.e_phentsize;
-    if (end > size) what = "its program header table";
-    for (unsigned i = 0; !what && i < eh.e_phnum; i++) {
-        ElfW(Phdr) ph;
-        if (!read_at(fd, &ph, sizeof ph, eh.e_phoff + (uint64_t)i * sizeof ph)) return 0;
-        end = (uint64_t)ph.p_offset + ph.p_filesz;
-        if ((ph.p_type == PT_LOAD || ph.p_type == PT_DYNAMIC) && end > size) what = "a segment";
-    }
-    if (!what && eh.e_shoff) {
-        end = (uint64_t)eh.e_shoff + (uint64_t)eh.e_shnum * eh.e_shentsize;
-        if (end > size) what = "its section header table";
-    }
-    if (!what) return 0;
-    snprintf(err, cap, "it is cut short: %s ends at byte %llu, but the file has %llu bytes (still being written?)",
-             what, (unsigned long long)end, (unsigned long long)size);
-    return 1;
-}
-
 /* `from` opened for reading, if it is a regular file of at most KSK_PLUGIN_FILE_MAX
- * bytes (a FIFO would block the open, a device copy without end) and not cut short; -1
- * with `err` filled otherwise. */
+ * bytes (a FIFO would block the open, a device copy without end) that passes the
+ * plugin-file check (hosts/common/plugin_file.h); -1 with `err` filled otherwise. */
 static int open_plugin_file(const char *from, char *err, size_t cap) {
     int in = open(from, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct stat st;
@@ -82,7 +49,7 @@ static int open_plugin_file(const char *from, char *err, size_t cap) {
     } else if (st.st_size > KSK_PLUGIN_FILE_MAX) {
         snprintf(err, cap, "it is %lld bytes, more than a plugin's %lld", (long long)st.st_size,
                  (long long)KSK_PLUGIN_FILE_MAX);
-    } else if (!cut_short(in, (uint64_t)st.st_size, err, cap)) {
+    } else if (!ksp_plugin_file_problem(in, err, cap)) {
         return in;
     }
     if (in >= 0) close(in);

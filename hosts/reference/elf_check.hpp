@@ -1,9 +1,5 @@
-// elf_check.hpp - refuses files that dlopen() would choke on.
-//
-// A truncated shared object can still have valid headers: dlopen() then maps segments
-// that extend past the end of the file and the process dies of SIGBUS when the loader
-// touches them. Checking the headers against the file size first turns that into an
-// ordinary ImportError.
+// elf_check.hpp - refuses files that dlopen() would choke on: a file cut short or not
+// yet written (hosts/common/plugin_file.h says how) gives an ordinary ImportError.
 #ifndef REFHOST_ELF_CHECK_HPP
 #define REFHOST_ELF_CHECK_HPP
 

@@ -54,12 +54,24 @@ void copy_file(const std::string& from, const std::string& to) {
     std::filesystem::rename(tmp, to);
 }
 
-void copy_truncated(const std::string& from, const std::string& to, size_t bytes) {
+namespace {
+void copy_first_bytes(const std::string& from, const std::string& to, size_t bytes, bool keep_size) {
     std::ifstream in(from, std::ios::binary);
     std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    data.resize(std::min(bytes, data.size()));
+    size_t size = data.size();
+    data.resize(std::min(bytes, size));
+    if (keep_size) data.resize(size, '\0');
     std::ofstream out(to, std::ios::binary | std::ios::trunc);
     out << data;
+}
+}  // namespace
+
+void copy_truncated(const std::string& from, const std::string& to, size_t bytes) {
+    copy_first_bytes(from, to, bytes, false);
+}
+
+void copy_written_up_to(const std::string& from, const std::string& to, size_t bytes) {
+    copy_first_bytes(from, to, bytes, true);
 }
 
 size_t file_size(const std::string& path) { return std::filesystem::file_size(path); }

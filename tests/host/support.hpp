@@ -34,6 +34,9 @@ private:
 void copy_file(const std::string& from, const std::string& to);
 // Writes the first `bytes` bytes of `from` to `to`.
 void copy_truncated(const std::string& from, const std::string& to, size_t bytes);
+// Writes `from`'s size to `to`, zeros after its first `bytes` bytes: a linker that sized
+// its output first and has not written the rest.
+void copy_written_up_to(const std::string& from, const std::string& to, size_t bytes);
 size_t file_size(const std::string& path);
 // Overwrites e_machine in the ELF header of `path` (a native shared object), as if it
 // had been built for another CPU.

@@ -251,6 +251,24 @@ TEST_CASE("loader_reports_truncated_file") {
     }
 }
 
+TEST_CASE("loader_refuses_a_file_of_full_size_not_written_to_the_end") {
+    LeakGuard guard;
+    TempDir dir;
+    std::string good = support::fixture_so("fixture_ok");
+    std::string dest = dir.path() + "/ksp_fixture_ok.so";
+    Host h(support::options_for(dir.path()));
+    Gil g(h);
+    // Zeros from inside the program headers, and from past the first page: dlopen()
+    // crashed relocating through a dynamic section of zeros.
+    for (size_t written : {size_t(80), size_t(4096)}) {
+        CAPTURE(written);
+        support::copy_written_up_to(good, dest, written);
+        std::string msg = import_error(h, "fixture_ok");
+        CHECK(contains(msg, "its dynamic section is missing or unfinished (still being written?)"));
+        CHECK(h.loaded_library_count() == 0);
+    }
+}
+
 TEST_CASE("loader_refuses_name_mismatch") {
     LeakGuard guard;
     TempDir dir;
