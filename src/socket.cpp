@@ -172,9 +172,16 @@ void Socket::connect(const Endpoint &ep, const Deadline &dl) {
     poll().connect(reinterpret_cast<sockaddr *>(&ss), len, dl);
 }
 
+void Socket::refuse_unless_connections(const char *op) const {
+    if (impl_ == Impl::Udp) not_for_kind(op, "UDP is connectionless: use recvfrom() and sendto()");
+    if (kind_ == Kind::Raw || kind_ == Kind::Packet) {
+        not_for_kind(op, "it carries datagrams, not connections: use recvfrom() and sendto()");
+    }
+}
+
 void Socket::listen(int backlog) {
     if (impl_ == Impl::Tcp) return tcp().listen(backlog);
-    if (impl_ == Impl::Udp) not_for_kind("listen", "UDP is connectionless: use recvfrom() and sendto()");
+    refuse_unless_connections("listen");
     poll().listen(backlog);
 }
 
@@ -187,7 +194,7 @@ std::pair<std::unique_ptr<Socket>, std::string> Socket::accept(const Deadline &d
         s->set_impl(Impl::Tcp, std::move(client));
         return {std::move(s), std::move(name)};
     }
-    if (impl_ == Impl::Udp) not_for_kind("accept", "UDP is connectionless: use recvfrom() and sendto()");
+    refuse_unless_connections("accept");
     auto [client, addr] = poll().accept(dl);
     s->set_impl(Impl::Poll, std::move(client));
     std::string name = format_any_sockaddr(reinterpret_cast<sockaddr *>(&addr), sizeof addr, os_type(kind_),

@@ -137,6 +137,8 @@ private:
     Deadline deadline_from(std::optional<Clock::duration> override_timeout) const;
     std::string combination() const;
     [[noreturn]] void not_for_kind(const char *op, const char *why) const;
+    // listen() and accept(): not for a kind that carries datagrams (UDP, RAW, PACKET).
+    void refuse_unless_connections(const char *op) const;
 
     Family family_;
     Kind kind_;

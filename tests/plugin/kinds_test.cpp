@@ -197,6 +197,12 @@ TEST_CASE("raw_icmp_echo_on_loopback_or_eperm_without_privilege") {
         }
     }
     CHECK(replied);
+    // It carries datagrams: listen() and accept() say so (accept asked for listen() first).
+    for (const char *method : {"listen", "accept"}) {
+        ScriptError e = raised([&] { h.call_method(s, method); });
+        CHECK(e.kind == KSP_ERR_IO);
+        CHECK(e.what() == std::string(method) + ": not for a RAW socket (it carries datagrams, not connections: use recvfrom() and sendto())");
+    }
     h.call_method(s, "close");
 }
 
@@ -225,6 +231,7 @@ TEST_CASE("packet_kind_opens_as_root_or_names_eperm") {
     CHECK(h.is_none(h.getattr(s, "local_name")));
     CHECK(h.is_none(h.getattr(s, "local_port")));
     CHECK(h.is_none(h.getattr(s, "peer_name")));
+    CHECK(contains(raised([&] { h.call_method(s, "accept"); }).what(), "accept: not for a PACKET socket"));
     h.call_method(s, "close");
 }
 
