@@ -365,7 +365,7 @@ void PollSocket::transmit(std::string_view data, const sockaddr *to, socklen_t l
     if (state_ == State::Open) state_ = State::Bound;  // implicitly bound
 }
 
-void PollSocket::send(std::string_view data, const Deadline &deadline) { transmit(data, nullptr, 0, deadline, "send"); }
+void PollSocket::send(std::string_view data, const Deadline &deadline) { transmit(data, nullptr, 0, deadline, "write"); }
 
 void PollSocket::sendto(std::string_view data, const sockaddr *to, socklen_t len, const Deadline &deadline) {
     transmit(data, to, len, deadline, "sendto");
@@ -446,7 +446,7 @@ bool PollSocket::take_message_locked(std::string &buf, size_t size, bool cut, si
     return true;
 }
 
-std::string PollSocket::recv(size_t max, const Deadline &deadline) { return receive(max, deadline, "recv", nullptr); }
+std::string PollSocket::recv(size_t max, const Deadline &deadline) { return receive(max, deadline, "read", nullptr); }
 
 std::pair<std::string, sockaddr_storage> PollSocket::recvfrom(size_t max, const Deadline &deadline) {
     sockaddr_storage from{};

@@ -234,7 +234,7 @@ UdpSocket::Datagram UdpSocket::receive(size_t max, const Deadline &deadline, con
 }
 
 std::string UdpSocket::recv(size_t max, const Deadline &deadline) {
-    return receive(max, deadline, "recv").data;
+    return receive(max, deadline, "read").data;
 }
 
 std::pair<std::string, sockaddr_storage> UdpSocket::recvfrom(size_t max, const Deadline &deadline) {
@@ -255,7 +255,7 @@ void UdpSocket::transmit(std::string_view data, const Endpoint *ep, const sockad
     auto check_state = [&] {
         throw_if_unusable_locked(op);
         if (!ep && !addr && state_ != State::Connected) {
-            throw Error(ErrorKind::State, "send: socket is not connected (use sendto(), or connect() first)");
+            throw Error(ErrorKind::State, "write: socket is not connected (use sendto(), or connect() first)");
         }
         if ((ep || addr) && state_ == State::Connected) {
             throw Error(ErrorKind::State, std::string(op) + ": socket is connected (use write())");
@@ -293,7 +293,7 @@ void UdpSocket::transmit(std::string_view data, const Endpoint *ep, const sockad
 }
 
 void UdpSocket::send(std::string_view data, const Deadline &deadline) {
-    transmit(data, nullptr, nullptr, deadline, "send");
+    transmit(data, nullptr, nullptr, deadline, "write");
 }
 
 void UdpSocket::sendto(std::string_view data, const Endpoint &to, const Deadline &deadline) {

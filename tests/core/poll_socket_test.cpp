@@ -352,7 +352,7 @@ TEST_CASE("poll_socket_recv_smaller_than_the_message_raises_and_keeps_the_messag
         FAIL("cut the message");
     } catch (const Error &e) {
         CHECK(e.kind() == ErrorKind::Value);
-        CHECK(std::string(e.what()) == "recv: the message of 100 bytes does not fit in max 10 bytes");
+        CHECK(std::string(e.what()) == "read: the message of 100 bytes does not fit in max 10 bytes");
     }
     CHECK(a->recv(100) == std::string(100, 'm'));
     auto [d, from] = a->recvfrom(5, Clock::now() + 5s);
@@ -371,7 +371,7 @@ TEST_CASE("poll_socket_unix_seqpacket_listen_accept_connect_keeps_message_bounda
     l->bind(sa(&un), len);
     l->listen(4);
     CHECK(l->state() == PollSocket::State::Listening);
-    CHECK_THROWS_WITH(l->recv(1), "recv: socket is listening (use accept())");
+    CHECK_THROWS_WITH(l->recv(1), "read: socket is listening (use accept())");
     std::shared_ptr<PollSocket> server;
     waits::ThreadMark accepting;
     std::thread acceptor([&] {
@@ -389,7 +389,7 @@ TEST_CASE("poll_socket_unix_seqpacket_listen_accept_connect_keeps_message_bounda
     c->send(std::string(70000, 'z'));
     CHECK(server->recv(100, Clock::now() + 5s) == "a");
     CHECK(server->recv(100, Clock::now() + 5s) == "bcd");
-    CHECK_THROWS_WITH(server->recv(100, Clock::now() + 5s), "recv: the message of 70000 bytes does not fit in max 100 bytes");
+    CHECK_THROWS_WITH(server->recv(100, Clock::now() + 5s), "read: the message of 70000 bytes does not fit in max 100 bytes");
     CHECK(server->recv(PollSocket::kAnySize) == std::string(70000, 'z'));
     c->close();
     CHECK(server->recv(100, Clock::now() + 5s).empty());  // the peer is gone
@@ -493,7 +493,7 @@ TEST_CASE("poll_socket_recv_timeout_raises_timeout_and_keeps_the_socket_usable")
         FAIL("no timeout");
     } catch (const Error &e) {
         CHECK(e.kind() == ErrorKind::Timeout);
-        CHECK(std::string(e.what()) == "recv: timed out");
+        CHECK(std::string(e.what()) == "read: timed out");
     }
     auto b = PollSocket::create(fx.rt, AF_INET, SOCK_DGRAM, 0);
     auto to = loopback4(port_of(*a));
@@ -517,7 +517,7 @@ TEST_CASE("poll_socket_close_from_another_thread_wakes_a_blocked_recv_and_accept
         l->close();
     });
     receiving.here();
-    CHECK_THROWS_WITH(a->recv(10), "recv: the socket is closed");  // no deadline: the close ends it
+    CHECK_THROWS_WITH(a->recv(10), "read: the socket is closed");  // no deadline: the close ends it
     CHECK_THROWS_WITH(l->accept(), "accept: the socket is closed");
     closer.join();
     CHECK(a->state() == PollSocket::State::Closed);
@@ -545,7 +545,7 @@ TEST_CASE("poll_socket_shutdown_closes_it_and_wakes_a_blocked_recv_with_the_reas
     CHECK(rt->tracked_count() == 1);
     CHECK(rt->shutdown() == 0);
     blocked.join();
-    CHECK(error == "recv: socket closed because the net module was unloaded");
+    CHECK(error == "read: socket closed because the net module was unloaded");
     CHECK_THROWS_AS(a->send("x"), Error);
     a.reset();
     rt.reset();

@@ -151,7 +151,7 @@ TEST_CASE("udp_ipv6_datagram_limit_is_65527_bytes") {
     tx->connect(endpoint_of(*rx));
     auto e = error_of([&] { tx->send(std::string(65528, 'x')); });
     CHECK(std::string(e.what()) ==
-          "send: the datagram of 65528 bytes is larger than UDP over IPv6 can carry (at most 65527 bytes)");
+          "write: the datagram of 65528 bytes is larger than UDP over IPv6 can carry (at most 65527 bytes)");
     std::string big(UdpSocket::kMaxPayload6, 'y');
     tx->send(big);
     CHECK(rx->recv(UdpSocket::kAnySize, Clock::now() + 5s) == big);
@@ -171,7 +171,7 @@ TEST_CASE("udp_ipv6_datagram_to_an_ipv4_mapped_address_has_ipv4s_limit") {
     connected->connect(mapped);
     e = error_of([&] { connected->send(over); });
     CHECK(e.kind() == ErrorKind::Value);
-    CHECK(std::string(e.what()) == "send: " + expected);
+    CHECK(std::string(e.what()) == "write: " + expected);
     std::string big(UdpSocket::kMaxPayload4, 'm');
     connected->send(big);
     CHECK(rx->recv(UdpSocket::kAnySize, Clock::now() + 5s) == big);
@@ -186,7 +186,7 @@ TEST_CASE("udp_recv_smaller_than_the_datagram_raises_and_keeps_the_datagram") {
     tx->sendto("next", endpoint_of(*rx));
     auto e = error_of([&] { rx->recv(10, Clock::now() + 5s); });
     CHECK(e.kind() == ErrorKind::Value);
-    CHECK(std::string(e.what()) == "recv: the datagram of 100 bytes does not fit in max 10 bytes");
+    CHECK(std::string(e.what()) == "read: the datagram of 100 bytes does not fit in max 10 bytes");
     CHECK_THROWS_WITH(rx->recvfrom(99), "recvfrom: the datagram of 100 bytes does not fit in max 99 bytes");
     CHECK(rx->recv(100) == d);  // exactly its size fits
     CHECK(rx->recv(4, Clock::now() + 5s) == "next");
@@ -251,7 +251,7 @@ TEST_CASE("udp_connected_send_and_recv_exchange_with_the_peer_only") {
     CHECK(b->recv(100, Clock::now() + 5s) == "three");
     CHECK_THROWS_AS(a->recv(100, Clock::now() + 50ms), Error);  // nothing from the stranger
     CHECK_THROWS_WITH(a->sendto("x", endpoint_of(*b)), "sendto: socket is connected (use write())");
-    CHECK_THROWS_WITH(stranger->send("x"), "send: socket is not connected (use sendto(), or connect() first)");
+    CHECK_THROWS_WITH(stranger->send("x"), "write: socket is not connected (use sendto(), or connect() first)");
 }
 
 TEST_CASE("udp_connected_send_to_a_closed_port_reports_econnrefused_on_recv") {
@@ -265,7 +265,7 @@ TEST_CASE("udp_connected_send_to_a_closed_port_reports_econnrefused_on_recv") {
     auto e = error_of([&] { s->recv(100, Clock::now() + 5s); });
     CHECK(e.kind() == ErrorKind::Os);
     CHECK(std::string(e.what()) ==
-          "recv 127.0.0.1:" + std::to_string(port) + ": ECONNREFUSED (connection refused)");
+          "read 127.0.0.1:" + std::to_string(port) + ": ECONNREFUSED (connection refused)");
 }
 
 TEST_CASE("udp_round_trip_on_ipv6_loopback") {
@@ -292,7 +292,7 @@ TEST_CASE("udp_recv_timeout_raises_timeout_and_keeps_the_socket_usable") {
     auto rx = bound(fx);
     auto e = error_of([&] { rx->recv(10, Clock::now() + 30ms); });
     CHECK(e.kind() == ErrorKind::Timeout);
-    CHECK(std::string(e.what()) == "recv: timed out");
+    CHECK(std::string(e.what()) == "read: timed out");
     auto tx = UdpSocket::create(fx.rt, Family::Inet4);
     tx->sendto("late", endpoint_of(*rx));
     CHECK(rx->recv(10, Clock::now() + 5s) == "late");
@@ -310,7 +310,7 @@ TEST_CASE("udp_close_from_another_thread_wakes_a_blocked_recv") {
     auto e = error_of([&] { rx->recv(10); });  // no deadline: only the close ends it
     closer.join();
     CHECK(e.kind() == ErrorKind::Closed);
-    CHECK(std::string(e.what()) == "recv: the socket is closed");
+    CHECK(std::string(e.what()) == "read: the socket is closed");
 }
 
 TEST_CASE("udp_bind_error_addrinuse") {
@@ -326,7 +326,7 @@ TEST_CASE("udp_bind_error_addrinuse") {
 TEST_CASE("udp_operations_in_the_wrong_state_or_family_say_so") {
     LoopFixture fx;
     auto s = UdpSocket::create(fx.rt, Family::Inet4);
-    CHECK_THROWS_WITH(s->recv(1), "recv: socket is not bound (call bind(), connect() or sendto() first)");
+    CHECK_THROWS_WITH(s->recv(1), "read: socket is not bound (call bind(), connect() or sendto() first)");
     CHECK_THROWS_WITH(s->peer_address(), "getpeername: socket is not connected");
     CHECK_THROWS_WITH(s->bind(Endpoint{Family::Inet6, "::1", 0}),
                       "bind: address family INET6 does not match the socket's family INET4");
@@ -335,7 +335,7 @@ TEST_CASE("udp_operations_in_the_wrong_state_or_family_say_so") {
     CHECK_THROWS_AS(UdpSocket::create(fx.rt, Family::Bluetooth), Error);
     s->close();
     s->close();  // twice is harmless
-    CHECK_THROWS_WITH(s->recv(1), "recv: the socket is closed");
+    CHECK_THROWS_WITH(s->recv(1), "read: the socket is closed");
     CHECK_THROWS_WITH(s->sendto("x", Endpoint{Family::Inet4, "127.0.0.1", 9}), "sendto: the socket is closed");
     CHECK(s->state() == UdpSocket::State::Closed);
 }
@@ -386,7 +386,7 @@ TEST_CASE("udp_shutdown_with_an_open_socket_closes_it_and_wakes_recv_with_the_re
     CHECK(rt->tracked_count() == 1);
     CHECK(rt->shutdown() == 0);
     blocked.join();
-    CHECK(error == "recv: socket closed because the net module was unloaded");
+    CHECK(error == "read: socket closed because the net module was unloaded");
     CHECK_THROWS_AS(s->sendto("x", Endpoint{Family::Inet4, "127.0.0.1", 9}), Error);
     s.reset();
     rt.reset();

@@ -153,7 +153,7 @@ TEST_CASE("wakeup_pushed_interrupt_ends_a_blocked_accept_and_a_udp_read_at_once"
     };
     CHECK(error_of([&] { l->accept(); }, interrupt) == "accept: interrupted");
     hooks->on = false;
-    CHECK(error_of([&] { u->recv(100); }, interrupt) == "recv: interrupted");
+    CHECK(error_of([&] { u->recv(100); }, interrupt) == "read: interrupted");
     CHECK(rt->shutdown() == 0);
 }
 
@@ -182,7 +182,7 @@ TEST_CASE("wakeup_close_from_another_thread_ends_a_blocked_packet_socket_recv_at
     SKIP_UNLESS(geteuid() == 0, "needs root for an AF_PACKET socket");
     auto rt = Runtime::start(nullptr, kHour);
     auto p = quiet_packet_socket(rt);
-    CHECK(error_of([&] { p->recv(PollSocket::kAnySize); }, [&] { p->close(); }) == "recv: the socket is closed");
+    CHECK(error_of([&] { p->recv(PollSocket::kAnySize); }, [&] { p->close(); }) == "read: the socket is closed");
     CHECK(rt->shutdown() == 0);
 }
 
@@ -191,7 +191,7 @@ TEST_CASE("wakeup_teardown_ends_a_blocked_packet_socket_recv_at_once") {
     auto rt = Runtime::start(nullptr, kHour);
     auto p = quiet_packet_socket(rt);
     std::string error = error_of([&] { p->recv(PollSocket::kAnySize); }, [&] { CHECK(rt->shutdown() == 0); });
-    CHECK(error == "recv: socket closed because the net module was unloaded");
+    CHECK(error == "read: socket closed because the net module was unloaded");
 }
 
 TEST_CASE("wakeup_pushed_interrupt_ends_a_blocked_packet_socket_recv_at_once") {
@@ -204,7 +204,7 @@ TEST_CASE("wakeup_pushed_interrupt_ends_a_blocked_packet_socket_recv_at_once") {
         hooks->on = true;
         rt->wake_for_interrupt();
     });
-    CHECK(error == "recv: interrupted");
+    CHECK(error == "read: interrupted");
     CHECK(rt->shutdown() == 0);
 }
 
@@ -260,7 +260,7 @@ TEST_CASE("wakeup_close_just_before_a_packet_socket_poll_ends_it_at_once") {
     auto rt = start_pushing(hooks);
     auto close_from_another_thread = [](PollSocket &p) { std::thread([&] { p.close(); }).join(); };
     CHECK(packet_recv_error_when_just_before_poll(rt, *hooks, close_from_another_thread) ==
-          "recv: the socket is closed");
+          "read: the socket is closed");
     CHECK(rt->shutdown() == 0);
 }
 
@@ -275,6 +275,6 @@ TEST_CASE("wakeup_teardown_just_before_a_packet_socket_poll_ends_it_at_once") {
         while (!p.closed()) std::this_thread::sleep_for(1ms);
     };
     CHECK(packet_recv_error_when_just_before_poll(rt, *hooks, begin_teardown) ==
-          "recv: socket closed because the net module was unloaded");
+          "read: socket closed because the net module was unloaded");
     teardown.join();
 }
