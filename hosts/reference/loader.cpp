@@ -44,9 +44,10 @@ std::string version_text(unsigned major, unsigned minor) {
     return std::to_string(major) + "." + std::to_string(minor);
 }
 
-// The private directory for copies, made on first use.
+// The private directory for copies, made on first use, and again if it went (a cleaner
+// of /tmp under a long-running host would otherwise fail every later reload).
 bool ensure_copy_dir(HostState& st, std::string& error) {
-    if (!st.copy_dir.empty()) return true;
+    if (!st.copy_dir.empty() && access(st.copy_dir.c_str(), W_OK | X_OK) == 0) return true;
     const char* tmp = std::getenv("TMPDIR");
     std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/refhost-XXXXXX";
     if (!mkdtemp(templ.data())) {

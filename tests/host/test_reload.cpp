@@ -1,5 +1,6 @@
 // test_reload.cpp - hot-swapping: reload, unload, and objects that outlive their code.
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <string>
 
@@ -43,6 +44,21 @@ TEST_CASE("reload_serves_new_copy_and_unmaps_old") {
     CHECK(census::mappings_of(copies) == maps_one);
     CHECK(census::mappings_of("ksp_fixture_ok.1.so") == 0);
     CHECK(census::mappings_of("ksp_fixture_ok.2.so") == maps_one);
+}
+
+TEST_CASE("reload_after_the_copy_directory_was_removed_makes_it_again") {
+    LeakGuard guard;
+    TempDir dir;
+    dir.install(support::fixture_so("fixture_ok"), "fixture_ok");
+    Host h(support::options_for(dir.path()));
+    Gil g(h);
+    h.import("fixture_ok");
+    // As a cleaner of /tmp does under a long-running host: the copy stays mapped.
+    std::filesystem::remove_all(h.copy_dir());
+    dir.install(support::fixture_so("fixture_ok_v2"), "fixture_ok");
+    Value m2 = h.reload("fixture_ok");
+    CHECK(h.to_int(h.getattr(m2, "version")) == 2);
+    CHECK(std::filesystem::is_directory(h.copy_dir()));
 }
 
 TEST_CASE("failed_reload_keeps_old_version_serving") {
