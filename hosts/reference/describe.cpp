@@ -2,6 +2,9 @@
 // constructor, getters and methods (signatures and docstrings), other values by repr.
 #include "describe.hpp"
 
+#include <set>
+#include <string>
+
 #include "repr.hpp"
 #include "types/module.hpp"
 #include "types/type.hpp"
@@ -51,10 +54,17 @@ void describe_type(std::string& out, const TypeObject* t) {
         out += "        " + (m.signature.empty() ? m.name + "(self, ...)" : m.signature) + "\n";
         put_doc(out, m.doc, "            ");
     }
+    // What a base has and no nearer type overrides.
+    std::set<std::string> nearer;
+    for (const Method& m : t->methods) nearer.insert(m.name);
+    for (const Getter& g : t->getters) nearer.insert("." + g.name);
     for (const TypeObject* b = t->base; b && b->base; b = b->base) {
         std::string names;
-        for (const Method& m : b->methods) names += (names.empty() ? "" : ", ") + m.name;
-        for (const Getter& g : b->getters) names += (names.empty() ? "." : ", .") + g.name;
+        auto add = [&](const std::string& name) {
+            if (nearer.insert(name).second) names += (names.empty() ? "" : ", ") + name;
+        };
+        for (const Method& m : b->methods) add(m.name);
+        for (const Getter& g : b->getters) add("." + g.name);
         if (!names.empty()) out += "      inherited from " + b->qualified_name + ": " + names + "\n";
     }
 }

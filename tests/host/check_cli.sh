@@ -28,6 +28,11 @@ out=$("$ksphost" -I '' describe net 2>&1); rc=$?
 [ "$rc" = 2 ] || { echo "FAIL: -I '' exits $rc, not 2 (it searched /)"; fail=1; }
 expect "-I with an empty directory" "-I needs a directory, not an empty string" "$out"
 
+# describe lists a base's method under the base only where the type does not define it.
+out=$("$ksphost" -I "$built" describe net 2>&1)
+expect "describe net: what SocketIO inherits" "inherited from io.BaseIO: printf
+" "$out"$'\n'
+
 # demo sends its arguments as they are, UTF-8 or not; a line break is refused, not lost.
 out=$("$ksphost" -I "$built" demo $'caf\xe9' 2>&1); rc=$?
 [ "$rc" = 0 ] || { echo "FAIL: demo with a Latin-1 argument exits $rc: $out"; fail=1; }
