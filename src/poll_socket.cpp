@@ -238,9 +238,9 @@ sockaddr_storage PollSocket::peer_address() const {
 // ---- bind, connect, listen, accept ----
 
 void PollSocket::bind(const sockaddr *addr, socklen_t len) {
-    std::lock_guard lk(mu_);
+    std::unique_lock lk(mu_);
     throw_if_unusable_locked("bind");
-    if (::bind(fd_, addr, len) < 0) throw errno_error("bind", addr_text(addr, len), errno);
+    if (int err = bind_locked(lk, addr, len)) throw errno_error("bind", addr_text(addr, len), err);
     if (state_ == State::Open) state_ = State::Bound;
 }
 

@@ -317,7 +317,7 @@ void Runtime::close_done() {
 }
 
 bool Runtime::await_posted_closes(int err, const Deadline &deadline) {
-    if (!out_of_descriptors(err)) return false;
+    if (!freed_by_posted_closes(err)) return false;
     uint64_t target = closes_posted_.load();
     if (closes_done_.load() >= target) return false;
     Deadline until = Clock::now() + kCloseWaitLimit;

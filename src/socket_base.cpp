@@ -63,11 +63,21 @@ void SocketBase::on_close(uv_handle_t *h) {
 
 bool SocketBase::retry_after_posted_closes(std::unique_lock<std::mutex> &lk, int err, const Deadline &deadline,
                                            bool &waited) {
-    if (waited || !Runtime::out_of_descriptors(err)) return false;
+    if (waited || !Runtime::freed_by_posted_closes(err)) return false;
     lk.unlock();  // the loop's closes do not need it, but a close() from another thread does
     waited = rt_->await_posted_closes(err, deadline);
     lk.lock();
     return waited;
+}
+
+int SocketBase::bind_locked(std::unique_lock<std::mutex> &lk, const sockaddr *addr, socklen_t len) {
+    bool waited = false;
+    for (;;) {
+        if (::bind(fd_, addr, len) == 0) return 0;
+        int err = errno;
+        if (!retry_after_posted_closes(lk, err, {}, waited)) return err;
+        throw_if_unusable_locked("bind");
+    }
 }
 
 bool SocketBase::closed() const {

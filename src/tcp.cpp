@@ -241,10 +241,10 @@ void TcpSocket::bind(const Endpoint &ep) {
     }
     sockaddr_storage addr{};
     socklen_t len = resolve(*rt_, ep, SOCK_STREAM, true, {}, "bind", addr);
-    std::lock_guard lk(mu_);  // while held and open, the loop cannot close fd_
+    std::unique_lock lk(mu_);  // while held and open, the loop cannot close fd_
     throw_if_unusable_locked("bind");
-    if (::bind(fd_, reinterpret_cast<const sockaddr *>(&addr), len) < 0) {
-        throw errno_error("bind", format_endpoint(ep), errno);
+    if (int err = bind_locked(lk, reinterpret_cast<const sockaddr *>(&addr), len)) {
+        throw errno_error("bind", format_endpoint(ep), err);
     }
 }
 

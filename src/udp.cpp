@@ -149,10 +149,10 @@ void UdpSocket::bind(const Endpoint &ep) {
     }
     sockaddr_storage addr{};
     socklen_t len = resolve(*rt_, ep, SOCK_DGRAM, true, {}, "bind", addr);
-    std::lock_guard lk(mu_);
+    std::unique_lock lk(mu_);
     check_state();
-    if (::bind(fd_, reinterpret_cast<const sockaddr *>(&addr), len) < 0) {
-        throw errno_error("bind", format_endpoint(ep), errno);
+    if (int err = bind_locked(lk, reinterpret_cast<const sockaddr *>(&addr), len)) {
+        throw errno_error("bind", format_endpoint(ep), err);
     }
     state_ = State::Bound;
 }

@@ -193,12 +193,15 @@ public:
     // waiting for posted closes and trying again as above. Caller's thread, without
     // locks of its own held; the interpreter lock is released while it waits.
     int open_descriptor(FunctionRef<int()> open);
-    // The wait alone: false at once unless `err` is EMFILE or ENFILE and closes were
-    // posted and not done; otherwise true once they are (or after kCloseWaitLimit, the
-    // deadline's end if sooner: a loop that never gets to them must not hold the call).
+    // The wait alone: false at once unless `err` is one that closes can end (see below)
+    // and closes were posted and not done; otherwise true once they are (or after
+    // kCloseWaitLimit, the deadline's end if sooner: a loop that never gets to them must
+    // not hold the call).
     bool await_posted_closes(int err, const Deadline &deadline);
     static constexpr auto kCloseWaitLimit = std::chrono::seconds(5);
-    static bool out_of_descriptors(int err) { return err == EMFILE || err == ENFILE; }
+    // Out of descriptors (EMFILE, ENFILE), or an address still held (EADDRINUSE: a socket
+    // closed a moment ago keeps its port until the loop closes its descriptor).
+    static bool freed_by_posted_closes(int err) { return err == EMFILE || err == ENFILE || err == EADDRINUSE; }
 
     uv_loop_t *loop() { return &loop_; }
     bool on_loop_thread() const { return thread_.is_current(); }

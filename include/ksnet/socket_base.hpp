@@ -89,11 +89,15 @@ protected:
     void close_handle_on_loop();
     void post_close_handle();  // close_handle_on_loop, from any thread
 
-    // Caller thread, mu_ held by `lk`, after accept() failed with `err`: true when it ran
-    // out of descriptors and waited for closes posted before (Runtime::await_posted_closes;
-    // once per call, as `waited` records), so that another try may find one free.
+    // Caller thread, mu_ held by `lk`, after accept() or bind() failed with `err`: true
+    // when closes posted before could free what it lacked (a descriptor, an address) and
+    // it waited for them (Runtime::await_posted_closes; once per call, as `waited`
+    // records), so that another try may succeed.
     bool retry_after_posted_closes(std::unique_lock<std::mutex> &lk, int err, const Deadline &deadline,
                                    bool &waited);
+    // bind() of fd_, tried again after posted closes if the address was in use: 0, or
+    // the errno. Caller thread, mu_ held by `lk`.
+    int bind_locked(std::unique_lock<std::mutex> &lk, const sockaddr *addr, socklen_t len);
 
     // Caller thread, mu_ held. At the start of a call: closed, or moved to another
     // version of the plugin (live reload), whose code the host calls instead.

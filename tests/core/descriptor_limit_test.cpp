@@ -1,5 +1,6 @@
 // Out of descriptors: close() leaves a socket's descriptor to the loop, which closes it a
-// moment later; a socket made or accepted meanwhile must still find it free, as in C.
+// moment later; a socket made or accepted meanwhile must still find it free, as in C, and
+// a bind() meanwhile the port it held.
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -50,7 +51,7 @@ private:
 };
 
 // Closes `victim` (a UDP socket, whose descriptor libuv owns) while the loop is stuck,
-// runs `make` (which needs a descriptor) on a thread of its own, lets the loop go on a
+// runs `make` (which needs its descriptor or its port) on a thread of its own, lets the loop go on a
 // moment later, and returns what `make` raised ("" if nothing). Without the wait for
 // posted closes `make` fails at once, whenever the loop goes on; with it, `make` waits
 // for the loop (up to Runtime::kCloseWaitLimit). This thread cannot watch the other in
@@ -122,4 +123,17 @@ TEST_CASE("descriptors_accept_finds_the_descriptor_a_close_let_go_of") {
     }
     ::close(client);
     l->close();
+}
+
+TEST_CASE("descriptors_bind_finds_the_port_a_close_let_go_of") {
+    LoopFixture fx;
+    auto victim = UdpSocket::create(fx.rt, Family::Inet4);
+    victim->bind(Endpoint{Family::Inet4, "127.0.0.1", 0});
+    auto held = victim->local_address();
+    const uint16_t port = sockaddr_port(reinterpret_cast<sockaddr *>(&held));
+    auto next = UdpSocket::create(fx.rt, Family::Inet4);
+    CHECK(make_after_a_close_the_loop_has_not_done(fx, victim, [&] {
+              next->bind(Endpoint{Family::Inet4, "127.0.0.1", port});
+          }) == "");
+    next->close();
 }
