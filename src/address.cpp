@@ -180,4 +180,11 @@ sockaddr_storage peer_sockaddr(int fd) {
     return ss;
 }
 
+sockaddr_storage peer_sockaddr_or_none(int fd) {
+    sockaddr_storage peer{};
+    socklen_t len = sizeof peer;
+    if (::getpeername(fd, reinterpret_cast<sockaddr *>(&peer), &len) < 0) peer.ss_family = AF_UNSPEC;
+    return peer;
+}
+
 }  // namespace ksnet

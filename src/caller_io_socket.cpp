@@ -38,6 +38,7 @@ void CallerIoSocket::forget_parent_calls_locked() {
 bool CallerIoSocket::on_close_locked() {
     forget_parent_calls_locked();
     closing_ = true;
+    if (writing_.under_way()) reset_connection_locked();
     if (io_active_ > 0) {  // a caller is in the kernel: the last one out closes
         close_deferred_ = true;
         wake_callers_locked();
@@ -80,6 +81,7 @@ void CallerIoSocket::mark_closing() {
     if (moved_out_) return;  // its callers' results stand: only the descriptor goes
     forget_parent_calls_locked();
     closing_ = true;
+    if (writing_.under_way()) reset_connection_locked();
     if (io_active_ > 0) wake_callers_locked();
 }
 

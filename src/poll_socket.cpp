@@ -240,7 +240,8 @@ sockaddr_storage PollSocket::peer_address() const {
 void PollSocket::bind(const sockaddr *addr, socklen_t len) {
     std::unique_lock lk(mu_);
     throw_if_unusable_locked("bind");
-    if (int err = bind_locked(lk, addr, len)) throw errno_error("bind", addr_text(addr, len), err);
+    int err = bind_locked(lk, addr, len, [&] { throw_if_unusable_locked("bind"); });
+    if (err) throw errno_error("bind", addr_text(addr, len), err);
     if (state_ == State::Open) state_ = State::Bound;
 }
 
@@ -295,7 +296,10 @@ void PollSocket::connect(const sockaddr *addr, socklen_t len, const Deadline &de
 void PollSocket::listen(int backlog) {
     std::lock_guard lk(mu_);
     throw_if_unusable_locked("listen");
-    if (::listen(fd_, backlog) < 0) throw errno_error("listen", name_for_errors_locked(), errno);
+    if (::listen(fd_, backlog) < 0) {
+        int err = errno;  // before the name, whose getpeername sets it
+        throw errno_error("listen", name_for_errors_locked(), err);
+    }
     state_ = State::Listening;
 }
 

@@ -173,7 +173,7 @@ void Socket::connect(const Endpoint &ep, const Deadline &dl) {
 }
 
 void Socket::refuse_unless_connections(const char *op) const {
-    if (impl_ == Impl::Udp) not_for_kind(op, "UDP is connectionless: use recvfrom() and sendto()");
+    if (kind_ == Kind::Udp) not_for_kind(op, "UDP is connectionless: use recvfrom() and sendto()");
     if (kind_ == Kind::Raw || kind_ == Kind::Packet) {
         not_for_kind(op, "it carries datagrams, not connections: use recvfrom() and sendto()");
     }

@@ -70,13 +70,14 @@ bool SocketBase::retry_after_posted_closes(std::unique_lock<std::mutex> &lk, int
     return waited;
 }
 
-int SocketBase::bind_locked(std::unique_lock<std::mutex> &lk, const sockaddr *addr, socklen_t len) {
+int SocketBase::bind_locked(std::unique_lock<std::mutex> &lk, const sockaddr *addr, socklen_t len,
+                            FunctionRef<void()> check) {
     bool waited = false;
     for (;;) {
         if (::bind(fd_, addr, len) == 0) return 0;
         int err = errno;
         if (!retry_after_posted_closes(lk, err, {}, waited)) return err;
-        throw_if_unusable_locked("bind");
+        check();
     }
 }
 

@@ -21,14 +21,6 @@ namespace {
 
 uv_handle_t *as_handle(uv_tcp_t *h) { return reinterpret_cast<uv_handle_t *>(h); }
 
-// The peer of `fd`, or family 0 if it has none (any more).
-sockaddr_storage peer_sockaddr_or_none(int fd) {
-    sockaddr_storage peer{};
-    socklen_t len = sizeof peer;
-    if (::getpeername(fd, reinterpret_cast<sockaddr *>(&peer), &len) < 0) peer.ss_family = 0;
-    return peer;
-}
-
 }  // namespace
 
 // ---- creation and teardown ----
@@ -232,18 +224,21 @@ sockaddr_storage TcpSocket::peer_address() const {
 // ---- bind, connect, listen, accept ----
 
 void TcpSocket::bind(const Endpoint &ep) {
-    {
-        std::lock_guard lk(mu_);
+    auto check_state = [&] {
         throw_if_unusable_locked("bind");
         if (state_ != State::Open) {
             throw Error(ErrorKind::State, std::string("bind: socket is already ") + state_name(state_));
         }
+    };
+    {
+        std::lock_guard lk(mu_);
+        check_state();  // before a name lookup
     }
     sockaddr_storage addr{};
     socklen_t len = resolve(*rt_, ep, SOCK_STREAM, true, {}, "bind", addr);
     std::unique_lock lk(mu_);  // while held and open, the loop cannot close fd_
-    throw_if_unusable_locked("bind");
-    if (int err = bind_locked(lk, reinterpret_cast<const sockaddr *>(&addr), len)) {
+    check_state();
+    if (int err = bind_locked(lk, reinterpret_cast<const sockaddr *>(&addr), len, check_state)) {
         throw errno_error("bind", format_endpoint(ep), err);
     }
 }
@@ -338,7 +333,10 @@ void TcpSocket::listen(int backlog) {
     if (state_ != State::Open && state_ != State::Listening) {  // again: the new backlog counts
         throw Error(ErrorKind::State, std::string("listen: socket is already ") + state_name(state_));
     }
-    if (::listen(fd_, backlog) < 0) throw errno_error("listen", name_for_errors_locked(), errno);
+    if (::listen(fd_, backlog) < 0) {
+        int err = errno;  // before the name, whose getpeername sets it
+        throw errno_error("listen", name_for_errors_locked(), err);
+    }
     state_ = State::Listening;
 }
 
@@ -599,6 +597,11 @@ void TcpSocket::write(std::string_view data, const Deadline &deadline) {
     } catch (const Error &e) {
         if (e.kind() == ErrorKind::Moved) {
             writing_.keep_for_retry();
+        } else if (e.kind() == ErrorKind::Closed && writing_.sent() > 0) {
+            // close() or an unload cut it: on_close_locked reset the connection.
+            throw Error(e.kind(), std::string(e.what()) + " after " + std::to_string(writing_.sent()) + " of " +
+                                      std::to_string(data.size()) + " bytes; the connection was reset",
+                        e.code());
         } else if ((e.kind() == ErrorKind::Timeout || e.kind() == ErrorKind::Interrupted) && writing_.sent() > 0) {
             // Part of `data` is gone: the stream cannot go on in order. Reset it, so that
             // the peer sees it broke rather than an end of stream after a cut message.
@@ -648,7 +651,10 @@ void TcpSocket::shutdown_write(const Deadline &deadline) {
     take_turn(lk, writer_busy_, deadline, "shutdown");  // after the write in progress
     end_turn_locked(writer_busy_);
     write_shut_ = true;
-    if (::shutdown(fd_, SHUT_WR) < 0) throw errno_error("shutdown", name_for_errors_locked(), errno);
+    if (::shutdown(fd_, SHUT_WR) < 0) {
+        int err = errno;
+        throw errno_error("shutdown", name_for_errors_locked(), err);
+    }
 }
 
 bool TcpSocket::set_own_option_locked(Option o, int64_t value) {

@@ -151,7 +151,7 @@ void UdpSocket::bind(const Endpoint &ep) {
     socklen_t len = resolve(*rt_, ep, SOCK_DGRAM, true, {}, "bind", addr);
     std::unique_lock lk(mu_);
     check_state();
-    if (int err = bind_locked(lk, reinterpret_cast<const sockaddr *>(&addr), len)) {
+    if (int err = bind_locked(lk, reinterpret_cast<const sockaddr *>(&addr), len, check_state)) {
         throw errno_error("bind", format_endpoint(ep), err);
     }
     state_ = State::Bound;
@@ -328,10 +328,8 @@ std::shared_ptr<UdpSocket> UdpSocket::restore(std::shared_ptr<Runtime> rt, Famil
     auto sock = adopt(std::move(rt), family, fd, state);
     std::lock_guard lk(sock->mu_);
     if (state == State::Connected) {
-        sockaddr_storage peer{};
-        socklen_t len = sizeof peer;
-        bool known = ::getpeername(fd, reinterpret_cast<sockaddr *>(&peer), &len) == 0;
-        sock->peer_max_payload_ = known ? max_payload_to(peer) : sock->max_payload();
+        sockaddr_storage peer = peer_sockaddr_or_none(fd);
+        sock->peer_max_payload_ = peer.ss_family != AF_UNSPEC ? max_payload_to(peer) : sock->max_payload();
     }
     // Before what is still in the kernel's queue. A version that queued in the plugin
     // may hand over a datagram the kernel cut (it never happens within UDP's limits):

@@ -68,7 +68,13 @@ static uint16_t file_machine(const unsigned char *header) {
     return header[EI_DATA] == ELFDATA2MSB ? (uint16_t)(m[0] << 8 | m[1]) : (uint16_t)(m[1] << 8 | m[0]);
 }
 
-static int past_end(char *err, size_t cap, const char *what, uint64_t end, uint64_t size) {
+/* 1 with `err` filled if `count` items of `each` bytes from `offset` do not lie within
+ * `size` bytes (computed without overflow: a hostile header cannot wrap it). */
+static int past_end(char *err, size_t cap, const char *what, uint64_t offset, uint64_t count, uint64_t each,
+                    uint64_t size) {
+    if (offset <= size && (each == 0 || count <= (size - offset) / each)) return 0;
+    if (each && count > UINT64_MAX / each) count = UINT64_MAX / each;
+    uint64_t end = offset + count * each < offset ? UINT64_MAX : offset + count * each;
     snprintf(err, cap, "truncated: %s ends at byte %llu but the file has %llu bytes (still being written?)", what,
              (unsigned long long)end, (unsigned long long)size);
     return 1;
@@ -79,19 +85,39 @@ static int problem(char *err, size_t cap, const char *what) {
     return 1;
 }
 
+/* No shared object comes near this many dynamic entries; a larger section is refused. */
+#define KSP_DYNAMIC_MAX 4096
+
 /* The dynamic section must end with DT_NULL and name the symbol and string tables that
  * every shared object with exported symbols has: all zeros, it is not written yet. */
 static int dynamic_unfinished(int fd, const ElfW(Phdr) *dynamic) {
     size_t count = dynamic->p_filesz / sizeof(ElfW(Dyn));
-    int symtab = 0, strtab = 0;
-    for (size_t i = 0; i < count; i++) {
-        ElfW(Dyn) d;
-        if (!read_at(fd, &d, sizeof d, dynamic->p_offset + i * sizeof d)) return 1;
-        if (d.d_tag == DT_NULL) return !(symtab && strtab);
-        symtab |= d.d_tag == DT_SYMTAB;
-        strtab |= d.d_tag == DT_STRTAB;
+    if (count == 0 || count > KSP_DYNAMIC_MAX) return 1;
+    ElfW(Dyn) *entries = malloc(count * sizeof *entries);
+    int unfinished = 1, symtab = 0, strtab = 0;
+    if (entries && read_at(fd, entries, count * sizeof *entries, dynamic->p_offset)) {
+        for (size_t i = 0; i < count; i++) {
+            if (entries[i].d_tag == DT_NULL) {
+                unfinished = !(symtab && strtab);
+                break;
+            }
+            symtab |= entries[i].d_tag == DT_SYMTAB;
+            strtab |= entries[i].d_tag == DT_STRTAB;
+        }
     }
-    return 1;
+    free(entries);
+    return unfinished;
+}
+
+/* The section header table, which linkers write last: its names' string table must be
+ * one, within the file. Zeros there: the file is not finished. A file without section
+ * headers (stripped of them on purpose) passes. */
+static int section_headers_unfinished(int fd, const ElfW(Ehdr) *eh, uint64_t size) {
+    if (!eh->e_shoff || eh->e_shnum == 0) return 0;
+    if (eh->e_shentsize != sizeof(ElfW(Shdr)) || eh->e_shstrndx >= eh->e_shnum) return 1;
+    ElfW(Shdr) names;
+    if (!read_at(fd, &names, sizeof names, eh->e_shoff + (uint64_t)eh->e_shstrndx * sizeof names)) return 1;
+    return names.sh_type != SHT_STRTAB || names.sh_offset > size || names.sh_size > size - names.sh_offset;
 }
 
 int ksp_plugin_file_problem(int fd, char *err, size_t cap) {
@@ -119,23 +145,22 @@ int ksp_plugin_file_problem(int fd, char *err, size_t cap) {
     if (eh.e_type != ET_DYN) return problem(err, cap, "not a shared object (ELF type is not ET_DYN)");
     if (eh.e_phentsize != sizeof(ElfW(Phdr)) || eh.e_phnum == 0) return problem(err, cap, "bad program header table");
 
-    uint64_t end = (uint64_t)eh.e_phoff + (uint64_t)eh.e_phnum * eh.e_phentsize;
-    if (end > size) return past_end(err, cap, "the program header table", end, size);
+    if (past_end(err, cap, "the program header table", eh.e_phoff, eh.e_phnum, eh.e_phentsize, size)) return 1;
     ElfW(Phdr) dynamic = {0};
     for (unsigned i = 0; i < eh.e_phnum; i++) {
         ElfW(Phdr) ph;
         if (!read_at(fd, &ph, sizeof ph, eh.e_phoff + (uint64_t)i * sizeof ph))
             return problem(err, cap, "cannot read the program headers");
         if (ph.p_type != PT_LOAD && ph.p_type != PT_DYNAMIC) continue;
-        end = (uint64_t)ph.p_offset + ph.p_filesz;
-        if (end > size) return past_end(err, cap, ph.p_type == PT_LOAD ? "a loadable segment" : "the dynamic section", end, size);
+        const char *what = ph.p_type == PT_LOAD ? "a loadable segment" : "the dynamic section";
+        if (past_end(err, cap, what, ph.p_offset, ph.p_filesz, 1, size)) return 1;
         if (ph.p_type == PT_DYNAMIC) dynamic = ph;
     }
-    if (eh.e_shoff) {
-        end = (uint64_t)eh.e_shoff + (uint64_t)eh.e_shnum * eh.e_shentsize;
-        if (end > size) return past_end(err, cap, "the section header table", end, size);
-    }
+    if (eh.e_shoff && past_end(err, cap, "the section header table", eh.e_shoff, eh.e_shnum, eh.e_shentsize, size))
+        return 1;
     if (dynamic.p_type != PT_DYNAMIC || dynamic_unfinished(fd, &dynamic))
         return problem(err, cap, "its dynamic section is missing or unfinished (still being written?)");
+    if (section_headers_unfinished(fd, &eh, size))
+        return problem(err, cap, "its section headers are unfinished (still being written?)");
     return 0;
 }

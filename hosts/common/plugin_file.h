@@ -4,7 +4,9 @@
  * dlopen() trusts the file: one cut short (a copy still being written) maps segments
  * past its end, and the first touch of them is SIGBUS; one whose dynamic section is not
  * written yet (a linker that sized its output first) crashes the relocation. Either
- * would end the interpreter, where the check makes it an ordinary error naming why. */
+ * would end the interpreter, where the check makes it an ordinary error naming why.
+ * It is a check of the headers, not of every byte: a file with holes elsewhere passes.
+ * Installing by rename (write a temporary file, then `mv` it over) is what is safe. */
 #ifndef KSP_HOSTS_PLUGIN_FILE_H
 #define KSP_HOSTS_PLUGIN_FILE_H
 

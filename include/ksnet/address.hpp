@@ -55,6 +55,8 @@ std::string packet_device(const sockaddr *sa);
 // connected" for a socket without a peer, os_error for anything else.
 sockaddr_storage local_sockaddr(int fd);
 sockaddr_storage peer_sockaddr(int fd);
+// The same without throwing: family 0 (AF_UNSPEC) if it has no peer (any more).
+sockaddr_storage peer_sockaddr_or_none(int fd);
 
 // "127.0.0.1:80", "[::1]:80", "[fe80::1%eth0]:80" (a scoped address keeps its interface,
 // by name where it has one); the host part alone with format_host.

@@ -80,6 +80,10 @@ protected:
     // closed it itself (TcpSocket: the loop never took it), true to close the handle on
     // the loop.
     virtual bool release_descriptor_locked() { return true; }
+    // Ends a stream so that the peer sees it broke (TcpSocket: a reset), for a close or
+    // an unload that cuts a write under way: an end of stream would pass the cut message
+    // off as whole. Datagram kinds never send part of one.
+    virtual void reset_connection_locked() {}
 
     std::atomic<bool> closing_{false};  // read without mu_ by waiting callers
     // Made by a kind whose shutdown() may not wake a caller in the kernel (an AF_PACKET

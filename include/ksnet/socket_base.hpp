@@ -96,8 +96,9 @@ protected:
     bool retry_after_posted_closes(std::unique_lock<std::mutex> &lk, int err, const Deadline &deadline,
                                    bool &waited);
     // bind() of fd_, tried again after posted closes if the address was in use: 0, or
-    // the errno. Caller thread, mu_ held by `lk`.
-    int bind_locked(std::unique_lock<std::mutex> &lk, const sockaddr *addr, socklen_t len);
+    // the errno. Caller thread, mu_ held by `lk`; `check` (the kind's checks before a
+    // bind) runs again after the wait, which let go of mu_.
+    int bind_locked(std::unique_lock<std::mutex> &lk, const sockaddr *addr, socklen_t len, FunctionRef<void()> check);
 
     // Caller thread, mu_ held. At the start of a call: closed, or moved to another
     // version of the plugin (live reload), whose code the host calls instead.

@@ -130,7 +130,7 @@ private:
     ssize_t receive_staged(std::unique_lock<std::mutex> &lk, const Deadline &deadline);
     static constexpr size_t kStagedReceive = 2048;
     // Ends the connection with a reset (the peer's next read fails with ECONNRESET).
-    void reset_connection_locked();
+    void reset_connection_locked() override;
     // Waits for a connect under way; its result (SO_ERROR).
     int finish_connect_locked(std::unique_lock<std::mutex> &lk, const Deadline &deadline);
     // What becomes of receive_call's bytes: only in `into` (the caller's), or committed to

@@ -329,6 +329,36 @@ TEST_CASE("tcp_close_from_another_thread_wakes_a_blocked_reader") {
     closer.join();
 }
 
+TEST_CASE("tcp_close_that_cuts_a_part_sent_write_resets_the_connection_and_says_how_much_went") {
+    LoopFixture fx;
+    auto [c, s] = fx.pair();
+    const std::string message(32 << 20, 'm');  // far more than the socket buffers hold
+    waits::ThreadMark writing;
+    std::thread closer([c = c, &writing] {
+        waits::wait_until_blocked(writing, "write");
+        c->close();
+    });
+    writing.here();
+    std::string error = "no error";
+    try {
+        c->write(message);
+    } catch (const Error &e) {
+        error = e.what();
+    }
+    closer.join();
+    CHECK_MESSAGE(error.find(" of 33554432 bytes; the connection was reset") != std::string::npos, error);
+    // The peer reads what arrived, then learns the stream broke: never an end of stream
+    // that would pass the cut message off as whole.
+    std::string ending = "end of stream";
+    try {
+        while (!s->read(1 << 20, Clock::now() + 10s).empty()) {
+        }
+    } catch (const Error &e) {
+        ending = e.what();
+    }
+    CHECK_MESSAGE(ending.find("ECONNRESET") != std::string::npos, ending);
+}
+
 TEST_CASE("tcp_read_timeout_raises_timeout_and_keeps_the_socket_usable") {
     LoopFixture fx;
     auto [c, s] = fx.pair();

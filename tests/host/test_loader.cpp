@@ -1,6 +1,8 @@
 // test_loader.cpp - discovery and every way an import can fail.
 #include <elf.h>
+#include <link.h>  // ElfW()
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -267,6 +269,16 @@ TEST_CASE("loader_refuses_a_file_of_full_size_not_written_to_the_end") {
         CHECK(contains(msg, "its dynamic section is missing or unfinished (still being written?)"));
         CHECK(h.loaded_library_count() == 0);
     }
+    // Everything but the section headers, which linkers write last.
+    ElfW(Ehdr) eh{};
+    FILE* f = std::fopen(good.c_str(), "rb");
+    REQUIRE(f);
+    REQUIRE(std::fread(&eh, sizeof eh, 1, f) == 1);
+    std::fclose(f);
+    REQUIRE(eh.e_shoff > 0);
+    support::copy_written_up_to(good, dest, eh.e_shoff);
+    CHECK(contains(import_error(h, "fixture_ok"), "its section headers are unfinished (still being written?)"));
+    CHECK(h.loaded_library_count() == 0);
 }
 
 TEST_CASE("loader_refuses_name_mismatch") {

@@ -86,7 +86,10 @@ int demo_main(Host &h, int argc, char **argv) {
     try {
         talk(h, SocketIO, h.getattr(listener, "local_port"), say);
     } catch (...) {
-        h.call_method(listener, "close");  // ends an accept() still waiting for the client
+        try {
+            h.call_method(listener, "close");  // ends an accept() still waiting for the client
+        } catch (const std::exception &) {
+        }
         join_server();
         throw;
     }
