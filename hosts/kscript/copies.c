@@ -58,8 +58,9 @@ static int open_plugin_file(const char *from, char *err, size_t cap) {
 
 /* Copies the file open as `in` into a new private folder and dlopen()s the copy: glibc
  * hands back the library it has mapped for a path or file it knows, and the point is a
- * fresh one. The copy is removed at once (the mapping keeps it). NULL with `err` filled
- * if it cannot. */
+ * fresh one. The copy is checked again (the file may have changed since it was): that is
+ * what dlopen() maps. The copy is removed at once (the mapping keeps it). NULL with
+ * `err` filled if it cannot. */
 static void *open_private_copy(int in, char *err, size_t cap) {
     const char *tmp = getenv("TMPDIR");
     char dir[4096], to[4200];
@@ -70,7 +71,7 @@ static void *open_private_copy(int in, char *err, size_t cap) {
     }
     snprintf(to, sizeof to, "%s/ksp_net.so", dir);
     void *lib = NULL;
-    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
+    int out = open(to, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
     if (out < 0) {
         snprintf(err, cap, "cannot copy it to %s: %s", to, strerror(errno));
     } else {
@@ -87,10 +88,15 @@ static void *open_private_copy(int in, char *err, size_t cap) {
             }
             if (n < 0) ok = 0;
         }
-        if (close(out) != 0) ok = 0;
-        out = -1;
         if (!ok) snprintf(err, cap, "cannot copy it to %s: %s", to, strerror(errno));
-        else if (!(lib = dlopen(to, RTLD_NOW | RTLD_LOCAL))) snprintf(err, cap, "dlopen of its private copy: %s", dlerror());
+        int whole = ok && !ksp_plugin_file_problem(out, err, cap);
+        if (close(out) != 0 && whole) {
+            snprintf(err, cap, "cannot copy it to %s: %s", to, strerror(errno));
+            whole = 0;
+        }
+        out = -1;
+        if (whole && !(lib = dlopen(to, RTLD_NOW | RTLD_LOCAL)))
+            snprintf(err, cap, "dlopen of its private copy: %s", dlerror());
     }
     if (out >= 0) close(out);
     unlink(to);

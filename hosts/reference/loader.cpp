@@ -44,10 +44,18 @@ std::string version_text(unsigned major, unsigned minor) {
     return std::to_string(major) + "." + std::to_string(minor);
 }
 
+// Still the directory mkdtemp made: a directory (not a link), ours, and private.
+bool still_our_private_dir(const std::string& path) {
+    struct stat st;
+    return lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() &&
+           (st.st_mode & 077) == 0;
+}
+
 // The private directory for copies, made on first use, and again if it went (a cleaner
-// of /tmp under a long-running host would otherwise fail every later reload).
+// of /tmp under a long-running host would otherwise fail every later reload; whatever
+// took its name since is not trusted).
 bool ensure_copy_dir(HostState& st, std::string& error) {
-    if (!st.copy_dir.empty() && access(st.copy_dir.c_str(), W_OK | X_OK) == 0) return true;
+    if (!st.copy_dir.empty() && still_our_private_dir(st.copy_dir)) return true;
     const char* tmp = std::getenv("TMPDIR");
     std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/refhost-XXXXXX";
     if (!mkdtemp(templ.data())) {

@@ -59,6 +59,15 @@ TEST_CASE("reload_after_the_copy_directory_was_removed_makes_it_again") {
     Value m2 = h.reload("fixture_ok");
     CHECK(h.to_int(h.getattr(m2, "version")) == 2);
     CHECK(std::filesystem::is_directory(h.copy_dir()));
+    // Whatever takes the name meanwhile (here a directory anyone may write to) is not
+    // used: a copy there could be swapped before dlopen().
+    const std::string gone = h.copy_dir();
+    std::filesystem::remove_all(gone);
+    std::filesystem::create_directory(gone);
+    std::filesystem::permissions(gone, std::filesystem::perms::all);
+    h.reload("fixture_ok");
+    CHECK(h.copy_dir() != gone);
+    std::filesystem::remove_all(gone);
 }
 
 TEST_CASE("failed_reload_keeps_old_version_serving") {
