@@ -315,8 +315,8 @@ std::pair<std::shared_ptr<PollSocket>, sockaddr_storage> PollSocket::accept(cons
         int err = 0;
         ssize_t fd = blocking_locked(lk, POLLIN, "accept", deadline, [&] {
             socklen_t len = sizeof ss;
-            return static_cast<ssize_t>(
-                ::accept4(fd_, reinterpret_cast<sockaddr *>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC));
+            return static_cast<ssize_t>(Runtime::above_stdio(
+                ::accept4(fd_, reinterpret_cast<sockaddr *>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC)));
         }, err, true);
         if (fd >= 0) {
             lk.unlock();  // adopt() waits for the loop, which may need mu_
@@ -480,7 +480,7 @@ std::shared_ptr<PollSocket> PollSocket::restore(std::shared_ptr<Runtime> rt, con
         closed->closed_ = true;
         return closed;
     }
-    int fd = ::fcntl(s.fd, F_DUPFD_CLOEXEC, 0);
+    int fd = ::fcntl(s.fd, F_DUPFD_CLOEXEC, Runtime::kFirstDescriptor);
     if (fd < 0) throw errno_error("dup", "the socket handed over", errno);
     auto sock = adopt(std::move(rt), fd, s.os_af, s.os_type, s.os_protocol, state);
     std::lock_guard lk(sock->mu_);

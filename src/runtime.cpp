@@ -326,15 +326,24 @@ bool Runtime::await_posted_closes(int err, const Deadline &deadline) {
     return true;
 }
 
+int Runtime::above_stdio(int fd) {
+    if (fd < 0 || fd >= kFirstDescriptor) return fd;
+    int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, kFirstDescriptor);
+    int err = errno;
+    ::close(fd);
+    errno = err;
+    return moved;
+}
+
 int Runtime::open_descriptor(FunctionRef<int()> open) {
-    int fd = open();
+    int fd = above_stdio(open());
     if (fd >= 0) return fd;
     int err = errno;
     if (!await_posted_closes(err, {})) {
         errno = err;
         return fd;
     }
-    return open();
+    return above_stdio(open());
 }
 
 void Runtime::wait_or_throw(std::mutex &mu, std::condition_variable &cv, FunctionRef<bool()> pred,

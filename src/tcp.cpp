@@ -138,12 +138,12 @@ std::shared_ptr<TcpSocket> TcpSocket::restore(std::shared_ptr<Runtime> rt, Famil
         return sock;
     }
     // Our own descriptor for the same connection: the old version closes its own.
-    int fd = ::fcntl(s.fd, F_DUPFD_CLOEXEC, 0);
+    int fd = ::fcntl(s.fd, F_DUPFD_CLOEXEC, Runtime::kFirstDescriptor);
     if (fd < 0) throw errno_error("dup", "the socket handed over", errno);
     set_wait_slices(fd, rt->wait_slice());
     std::vector<AcceptedConnection> accepted;
     for (const AcceptedConnection &a : s.accepted) {
-        int copy = ::fcntl(a.fd, F_DUPFD_CLOEXEC, 0);
+        int copy = ::fcntl(a.fd, F_DUPFD_CLOEXEC, Runtime::kFirstDescriptor);
         if (copy < 0) {
             int err = errno;
             for (const AcceptedConnection &c : accepted) ::close(c.fd);
@@ -356,7 +356,7 @@ std::pair<std::shared_ptr<TcpSocket>, std::string> TcpSocket::accept(const Deadl
         ssize_t fd = blocking_locked(lk, POLLIN, "accept", deadline, [&] {
             AcceptedConnection a;
             socklen_t len = sizeof a.peer;
-            a.fd = ::accept4(fd_, reinterpret_cast<sockaddr *>(&a.peer), &len, SOCK_CLOEXEC);
+            a.fd = Runtime::above_stdio(::accept4(fd_, reinterpret_cast<sockaddr *>(&a.peer), &len, SOCK_CLOEXEC));
             if (a.fd >= 0) {
                 std::lock_guard g(mu_);
                 accepted_.push_back(a);

@@ -322,7 +322,7 @@ std::shared_ptr<UdpSocket> UdpSocket::restore(std::shared_ptr<Runtime> rt, Famil
         closed->closed_ = true;
         return closed;
     }
-    int fd = ::fcntl(s.fd, F_DUPFD_CLOEXEC, 0);
+    int fd = ::fcntl(s.fd, F_DUPFD_CLOEXEC, Runtime::kFirstDescriptor);
     if (fd < 0) throw errno_error("dup", "the socket handed over", errno);
     set_wait_slices(fd, rt->wait_slice());
     auto sock = adopt(std::move(rt), family, fd, state);

@@ -193,6 +193,12 @@ public:
     // waiting for posted closes and trying again as above. Caller's thread, without
     // locks of its own held; the interpreter lock is released while it waits.
     int open_descriptor(FunctionRef<int()> open);
+    // `fd`, or, if it is 0, 1 or 2 (the process closed its standard descriptors after the
+    // runtime started), a duplicate above them with `fd` closed: libuv aborts rather than
+    // close those. -1 and errno stay as they came; -1 if the duplicate fails.
+    static int above_stdio(int fd);
+    // The lowest number a descriptor of ours takes (F_DUPFD_CLOEXEC).
+    static constexpr int kFirstDescriptor = 3;
     // The wait alone: false at once unless `err` is one that closes can end (see below)
     // and closes were posted and not done; otherwise true once they are (or after
     // kCloseWaitLimit, the deadline's end if sooner: a loop that never gets to them must
