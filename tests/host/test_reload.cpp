@@ -18,15 +18,28 @@ using support::LeakGuard;
 using support::TempDir;
 using support::error_of;
 
+// A host that imported fixture_ok from a directory of its own. The guard, destroyed
+// last, checks that nothing of the plugin stays mapped after ~Host.
+struct Imported {
+    LeakGuard guard;
+    TempDir dir;
+    Host h{installed(dir)};
+    Gil g{h};
+
+    Imported() { h.import("fixture_ok"); }
+    static refhost::HostOptions installed(TempDir& d) {
+        d.install(support::fixture_so("fixture_ok"), "fixture_ok");
+        return support::options_for(d.path());
+    }
+};
+
 TEST_SUITE("reload") {
 
 TEST_CASE("reload_serves_new_copy_and_unmaps_old") {
-    LeakGuard guard;
-    TempDir dir;
-    dir.install(support::fixture_so("fixture_ok"), "fixture_ok");
-    Host h(support::options_for(dir.path()));
-    Gil g(h);
-    Value m1 = h.import("fixture_ok");
+    Imported f;
+    Host& h = f.h;
+    TempDir& dir = f.dir;
+    Value m1 = h.import("fixture_ok");  // the module already loaded
     CHECK(h.to_int(h.getattr(m1, "version")) == 1);
     const std::string copies = h.copy_dir() + "/";
     int maps_one = census::mappings_of(copies);
@@ -47,12 +60,9 @@ TEST_CASE("reload_serves_new_copy_and_unmaps_old") {
 }
 
 TEST_CASE("reload_after_the_copy_directory_was_removed_makes_it_again") {
-    LeakGuard guard;
-    TempDir dir;
-    dir.install(support::fixture_so("fixture_ok"), "fixture_ok");
-    Host h(support::options_for(dir.path()));
-    Gil g(h);
-    h.import("fixture_ok");
+    Imported f;
+    Host& h = f.h;
+    TempDir& dir = f.dir;
     // As a cleaner of /tmp does under a long-running host: the copy stays mapped.
     std::filesystem::remove_all(h.copy_dir());
     dir.install(support::fixture_so("fixture_ok_v2"), "fixture_ok");
@@ -71,12 +81,10 @@ TEST_CASE("reload_after_the_copy_directory_was_removed_makes_it_again") {
 }
 
 TEST_CASE("failed_reload_keeps_old_version_serving") {
-    LeakGuard guard;
-    TempDir dir;
-    dir.install(support::fixture_so("fixture_ok"), "fixture_ok");
-    Host h(support::options_for(dir.path()));
-    Gil g(h);
-    Value m = h.import("fixture_ok");
+    Imported f;
+    Host& h = f.h;
+    TempDir& dir = f.dir;
+    Value m = h.import("fixture_ok");  // the module already loaded
     Value c = h.call(h.getattr(m, "Counter"), {h.integer(5)});
     std::string dest = dir.path() + "/ksp_fixture_ok.so";
 
@@ -111,12 +119,9 @@ TEST_CASE("failed_reload_keeps_old_version_serving") {
 }
 
 TEST_CASE("method_after_unload_is_clear_error") {
-    LeakGuard guard;
-    TempDir dir;
-    dir.install(support::fixture_so("fixture_ok"), "fixture_ok");
-    Host h(support::options_for(dir.path()));
-    Gil g(h);
-    Value m = h.import("fixture_ok");
+    Imported f;
+    Host& h = f.h;
+    Value m = h.import("fixture_ok");  // the module already loaded
     Value counter_type = h.getattr(m, "Counter");
     Value c = h.call(counter_type, {h.integer(3)});
     Value bound = h.getattr(c, "incr");
@@ -159,12 +164,9 @@ TEST_CASE("finalizer_runs_after_unload") {
 }
 
 TEST_CASE("finalized_count_is_visible_while_loaded") {
-    LeakGuard guard;
-    TempDir dir;
-    dir.install(support::fixture_so("fixture_ok"), "fixture_ok");
-    Host h(support::options_for(dir.path()));
-    Gil g(h);
-    Value m = h.import("fixture_ok");
+    Imported f;
+    Host& h = f.h;
+    Value m = h.import("fixture_ok");  // the module already loaded
     Value finalized = h.getattr(m, "finalized");
     int64_t before = h.to_int(h.call(finalized));
     { Value c = h.call(h.getattr(m, "Counter")); }
@@ -172,12 +174,8 @@ TEST_CASE("finalized_count_is_visible_while_loaded") {
 }
 
 TEST_CASE("unload_reload_100_times_no_fd_or_map_growth") {
-    LeakGuard guard;
-    TempDir dir;
-    dir.install(support::fixture_so("fixture_ok"), "fixture_ok");
-    Host h(support::options_for(dir.path()));
-    Gil g(h);
-    h.import("fixture_ok");
+    Imported f;
+    Host& h = f.h;
     const std::string copies = h.copy_dir() + "/";
     const int fds = census::open_fds();
     const int maps = census::mappings_of(copies);
@@ -201,12 +199,8 @@ TEST_CASE("unload_reload_100_times_no_fd_or_map_growth") {
 }
 
 TEST_CASE("host_destructor_unloads_everything") {
-    LeakGuard guard;  // checks nothing stays mapped after ~Host
-    TempDir dir;
-    dir.install(support::fixture_so("fixture_ok"), "fixture_ok");
-    Host h(support::options_for(dir.path()));
-    Gil g(h);
-    h.import("fixture_ok");
+    Imported f;
+    Host& h = f.h;
     CHECK(h.loaded_library_count() == 1);
 }
 
