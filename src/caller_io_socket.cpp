@@ -35,10 +35,14 @@ void CallerIoSocket::forget_parent_calls_locked() {
     }
 }
 
-bool CallerIoSocket::on_close_locked() {
+void CallerIoSocket::begin_closing_locked() {
     forget_parent_calls_locked();
     closing_ = true;
     if (writing_.under_way()) reset_connection_locked();
+}
+
+bool CallerIoSocket::on_close_locked() {
+    begin_closing_locked();
     if (io_active_ > 0) {  // a caller is in the kernel: the last one out closes
         close_deferred_ = true;
         wake_callers_locked();
@@ -79,9 +83,7 @@ bool CallerIoSocket::signal_threads_in_kernel_locked() {
 void CallerIoSocket::mark_closing() {
     std::lock_guard lk(mu_);
     if (moved_out_) return;  // its callers' results stand: only the descriptor goes
-    forget_parent_calls_locked();
-    closing_ = true;
-    if (writing_.under_way()) reset_connection_locked();
+    begin_closing_locked();
     if (io_active_ > 0) wake_callers_locked();
 }
 

@@ -598,22 +598,23 @@ void TcpSocket::write(std::string_view data, const Deadline &deadline) {
     } catch (const Error &e) {
         if (e.kind() == ErrorKind::Moved) {
             writing_.keep_for_retry();
-        } else if (e.kind() == ErrorKind::Closed && writing_.sent() > 0) {
-            // close() or an unload cut it: on_close_locked reset the connection.
-            throw Error(e.kind(), std::string(e.what()) + " after " + std::to_string(writing_.sent()) + " of " +
-                                      std::to_string(data.size()) + " bytes; the connection was reset",
-                        e.code());
-        } else if ((e.kind() == ErrorKind::Timeout || e.kind() == ErrorKind::Interrupted) && writing_.sent() > 0) {
-            // Part of `data` is gone: the stream cannot go on in order. Reset it, so that
-            // the peer sees it broke rather than an end of stream after a cut message.
+        } else if (writing_.sent() > 0 && (e.kind() == ErrorKind::Closed || e.kind() == ErrorKind::Timeout ||
+                                            e.kind() == ErrorKind::Interrupted)) {
+            // Part of `data` is gone: the stream cannot go on in order. The peer must see
+            // it broke rather than an end of stream after a cut message: a close() or an
+            // unload reset it already (begin_closing_locked); a timeout or an interrupt
+            // resets it here and closes the socket.
             size_t sent = writing_.sent();
-            if (!closed_) reset_connection_locked();
-            lk.unlock();
-            close();
-            lk.lock();
+            std::string ending = "; the connection was reset";
+            if (e.kind() != ErrorKind::Closed) {
+                if (!closed_) reset_connection_locked();
+                lk.unlock();
+                close();
+                lk.lock();
+                ending += " and the socket closed";
+            }
             throw Error(e.kind(), std::string(e.what()) + " after " + std::to_string(sent) + " of " +
-                                      std::to_string(data.size()) +
-                                      " bytes; the connection was reset and the socket closed",
+                                      std::to_string(data.size()) + " bytes" + ending,
                         e.code());
         }
         throw;

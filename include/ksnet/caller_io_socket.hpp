@@ -99,6 +99,8 @@ private:
     bool turn_taken_locked(const bool &busy) const {
         return busy || (&busy == &writer_busy_ && writing_.held_for_another_thread());
     }
+    // close() and an unload, first: closing_, and a write under way cut with a reset.
+    void begin_closing_locked();
     void begin_io_locked();
     void end_io_locked();
     // Callers blocked in the kernel on fd_ return now (never for a socket that moved:
