@@ -18,7 +18,7 @@
 #include "values.hpp"
 
 #ifndef KSNET_HANDOVER_FORMAT
-#define KSNET_HANDOVER_FORMAT 1  // a version that changes SocketState's layout changes it
+#define KSNET_HANDOVER_FORMAT 2  // the state's layout (ksnet/handover.hpp says what each added)
 #endif
 
 namespace netplug {

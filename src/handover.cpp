@@ -99,6 +99,7 @@ std::string encode_state(const SocketState &s, uint32_t format) {
         w.put<uint8_t>(d.partial);
     }
     w.put(s.dropped);
+    if (format >= kStateFormatWithPeer) w.put_address(s.peer);
     return w.take();
 }
 
@@ -108,9 +109,12 @@ SocketState decode_state(std::string_view bytes, uint32_t format) {
         if (r.get<char>() != c) throw Error(ErrorKind::Value, "socket state: not a net socket's state");
     }
     auto written = r.get<uint32_t>();
-    if (written != format) {
+    if (written < kOldestStateFormat || written > format) {
+        std::string reads = format == kOldestStateFormat
+                                ? "format " + std::to_string(format)
+                                : "formats " + std::to_string(kOldestStateFormat) + " to " + std::to_string(format);
         throw Error(ErrorKind::Value, "socket state: written in format " + std::to_string(written) +
-                                          ", this version of net reads format " + std::to_string(format));
+                                          ", this version of net reads " + reads);
     }
     SocketState s;
     s.family = r.get<uint8_t>();
@@ -150,6 +154,7 @@ SocketState decode_state(std::string_view bytes, uint32_t format) {
         s.datagrams.push_back(std::move(d));
     }
     s.dropped = r.get<uint64_t>();
+    if (written >= kStateFormatWithPeer) s.peer = r.get_address();
     if (!r.at_end()) throw Error(ErrorKind::Value, "socket state: bytes left over after the state");
     return s;
 }

@@ -126,6 +126,7 @@ void TcpSocket::save(SocketState &out, Clock::duration limit) {
     out.received.assign(rbuf_.data(), rbuf_.size());
     out.write_resume = writing_.for_save();
     out.accepted.assign(accepted_.begin(), accepted_.end());
+    std::memcpy(&out.peer, &peer_, sizeof peer_);
 }
 
 std::shared_ptr<TcpSocket> TcpSocket::restore(std::shared_ptr<Runtime> rt, Family family, const SocketState &s) {
@@ -165,7 +166,11 @@ std::shared_ptr<TcpSocket> TcpSocket::restore(std::shared_ptr<Runtime> rt, Famil
     sock->eof_ = s.eof;
     sock->read_error_ = s.read_error;
     sock->write_shut_ = s.write_shut;
-    if (state == State::Connected) sock->remember_peer_locked(peer_sockaddr_or_none(sock->fd_));
+    // An older version's state has no peer: ask the kernel, which still knows it unless
+    // the connection was reset.
+    if (state == State::Connected) {
+        sock->remember_peer_locked(s.peer.ss_family != AF_UNSPEC ? s.peer : peer_sockaddr_or_none(sock->fd_));
+    }
     if (!s.received.empty()) {
         std::memcpy(sock->rbuf_.reserve(s.received.size()), s.received.data(), s.received.size());
         sock->rbuf_.commit(s.received.size());

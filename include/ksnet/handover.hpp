@@ -106,15 +106,21 @@ struct SocketState {
     std::optional<WriteResume> write_resume;
     bool connect_resume = false;  // a connect() left mid-way: its retry waits for it
     std::vector<AcceptedConnection> accepted;
+    sockaddr_storage peer{};  // connected: the peer, for errors after a reset; family 0: unknown
     // Datagrams.
     std::vector<QueuedDatagram> datagrams;
     uint64_t dropped = 0;
 };
 
-// `format`: the layout's version, which the plugin names (a version that changes the
-// layout changes it; tests build one with another to see a refusal).
+// `format`: the layout's version, which the plugin names; a version that changes the
+// layout raises it, and reads every format from kOldestStateFormat up to its own, so a
+// reload to it from an older version keeps every socket. A reload to an older version
+// is refused (tests build one with an older number to see that).
+constexpr uint32_t kOldestStateFormat = 1;
+// What each format added: 2, the peer of a connection.
+constexpr uint32_t kStateFormatWithPeer = 2;
 std::string encode_state(const SocketState &s, uint32_t format);
-// Throws Error(Value) naming what it cannot read (another format, cut bytes).
+// Throws Error(Value) naming what it cannot read (a newer format, cut bytes).
 SocketState decode_state(std::string_view bytes, uint32_t format);
 
 }  // namespace ksnet

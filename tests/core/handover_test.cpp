@@ -54,10 +54,11 @@ struct TwoVersions {
     }
 
     // The whole reload of one socket: begin, save, restore on the new runtime, commit.
-    std::unique_ptr<Socket> move(Socket &s) {
+    // The state goes through the bytes of format `written`, which the new version reads.
+    std::unique_ptr<Socket> move(Socket &s, uint32_t written = kStateFormatWithPeer) {
         old_rt->begin_handover();
         SocketState state = s.save(5s);
-        auto moved = Socket::restore(new_rt, decode_state(encode_state(state, 1), 1));
+        auto moved = Socket::restore(new_rt, decode_state(encode_state(state, written), kStateFormatWithPeer));
         s.end_handover(true);
         old_rt->end_handover();
         return moved;
@@ -199,24 +200,71 @@ TEST_CASE("handover_moves_queued_datagrams_in_order") {
     CHECK(u2->read(10, {}) == "dddd");
 }
 
-TEST_CASE("handover_state_of_another_format_or_cut_short_is_refused_by_name") {
+TEST_CASE("handover_state_of_a_newer_format_or_cut_short_is_refused_by_name") {
     SocketState s;
     s.received = "abc";
-    std::string bytes = encode_state(s, 7);
-    CHECK(decode_state(bytes, 7).received == "abc");
+    std::string bytes = encode_state(s, 3);
+    CHECK(decode_state(bytes, 3).received == "abc");
+    CHECK(decode_state(bytes, 4).received == "abc");  // a newer version reads it
     try {
-        decode_state(bytes, 8);
-        FAIL("another format was read");
+        decode_state(bytes, 2);
+        FAIL("a newer format was read");
     } catch (const Error &e) {
-        CHECK(std::string(e.what()) == "socket state: written in format 7, this version of net reads format 8");
+        CHECK(std::string(e.what()) == "socket state: written in format 3, this version of net reads formats 1 to 2");
     }
     try {
-        decode_state(bytes.substr(0, bytes.size() - 1), 7);
+        decode_state(encode_state(s, 2), 1);
+        FAIL("a newer format was read");
+    } catch (const Error &e) {
+        CHECK(std::string(e.what()) == "socket state: written in format 2, this version of net reads format 1");
+    }
+    try {
+        decode_state(bytes.substr(0, bytes.size() - 1), 3);
         FAIL("a cut state was read");
     } catch (const Error &e) {
         CHECK(std::string(e.what()) == "socket state: the bytes end too soon");
     }
-    CHECK_THROWS_AS(decode_state("garbage!garbage!", 7), Error);
+    CHECK_THROWS_AS(decode_state("garbage!garbage!", 3), Error);
+}
+
+TEST_CASE("handover_keeps_the_peer_of_a_reset_connection_for_its_errors") {
+    // After a reset the kernel no longer knows the peer (getpeername fails): errors on
+    // the moved socket would name the socket itself.
+    TwoVersions v;
+    auto [c, s] = v.pair();
+    std::string client = "127.0.0.1:" + std::to_string(c->local_name()->port);
+    s->write("never read", {});
+    c->close();
+    int fd = s->fileno();
+    waits::wait_until(
+        [&] {
+            sockaddr_storage peer;
+            socklen_t len = sizeof peer;
+            return ::getpeername(fd, reinterpret_cast<sockaddr *>(&peer), &len) < 0;
+        },
+        "the reset to arrive");
+    auto moved = v.move(*s);
+    std::string what = "no error";
+    try {
+        for (int i = 0; i < 10; ++i) moved->read(100, {});
+    } catch (const Error &e) {
+        what = e.what();
+    }
+    CHECK_MESSAGE(what.rfind("read " + client + ": ECONNRESET", 0) == 0, what);
+}
+
+TEST_CASE("handover_reads_the_state_an_older_version_wrote") {
+    TwoVersions v;
+    auto [c, s] = v.pair();
+    c->write("one\ntwo", {});
+    CHECK(s->read_line({}) == "one");
+    auto s2 = v.move(*s, kOldestStateFormat);
+    s->close();
+    c->write("\n", {});
+    CHECK(s2->read_line({}) == "two");
+    s2->write("back", {});
+    CHECK(c->read(4, {}) == "back");
+    CHECK(s2->peer_name()->port == c->local_name()->port);
 }
 
 TEST_CASE("handover_moves_a_raw_icmp_socket_and_a_read_waiting_on_it") {

@@ -1,7 +1,8 @@
 // Live reload of the net plugin (issue: hot-swap without dropping a connection): a
 // rebuilt ksp_net.so takes over the running one's sockets while scripts use them, and
 // nothing is lost, duplicated or refused. Two builds alternate (tests/plugin/meson.build:
-// ksp_net_rebuilt has another version string, ksp_net_format2 another state format).
+// ksp_net_rebuilt has another version string, ksp_net_format1 writes and reads the state
+// format of the version before this one).
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <malloc.h>
@@ -55,9 +56,13 @@ struct PluginDir {
     void install_build(const char *variant) { install(rebuild_dir() + "/ksp_net_" + std::string(variant) + ".so"); }
 };
 
-// Built before the host that searches it, removed after.
+// Built before the host that searches it, removed after; `first`: the build it holds
+// at first, if not this one (ksp_net_<first>.so).
 struct OwnPluginDir {
     PluginDir dir;
+    explicit OwnPluginDir(const char *first) {
+        if (first != nullptr) dir.install_build(first);
+    }
 };
 
 // net imported from a PluginDir, with the end-of-case checks of NetFixture.
@@ -91,8 +96,8 @@ struct ScriptCall {
 };
 
 struct ReloadFixture : OwnPluginDir, NetFixture {
-    explicit ReloadFixture(bool checking = false, uint16_t abi_minor = KSP_ABI_MINOR)
-        : NetFixture(checking, abi_minor, dir.path) {}
+    explicit ReloadFixture(bool checking = false, uint16_t abi_minor = KSP_ABI_MINOR, const char *first = nullptr)
+        : OwnPluginDir(first), NetFixture(checking, abi_minor, dir.path) {}
 
     bool rebuilt = false;  // which build serves now
 
@@ -657,14 +662,14 @@ TEST_CASE("live_reload_rolls_back_when_the_new_version_cannot_take_a_socket") {
     Value lines = f.host.iter(s);
     CHECK(f.host.to_bytes(f.host.next(lines)) == "kept");
 
-    f.dir.install_build("format2");  // reads another state format
+    f.dir.install_build("format1");  // the version before, which cannot read this one's state
     ScriptError e = raised([&] { f.host.reload_live("net"); });
     CHECK(e.kind == KSP_ERR_IMPORT);
     std::string msg = e.what();
     INFO(msg);
     CHECK(msg.find(f.dir.path + "/ksp_net.so") != std::string::npos);
     CHECK(msg.find("restore") != std::string::npos);
-    CHECK(msg.find("written in format 1, this version of net reads format 2") != std::string::npos);
+    CHECK(msg.find("written in format 2, this version of net reads format 1") != std::string::npos);
     CHECK(f.host.loaded_library_count() == 1);
 
     // The old version serves on, unchanged.
@@ -679,6 +684,27 @@ TEST_CASE("live_reload_rolls_back_when_the_new_version_cannot_take_a_socket") {
     f.host.call_method(s, "write", {f.host.bytes("still")});
     CHECK(f.host.to_bytes(f.host.call_method(c, "read", {f.host.integer(5)})) == "still");
     for (Value *v : {&c, &s, &l}) f.host.call_method(*v, "close");
+}
+
+TEST_CASE("live_reload_from_the_version_before_keeps_every_connection") {
+    // The version before wrote its state in an older format, which this one reads.
+    ReloadFixture f(false, KSP_ABI_MINOR, "format1");
+    Value l = f.listener();
+    auto [c, s] = f.connected_pair(l);
+    f.host.call_method(c, "write", {f.host.bytes("kept\nrest")});
+    Value lines = f.host.iter(s);
+    CHECK(f.host.to_bytes(f.host.next(lines)) == "kept");
+
+    f.dir.install(plugin_dir() + "/ksp_net.so");
+    REQUIRE(f.host.reload_live("net").live);
+    f.host.call_method(c, "write", {f.host.bytes("\n")});
+    CHECK(f.host.to_bytes(f.host.next(lines)) == "rest");
+    f.host.call_method(s, "write", {f.host.bytes("ok")});
+    CHECK(f.host.to_bytes(f.host.call_method(c, "read", {f.host.integer(2)})) == "ok");
+    auto [c2, s2] = f.connected_pair(l);
+    f.host.call_method(c2, "write", {f.host.bytes("new")});
+    CHECK(f.host.to_bytes(f.host.call_method(s2, "read", {f.host.integer(3)})) == "new");
+    for (Value *v : {&c, &s, &c2, &s2, &l}) f.host.call_method(*v, "close");
 }
 
 TEST_CASE("live_reload_then_a_reload_the_old_way_retires_what_a_script_kept") {
