@@ -322,7 +322,7 @@ std::pair<std::shared_ptr<PollSocket>, sockaddr_storage> PollSocket::accept(cons
             lk.unlock();  // adopt() waits for the loop, which may need mu_
             return {adopt(rt_, static_cast<int>(fd), af_, type_, protocol_, State::Connected), ss};
         }
-        if (retry_after_posted_closes(lk, err, deadline, waited_for_closes)) continue;
+        if (retry_after_posted_closes(lk, err, deadline, waited_for_closes, "accept")) continue;
         if (err != ECONNABORTED) throw errno_error("accept", name_for_errors_locked(), err);
     }
 }

@@ -316,13 +316,15 @@ void Runtime::close_done() {
     closes_cv_.notify_all();
 }
 
-bool Runtime::await_posted_closes(int err, const Deadline &deadline) {
+bool Runtime::await_posted_closes(int err, const Deadline &deadline, const char *op) {
     if (!freed_by_posted_closes(err)) return false;
     uint64_t target = closes_posted_.load();
     if (closes_done_.load() >= target) return false;
     Deadline until = Clock::now() + kCloseWaitLimit;
     if (deadline && *deadline < *until) until = deadline;
-    wait(closes_mu_, closes_cv_, [&] { return closes_done_.load() >= target; }, until, false);
+    if (wait(closes_mu_, closes_cv_, [&] { return closes_done_.load() >= target; }, until) == WaitResult::Interrupted) {
+        throw_unless_ready(WaitResult::Interrupted, op);
+    }
     return true;
 }
 
@@ -339,7 +341,7 @@ int Runtime::open_descriptor(FunctionRef<int()> open) {
     int fd = above_stdio(open());
     if (fd >= 0) return fd;
     int err = errno;
-    if (!await_posted_closes(err, {})) {
+    if (!await_posted_closes(err, {}, "socket")) {
         errno = err;
         return fd;
     }

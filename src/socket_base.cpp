@@ -62,10 +62,15 @@ void SocketBase::on_close(uv_handle_t *h) {
 }
 
 bool SocketBase::retry_after_posted_closes(std::unique_lock<std::mutex> &lk, int err, const Deadline &deadline,
-                                           bool &waited) {
+                                           bool &waited, const char *op) {
     if (waited || !Runtime::freed_by_posted_closes(err)) return false;
     lk.unlock();  // the loop's closes do not need it, but a close() from another thread does
-    waited = rt_->await_posted_closes(err, deadline);
+    try {
+        waited = rt_->await_posted_closes(err, deadline, op);
+    } catch (...) {
+        lk.lock();
+        throw;
+    }
     lk.lock();
     return waited;
 }
@@ -76,7 +81,7 @@ int SocketBase::bind_locked(std::unique_lock<std::mutex> &lk, const sockaddr *ad
     for (;;) {
         if (::bind(fd_, addr, len) == 0) return 0;
         int err = errno;
-        if (!retry_after_posted_closes(lk, err, {}, waited)) return err;
+        if (!retry_after_posted_closes(lk, err, {}, waited, "bind")) return err;
         check();
     }
 }

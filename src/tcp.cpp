@@ -375,7 +375,7 @@ std::pair<std::shared_ptr<TcpSocket>, std::string> TcpSocket::accept(const Deadl
             continue;
         }
         throw_if_unusable_locked("accept");
-        if (retry_after_posted_closes(lk, err, deadline, waited_for_closes)) continue;
+        if (retry_after_posted_closes(lk, err, deadline, waited_for_closes, "accept")) continue;
         if (err != ECONNABORTED && err != EPROTO) {
             // EMFILE and friends: the caller hears of it; the connection waits in the backlog.
             throw errno_error("accept", name_for_errors_locked(), err);

@@ -190,8 +190,9 @@ public:
     void close_posted();
     void close_done();
     // Makes a descriptor with `open` (socket(), accept4()...: -1 and errno on failure),
-    // waiting for posted closes and trying again as above. Caller's thread, without
-    // locks of its own held; the interpreter lock is released while it waits.
+    // waiting for posted closes and trying again as above (an interrupt ends the wait
+    // with Error(Interrupted)). Caller's thread, without locks of its own held; the
+    // interpreter lock is released while it waits.
     int open_descriptor(FunctionRef<int()> open);
     // `fd`, or, if it is 0, 1 or 2 (the process closed its standard descriptors after the
     // runtime started), a duplicate above them with `fd` closed: libuv aborts rather than
@@ -202,8 +203,8 @@ public:
     // The wait alone: false at once unless `err` is one that closes can end (see below)
     // and closes were posted and not done; otherwise true once they are (or after
     // kCloseWaitLimit, the deadline's end if sooner: a loop that never gets to them must
-    // not hold the call).
-    bool await_posted_closes(int err, const Deadline &deadline);
+    // not hold the call). An interrupt ends it with Error(Interrupted) naming `op`.
+    bool await_posted_closes(int err, const Deadline &deadline, const char *op);
     static constexpr auto kCloseWaitLimit = std::chrono::seconds(5);
     // Out of descriptors (EMFILE, ENFILE), or an address still held (EADDRINUSE: a socket
     // closed a moment ago keeps its port until the loop closes its descriptor).

@@ -92,9 +92,10 @@ protected:
     // Caller thread, mu_ held by `lk`, after accept() or bind() failed with `err`: true
     // when closes posted before could free what it lacked (a descriptor, an address) and
     // it waited for them (Runtime::await_posted_closes; once per call, as `waited`
-    // records), so that another try may succeed.
+    // records), so that another try may succeed. An interrupt ends the wait with
+    // Error(Interrupted) naming `op`, mu_ held again.
     bool retry_after_posted_closes(std::unique_lock<std::mutex> &lk, int err, const Deadline &deadline,
-                                   bool &waited);
+                                   bool &waited, const char *op);
     // bind() of fd_, tried again after posted closes if the address was in use: 0, or
     // the errno. Caller thread, mu_ held by `lk`; `check` (the kind's checks before a
     // bind) runs again after the wait, which let go of mu_.

@@ -278,3 +278,30 @@ TEST_CASE("wakeup_teardown_just_before_a_packet_socket_poll_ends_it_at_once") {
           "read: socket closed because the net module was unloaded");
     teardown.join();
 }
+
+TEST_CASE("wakeup_pushed_interrupt_ends_a_bind_waiting_for_a_posted_close_at_once") {
+    // bind() meets the port of a socket closed a moment ago, whose descriptor the loop
+    // has not closed yet, and waits for the loop; here the loop is stuck.
+    auto hooks = std::make_shared<InterruptFlag>();
+    auto rt = Runtime::start(hooks, kHour);
+    rt->set_interrupts_pushed(true);
+    auto holder = UdpSocket::create(rt, Family::Inet4);
+    holder->bind(Endpoint{Family::Inet4, "127.0.0.1", 0});
+    auto held = holder->local_address();
+    const uint16_t port = sockaddr_port(reinterpret_cast<sockaddr *>(&held));
+    auto next = UdpSocket::create(rt, Family::Inet4);
+    std::string error;
+    {
+        LoopStuck stuck(*rt);
+        holder->close();
+        error = error_of([&] { next->bind(Endpoint{Family::Inet4, "127.0.0.1", port}); }, [&] {
+            hooks->on = true;
+            rt->wake_for_interrupt();
+        });
+    }
+    CHECK(error == "bind: interrupted");
+    hooks->on = false;
+    next->bind(Endpoint{Family::Inet4, "127.0.0.1", port});  // once the loop has closed it
+    next->close();
+    CHECK(rt->shutdown() == 0);
+}
