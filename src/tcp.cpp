@@ -39,15 +39,7 @@ TcpSocket::~TcpSocket() {
 }
 
 std::shared_ptr<TcpSocket> TcpSocket::create(std::shared_ptr<Runtime> rt, Family family) {
-    if (family != Family::Inet4 && family != Family::Inet6) {
-        throw Error(ErrorKind::Unsupported,
-                    std::string("TCP sockets need family INET4 or INET6, not ") + family_name(family));
-    }
-    // Made here rather than by libuv so that bind() reports its own errors at once and
-    // SO_REUSEADDR stays off unless asked for (uv_tcp_bind always sets it).
-    int fd = rt->open_descriptor([&] { return ::socket(family_to_af(family), SOCK_STREAM | SOCK_CLOEXEC, 0); });
-    if (fd < 0) throw errno_error("socket", family_name(family), errno);
-    set_wait_slices(fd, rt->wait_slice());
+    int fd = open_caller_descriptor(*rt, family, SOCK_STREAM, "TCP");
     return adopt(std::move(rt), family, fd, State::Open);
 }
 
@@ -139,10 +131,7 @@ std::shared_ptr<TcpSocket> TcpSocket::restore(std::shared_ptr<Runtime> rt, Famil
         sock->handoff_ = Handoff::Cancelled;
         return sock;
     }
-    // Our own descriptor for the same connection: the old version closes its own.
-    int fd = ::fcntl(s.fd, F_DUPFD_CLOEXEC, Runtime::kFirstDescriptor);
-    if (fd < 0) throw errno_error("dup", "the socket handed over", errno);
-    set_wait_slices(fd, rt->wait_slice());
+    int fd = duplicate_handed_over(*rt, s.fd);
     std::vector<AcceptedConnection> accepted;
     for (const AcceptedConnection &a : s.accepted) {
         int copy = ::fcntl(a.fd, F_DUPFD_CLOEXEC, Runtime::kFirstDescriptor);

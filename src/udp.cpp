@@ -32,14 +32,7 @@ UdpSocket::UdpSocket(std::shared_ptr<Runtime> rt, Family family)
 UdpSocket::~UdpSocket() = default;
 
 std::shared_ptr<UdpSocket> UdpSocket::create(std::shared_ptr<Runtime> rt, Family family) {
-    if (family != Family::Inet4 && family != Family::Inet6) {
-        throw Error(ErrorKind::Unsupported,
-                    std::string("UDP sockets need family INET4 or INET6, not ") + family_name(family));
-    }
-    // Our own descriptor, close-on-exec from the start, handed to libuv.
-    int fd = rt->open_descriptor([&] { return ::socket(family_to_af(family), SOCK_DGRAM | SOCK_CLOEXEC, 0); });
-    if (fd < 0) throw errno_error("socket", family_name(family), errno);
-    set_wait_slices(fd, rt->wait_slice());
+    int fd = open_caller_descriptor(*rt, family, SOCK_DGRAM, "UDP");
     return adopt(std::move(rt), family, fd, State::Open);
 }
 
@@ -322,9 +315,7 @@ std::shared_ptr<UdpSocket> UdpSocket::restore(std::shared_ptr<Runtime> rt, Famil
         closed->closed_ = true;
         return closed;
     }
-    int fd = ::fcntl(s.fd, F_DUPFD_CLOEXEC, Runtime::kFirstDescriptor);
-    if (fd < 0) throw errno_error("dup", "the socket handed over", errno);
-    set_wait_slices(fd, rt->wait_slice());
+    int fd = duplicate_handed_over(*rt, s.fd);
     auto sock = adopt(std::move(rt), family, fd, state);
     std::lock_guard lk(sock->mu_);
     if (state == State::Connected) {
