@@ -2,6 +2,7 @@
 
 #include "ksnet/address.hpp"
 #include "ksnet/error.hpp"
+#include "resolver.hpp"
 
 namespace ksnet {
 
@@ -84,6 +85,21 @@ int SocketBase::bind_locked(std::unique_lock<std::mutex> &lk, const sockaddr *ad
         if (!retry_after_posted_closes(lk, err, {}, waited, "bind")) return err;
         check();
     }
+}
+
+std::unique_lock<std::mutex> SocketBase::bind_endpoint(const Endpoint &ep, int socktype, FunctionRef<void()> check) {
+    {
+        std::lock_guard lk(mu_);
+        check();  // before a name lookup
+    }
+    sockaddr_storage addr{};
+    socklen_t len = resolve(*rt_, ep, socktype, true, {}, "bind", addr);
+    std::unique_lock lk(mu_);  // while held and open, the loop cannot close fd_
+    check();
+    if (int err = bind_locked(lk, reinterpret_cast<const sockaddr *>(&addr), len, check)) {
+        throw errno_error("bind", format_endpoint(ep), err);
+    }
+    return lk;
 }
 
 bool SocketBase::closed() const {

@@ -225,17 +225,7 @@ void TcpSocket::bind(const Endpoint &ep) {
             throw Error(ErrorKind::State, std::string("bind: socket is already ") + state_name(state_));
         }
     };
-    {
-        std::lock_guard lk(mu_);
-        check_state();  // before a name lookup
-    }
-    sockaddr_storage addr{};
-    socklen_t len = resolve(*rt_, ep, SOCK_STREAM, true, {}, "bind", addr);
-    std::unique_lock lk(mu_);  // while held and open, the loop cannot close fd_
-    check_state();
-    if (int err = bind_locked(lk, reinterpret_cast<const sockaddr *>(&addr), len, check_state)) {
-        throw errno_error("bind", format_endpoint(ep), err);
-    }
+    bind_endpoint(ep, SOCK_STREAM, check_state);
 }
 
 void TcpSocket::connect(const Endpoint &ep, const Deadline &deadline) {

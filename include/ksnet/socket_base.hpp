@@ -24,6 +24,7 @@
 #include <optional>
 #include <string>
 
+#include "ksnet/address.hpp"
 #include "ksnet/error.hpp"
 #include "ksnet/handover.hpp"
 #include "ksnet/options.hpp"
@@ -100,6 +101,10 @@ protected:
     // the errno. Caller thread, mu_ held by `lk`; `check` (the kind's checks before a
     // bind) runs again after the wait, which let go of mu_.
     int bind_locked(std::unique_lock<std::mutex> &lk, const sockaddr *addr, socklen_t len, FunctionRef<void()> check);
+    // bind() of an IP socket (TCP, UDP) to `ep`, looked up as `socktype`: `check` (the
+    // kind's checks before a bind, mu_ held) runs before the lookup and again after it.
+    // Returns mu_, still held, for the kind to record the new state.
+    std::unique_lock<std::mutex> bind_endpoint(const Endpoint &ep, int socktype, FunctionRef<void()> check);
 
     // Caller thread, mu_ held. At the start of a call: closed, or moved to another
     // version of the plugin (live reload), whose code the host calls instead.
