@@ -65,12 +65,12 @@ void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
 
 }  // namespace
 
-void resolve_on_loop(Runtime &rt, const Endpoint &ep, int socktype, bool passive, ResolveDone done) {
+uv_getaddrinfo_t *resolve_on_loop(Runtime &rt, const Endpoint &ep, int socktype, bool passive, ResolveDone done) {
     sockaddr_storage addr{};
     socklen_t len = 0;
     if (parse_numeric(ep, addr, len)) {
         done(0, addr, len);
-        return;
+        return nullptr;
     }
     auto request = std::make_shared<ResolveRequest>();
     ResolveRequest *r = request.get();
@@ -91,13 +91,32 @@ void resolve_on_loop(Runtime &rt, const Endpoint &ep, int socktype, bool passive
                             with_service ? service.c_str() : nullptr, &hints);
     if (rc < 0) {
         r->answer(rc, addr, 0);
-        return;
+        return nullptr;
     }
     rt.track(std::move(request));
+    return &r->req;
+}
+
+struct PendingLookup {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false, stopped = false;  // under mu
+    int status = 0;
+    sockaddr_storage addr{};
+    socklen_t len = 0;
+    uv_getaddrinfo_t *request = nullptr;  // loop thread only: in libuv's hands until answered
+};
+
+std::shared_ptr<PendingLookup> new_lookup() { return std::make_shared<PendingLookup>(); }
+
+void stop_lookup(PendingLookup &lookup) {
+    std::lock_guard lk(lookup.mu);
+    lookup.stopped = true;
+    lookup.cv.notify_all();
 }
 
 socklen_t resolve(Runtime &rt, const Endpoint &ep, int socktype, bool passive, const Deadline &deadline,
-                  const char *op, sockaddr_storage &out) {
+                  const char *op, sockaddr_storage &out, std::shared_ptr<PendingLookup> lookup) {
     // Numeric hosts need no loop: a round trip to it cost two thread switches per connect.
     socklen_t len = 0;
     if (parse_numeric(ep, out, len)) return len;
@@ -107,29 +126,37 @@ socklen_t resolve(Runtime &rt, const Endpoint &ep, int socktype, bool passive, c
                                           ep.host.substr(percent + 1) +
                                           "' (after '%' comes an interface's name or index)");
     }
-    // Shared with the loop: the caller may give up (timeout) before the answer comes.
-    struct Answer {
-        std::mutex mu;
-        std::condition_variable cv;
-        bool done = false;
-        int status = 0;
-        sockaddr_storage addr{};
-        socklen_t len = 0;
-    };
-    auto answer = std::make_shared<Answer>();
-    bool posted = rt.post([&rt, ep, socktype, passive, answer] {
-        resolve_on_loop(rt, ep, socktype, passive, [answer](int status, const sockaddr_storage &a, socklen_t len) {
-            std::lock_guard lk(answer->mu);
-            answer->status = status;
-            answer->addr = a;
-            answer->len = len;
-            answer->done = true;
-            answer->cv.notify_all();
-        });
+    // Shared with the loop: the caller may give up before the answer comes.
+    if (!lookup) lookup = new_lookup();
+    bool posted = rt.post([&rt, ep, socktype, passive, lookup] {
+        lookup->request = resolve_on_loop(rt, ep, socktype, passive,
+                                          [lookup](int status, const sockaddr_storage &a, socklen_t len) {
+                                              lookup->request = nullptr;
+                                              std::lock_guard lk(lookup->mu);
+                                              lookup->status = status;
+                                              lookup->addr = a;
+                                              lookup->len = len;
+                                              lookup->done = true;
+                                              lookup->cv.notify_all();
+                                          });
     });
     if (!posted) throw Error(ErrorKind::Closed, std::string(op) + ": the net module was unloaded");
-    rt.wait_or_throw(answer->mu, answer->cv, [&] { return answer->done; }, deadline, op);
-    std::lock_guard lk(answer->mu);
+    bool moving = false;
+    WaitResult waited = rt.wait(lookup->mu, lookup->cv,
+                                [&] { return lookup->done || lookup->stopped || (moving = rt.handing_over()); }, deadline);
+    std::unique_lock lk(lookup->mu);
+    if (!lookup->done) {
+        lk.unlock();
+        rt.post([lookup] {
+            if (lookup->request) uv_cancel(reinterpret_cast<uv_req_t *>(lookup->request));
+        });
+        if (waited == WaitResult::Ready) {
+            if (moving && !lookup->stopped) throw moved_error(op);
+            throw Error(ErrorKind::Closed, std::string(op) + ": the socket is closed");
+        }
+        throw_unless_ready(waited, op);
+    }
+    auto *answer = lookup.get();
     if (answer->status == UV_EAI_CANCELED) {
         throw Error(ErrorKind::Closed, std::string(op) + " " + format_endpoint(ep) +
                                            ": name resolution cancelled: the net module was unloaded");

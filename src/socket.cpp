@@ -145,13 +145,13 @@ void Socket::not_for_kind(const char *op, const char *why) const {
 
 namespace {
 
-socklen_t sockaddr_for(Runtime &rt, Family family, Protocol protocol, int type, const Endpoint &ep,
+socklen_t sockaddr_for(SocketBase &socket, Family family, Protocol protocol, int type, const Endpoint &ep,
                        bool passive, const Deadline &dl, const char *op, sockaddr_storage &out) {
     if (family == Family::Bluetooth) {
         if (protocol == Protocol::BtRfcomm) return bt::make_rfcomm_sockaddr(ep.host, ep.port, out, passive);
         return bt::make_l2cap_sockaddr(ep.host, ep.port, out, passive);
     }
-    return resolve(rt, ep, type, passive, dl, op, out);
+    return socket.resolve_endpoint(ep, type, passive, dl, op, out);
 }
 
 }  // namespace
@@ -160,7 +160,7 @@ void Socket::bind(const Endpoint &ep) {
     if (impl_ == Impl::Tcp) return tcp().bind(ep);
     if (impl_ == Impl::Udp) return udp().bind(ep);
     sockaddr_storage ss{};
-    socklen_t len = sockaddr_for(*rt_, family_, protocol_, os_type(kind_), ep, true, {}, "bind", ss);
+    socklen_t len = sockaddr_for(*base_, family_, protocol_, os_type(kind_), ep, true, {}, "bind", ss);
     poll().bind(reinterpret_cast<sockaddr *>(&ss), len);
 }
 
@@ -168,7 +168,7 @@ void Socket::connect(const Endpoint &ep, const Deadline &dl) {
     if (impl_ == Impl::Tcp) return tcp().connect(ep, dl);
     if (impl_ == Impl::Udp) return udp().connect(ep, dl);
     sockaddr_storage ss{};
-    socklen_t len = sockaddr_for(*rt_, family_, protocol_, os_type(kind_), ep, false, dl, "connect", ss);
+    socklen_t len = sockaddr_for(*base_, family_, protocol_, os_type(kind_), ep, false, dl, "connect", ss);
     poll().connect(reinterpret_cast<sockaddr *>(&ss), len, dl);
 }
 
@@ -239,7 +239,7 @@ void Socket::sendto(std::string_view data, const Endpoint &to, const Deadline &d
     if (impl_ == Impl::Tcp) not_for_kind("sendto", "a TCP socket has one peer: connect() and write()");
     if (impl_ == Impl::Udp) return udp().sendto(data, to, dl);
     sockaddr_storage ss{};
-    socklen_t len = sockaddr_for(*rt_, family_, protocol_, os_type(kind_), to, false, dl, "sendto", ss);
+    socklen_t len = sockaddr_for(*base_, family_, protocol_, os_type(kind_), to, false, dl, "sendto", ss);
     poll().sendto(data, reinterpret_cast<sockaddr *>(&ss), len, dl);
 }
 

@@ -1,5 +1,7 @@
 #include "ksnet/socket_base.hpp"
 
+#include <algorithm>
+
 #include "ksnet/address.hpp"
 #include "ksnet/error.hpp"
 #include "resolver.hpp"
@@ -12,6 +14,7 @@ void SocketBase::close() {
         if (closed_ || moved_out_) return;  // moved: teardown lets go of the handle
         closed_ = true;
         cv_.notify_all();
+        stop_lookups_locked();
         if (!on_close_locked()) return;
     }
     post_close_handle();
@@ -38,6 +41,7 @@ void SocketBase::abort_on_loop(const char *why) {
             if (!closed_) close_reason_ = why;
             closed_ = true;
             cv_.notify_all();
+            stop_lookups_locked();
             on_abort_locked(lk);
         }
     }
@@ -87,13 +91,39 @@ int SocketBase::bind_locked(std::unique_lock<std::mutex> &lk, const sockaddr *ad
     }
 }
 
+void SocketBase::stop_lookups_locked() {
+    for (const auto &lookup : lookups_) stop_lookup(*lookup);
+}
+
+socklen_t SocketBase::resolve_endpoint(const Endpoint &ep, int socktype, bool passive, const Deadline &deadline,
+                                       const char *op, sockaddr_storage &out) {
+    auto lookup = new_lookup();
+    {
+        std::lock_guard lk(mu_);
+        throw_if_unusable_locked(op);
+        lookups_.push_back(lookup);
+    }
+    auto forget = [&] {
+        std::lock_guard lk(mu_);
+        lookups_.erase(std::find(lookups_.begin(), lookups_.end(), lookup));
+    };
+    try {
+        socklen_t len = resolve(*rt_, ep, socktype, passive, deadline, op, out, lookup);
+        forget();
+        return len;
+    } catch (...) {
+        forget();
+        throw;
+    }
+}
+
 std::unique_lock<std::mutex> SocketBase::bind_endpoint(const Endpoint &ep, int socktype, FunctionRef<void()> check) {
     {
         std::lock_guard lk(mu_);
         check();  // before a name lookup
     }
     sockaddr_storage addr{};
-    socklen_t len = resolve(*rt_, ep, socktype, true, {}, "bind", addr);
+    socklen_t len = resolve_endpoint(ep, socktype, true, {}, "bind", addr);
     std::unique_lock lk(mu_);  // while held and open, the loop cannot close fd_
     check();
     if (int err = bind_locked(lk, reinterpret_cast<const sockaddr *>(&addr), len, check)) {
@@ -135,7 +165,7 @@ void SocketBase::end_handover(bool committed) {
 
 void SocketBase::throw_closed_locked(const char *op) const {
     std::string msg = std::string(op) + ": ";
-    msg += close_reason_.empty() ? "the socket is closed" : "socket closed because " + close_reason_;
+    msg += close_reason_ ? std::string("socket closed because ") + close_reason_ : "the socket is closed";
     throw Error(ErrorKind::Closed, msg);
 }
 

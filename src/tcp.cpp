@@ -259,7 +259,7 @@ void TcpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
         }
         if (!resuming) {
             sockaddr_storage addr{};
-            socklen_t len = resolve(*rt_, ep, SOCK_STREAM, false, deadline, "connect", addr);
+            socklen_t len = resolve_endpoint(ep, SOCK_STREAM, false, deadline, "connect", addr);
             lk.lock();
             throw_if_unusable_locked("connect");
             connect_issued_ = true;

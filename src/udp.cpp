@@ -151,7 +151,7 @@ void UdpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
         check_state();
     }
     sockaddr_storage addr{};
-    socklen_t len = resolve(*rt_, ep, SOCK_DGRAM, false, deadline, "connect", addr);
+    socklen_t len = resolve_endpoint(ep, SOCK_DGRAM, false, deadline, "connect", addr);
     std::lock_guard lk(mu_);
     check_state();
     if (::connect(fd_, reinterpret_cast<const sockaddr *>(&addr), len) < 0) {
@@ -251,7 +251,7 @@ void UdpSocket::transmit(std::string_view data, const Endpoint *ep, const sockad
     sockaddr_storage to{};
     socklen_t to_len = 0;
     if (ep) {
-        to_len = resolve(*rt_, *ep, SOCK_DGRAM, false, deadline, op, to);
+        to_len = resolve_endpoint(*ep, SOCK_DGRAM, false, deadline, op, to);
     } else if (addr) {
         to = *addr;
         to_len = sockaddr_len(reinterpret_cast<const sockaddr *>(addr));

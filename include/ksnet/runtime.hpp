@@ -47,7 +47,8 @@ public:
 class LoopResource {
 public:
     virtual ~LoopResource() = default;
-    // On the loop thread: fail every waiter with `why` and uv_close the handle(s).
+    // On the loop thread: fail every waiter with `why` (a string literal: it may be kept)
+    // and uv_close the handle(s).
     // The resource calls Runtime::untrack(this) from its close callback.
     virtual void abort_on_loop(const char *why) = 0;
     // At shutdown, before any abort_on_loop: tell callers blocked on the resource to

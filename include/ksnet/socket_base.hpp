@@ -23,6 +23,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "ksnet/address.hpp"
 #include "ksnet/error.hpp"
@@ -31,6 +32,8 @@
 #include "ksnet/runtime.hpp"
 
 namespace ksnet {
+
+struct PendingLookup;  // resolver.hpp
 
 class SocketBase : public LoopResource, public std::enable_shared_from_this<SocketBase> {
 public:
@@ -44,6 +47,10 @@ public:
     bool closed() const;
     // The OS descriptor, -1 once closed.
     int fileno() const;
+    // The address of `ep` (resolve in resolver.hpp) for a call on this socket, looked up
+    // as `socktype`; a close() meanwhile ends the wait at once. Caller thread, mu_ not held.
+    socklen_t resolve_endpoint(const Endpoint &ep, int socktype, bool passive, const Deadline &deadline,
+                               const char *op, sockaddr_storage &out);
     // Socket options by name (ksnet/options.hpp).
     void set_option(Option o, int64_t value);
     int64_t get_option(Option o) const;
@@ -120,6 +127,7 @@ protected:
     }
     // "op: the socket is closed", or why the runtime closed it.
     [[noreturn]] void throw_closed_locked(const char *op) const;
+    void stop_lookups_locked();  // closing: every resolve_endpoint waiting ends now
     // How messages name the socket: its peer, else its own address ("127.0.0.1:5000");
     // "" once closed.
     virtual std::string name_for_errors_locked() const;
@@ -152,8 +160,9 @@ protected:
     mutable std::mutex mu_;
     std::condition_variable cv_;
     bool closed_ = false;       // under mu_
-    std::string close_reason_;  // why the runtime closed it, if it did
+    const char *close_reason_ = nullptr;  // why the runtime closed it, if it did (a literal)
     bool moved_out_ = false;    // handed to another version of the plugin (live reload)
+    std::vector<std::shared_ptr<PendingLookup>> lookups_;  // callers' name lookups, under mu_
 
 private:
     static void on_close(uv_handle_t *h);

@@ -171,14 +171,15 @@ private:
     size_t scanned_ = 0;    // leading bytes of rbuf_ known to hold no '\n'
     size_t line_max_ = kDefaultLineMax;  // option linemax
     bool eof_ = false;
-    int read_error_ = 0;
-
     bool write_shut_ = false;  // shutdown_write() was called
-    sockaddr_in6 peer_{};      // Connected: the peer (an IPv4 one fits), for errors; else family 0
-
-    // Live reload (under mu_; see save and end_handover).
+    // Live reload (under mu_; see save and end_handover). Beside the other flags: every
+    // byte of an idle connection counts.
     bool connect_issued_ = false;  // connect() reached the kernel (state Connecting)
     bool connect_resume_ = false;  // a connect that left part-way: its retry waits for it
+    int read_error_ = 0;
+
+    sockaddr_in6 peer_{};  // Connected: the peer (an IPv4 one fits), for errors; else family 0
+
     // Taken from the kernel, not yet returned; oldest first. A vector, not a deque: it is
     // almost always empty, and an empty std::deque already holds a block of the heap.
     std::vector<AcceptedConnection> accepted_;

@@ -9,6 +9,7 @@
 #include <future>
 #include <thread>
 
+#include "busy_thread_pool.hpp"
 #include "ksnet/error.hpp"
 #include "ksnet/handover.hpp"
 #include "ksnet/socket.hpp"
@@ -119,6 +120,28 @@ TEST_CASE("handover_wakes_a_blocked_read_at_once_and_it_raises_moved") {
     s->close();
     c->write("x", {});
     CHECK(s2->read(10, {}) == "x");  // the retry, on the new socket
+}
+
+TEST_CASE("handover_wakes_a_name_lookup_at_once_and_it_raises_moved") {
+    TwoVersions v;  // first: it runs a task on the pool
+    BusyThreadPool pool;  // the lookup stays queued
+    auto s = v.tcp(v.old_rt);
+    waits::ThreadMark mark;
+    auto connect = std::async(std::launch::async, [&]() -> std::string {
+        mark.here();
+        try {
+            s->connect(Endpoint{Family::Inet4, "localhost", 9}, {});
+        } catch (const Error &e) {
+            return e.what();
+        }
+        return "no error";
+    });
+    waits::wait_until_blocked(mark, "the lookup");
+    v.old_rt->begin_handover();
+    REQUIRE(connect.wait_for(10s) == std::future_status::ready);
+    CHECK(connect.get() == "connect: the socket moved to another version of the net plugin");
+    v.old_rt->end_handover();
+    s->close();
 }
 
 TEST_CASE("handover_resumes_a_part_sent_write_without_a_byte_twice") {

@@ -15,6 +15,7 @@
 
 #include "ksnet/error.hpp"
 #include "ksnet/tcp.hpp"
+#include "busy_thread_pool.hpp"
 #include "loop_fixture.hpp"
 
 using namespace ksnet;
@@ -120,46 +121,6 @@ TEST_CASE("runtime_start_without_descriptors_throws_instead_of_crashing") {
     CHECK(status == 0);  // 139 (SIGSEGV) before the fix
 }
 
-namespace {
-
-// Keeps every thread of libuv's pool busy (it has 4 unless UV_THREADPOOL_SIZE says
-// otherwise, and the tests do not), so that name resolutions queue behind.
-struct BusyThreadPool {
-    static constexpr int kThreads = 4;
-    uv_loop_t loop{};
-    uv_work_t work[kThreads]{};
-    std::mutex mu;
-    std::condition_variable cv;
-    int started = 0;
-    bool released = false;
-
-    BusyThreadPool() {
-        uv_loop_init(&loop);
-        for (auto &w : work) {
-            w.data = this;
-            uv_queue_work(&loop, &w, [](uv_work_t *w) {
-                auto *self = static_cast<BusyThreadPool *>(w->data);
-                std::unique_lock lk(self->mu);
-                ++self->started;
-                self->cv.notify_all();
-                self->cv.wait(lk, [self] { return self->released; });
-            }, nullptr);
-        }
-        std::unique_lock lk(mu);
-        REQUIRE(cv.wait_for(lk, 10s, [this] { return started == kThreads; }));
-    }
-    ~BusyThreadPool() {
-        {
-            std::lock_guard lk(mu);
-            released = true;
-            cv.notify_all();
-        }
-        uv_run(&loop, UV_RUN_DEFAULT);
-        uv_loop_close(&loop);
-    }
-};
-
-}  // namespace
 
 TEST_CASE("teardown_cancels_name_resolutions_instead_of_waiting_for_them") {
     BusyThreadPool pool;

@@ -10,7 +10,9 @@
 
 #include "ksnet/error.hpp"
 #include "ksnet/udp.hpp"
+#include "busy_thread_pool.hpp"
 #include "loop_fixture.hpp"
+#include "waits.hpp"
 
 using namespace ksnet;
 using namespace std::chrono_literals;
@@ -392,4 +394,16 @@ TEST_CASE("udp_shutdown_with_an_open_socket_closes_it_and_wakes_recv_with_the_re
     rt.reset();
     CHECK(census::open_fds() == before.fds);
     CHECK(census::threads_settled(before.thread_count) == before.thread_count);
+}
+
+TEST_CASE("udp_sendto_that_gives_up_on_a_name_cancels_its_lookup_still_queued") {
+    // libuv runs few lookups at a time: one nobody waits for must not hold up the next.
+    LoopFixture fx;  // first: it runs a task on the pool
+    BusyThreadPool pool;
+    auto u = UdpSocket::create(fx.rt, Family::Inet4);
+    const size_t before = fx.rt->tracked_count();
+    CHECK_THROWS_WITH_AS(u->sendto("x", Endpoint{Family::Inet4, "localhost", 9}, Clock::now() + 50ms),
+                         "sendto: timed out", Error);
+    CHECK(waits::wait_until([&] { return fx.rt->tracked_count() == before; }, "the lookup to be cancelled", 5000ms));
+    u->close();
 }

@@ -12,6 +12,7 @@
 #include <future>
 #include <thread>
 
+#include "busy_thread_pool.hpp"
 #include "ksnet/error.hpp"
 #include "ksnet/poll_socket.hpp"
 #include "ksnet/tcp.hpp"
@@ -303,5 +304,18 @@ TEST_CASE("wakeup_pushed_interrupt_ends_a_bind_waiting_for_a_posted_close_at_onc
     hooks->on = false;
     next->bind(Endpoint{Family::Inet4, "127.0.0.1", port});  // once the loop has closed it
     next->close();
+    CHECK(rt->shutdown() == 0);
+}
+
+TEST_CASE("wakeup_close_from_another_thread_ends_a_name_lookup_at_once") {
+    // The lookup waits in libuv's pool, which is busy: only the close can end the wait.
+    BusyThreadPool pool;
+    auto rt = Runtime::start(nullptr, kHour);
+    auto tcp = TcpSocket::create(rt, Family::Inet4);
+    CHECK(error_of([&] { tcp->connect(Endpoint{Family::Inet4, "localhost", 9}); }, [&] { tcp->close(); }) ==
+          "connect: the socket is closed");
+    auto udp = UdpSocket::create(rt, Family::Inet4);
+    CHECK(error_of([&] { udp->sendto("x", Endpoint{Family::Inet4, "localhost", 9}); }, [&] { udp->close(); }) ==
+          "sendto: the socket is closed");
     CHECK(rt->shutdown() == 0);
 }
