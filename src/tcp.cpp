@@ -254,6 +254,7 @@ void TcpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
             socklen_t plen = sizeof peer;
             if (err == 0 && ::getpeername(fd_, reinterpret_cast<sockaddr *>(&peer), &plen) < 0) {
                 resuming = false;
+                connect_issued_ = false;
                 lk.unlock();
             }
         }
@@ -289,13 +290,17 @@ void TcpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
             std::lock_guard relock(mu_);
             if (connect_issued_) connect_resume_ = true;
             else if (state_ == State::Connecting) state_ = State::Open;
-        } else if (e.kind() == ErrorKind::Timeout || e.kind() == ErrorKind::Interrupted) {
-            // A connect still in flight cannot be taken back: the socket is done for.
-            close();
         } else {
-            std::lock_guard relock(mu_);
-            connect_issued_ = false;
-            if (state_ == State::Connecting) state_ = State::Open;
+            std::unique_lock relock(mu_);
+            if (connect_issued_ && (e.kind() == ErrorKind::Timeout || e.kind() == ErrorKind::Interrupted)) {
+                // A connect still in flight cannot be taken back: the socket is done for.
+                relock.unlock();
+                close();
+            } else {
+                // Nothing reached the kernel (the name's lookup ended, say): try again.
+                connect_issued_ = false;
+                if (state_ == State::Connecting) state_ = State::Open;
+            }
         }
         throw;
     }

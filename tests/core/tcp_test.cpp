@@ -17,6 +17,7 @@
 #include "ksnet/error.hpp"
 #include "ksnet/socket.hpp"
 #include "ksnet/tcp.hpp"
+#include "busy_thread_pool.hpp"
 #include "loop_fixture.hpp"
 #include "waits.hpp"
 
@@ -718,4 +719,21 @@ TEST_CASE("tcp_close_from_another_thread_ends_a_blocked_connect_as_closed") {
         t.join();
         CHECK(outcome.get_future().get() == "closed: connect: the socket is closed");
     }
+}
+
+TEST_CASE("tcp_connect_that_times_out_looking_up_the_name_leaves_the_socket_open") {
+    // No handshake began, so nothing needs the socket closed (one under way would).
+    LoopFixture fx;  // first: it runs a task on the pool
+    auto l = fx.listener();
+    auto c = TcpSocket::create(fx.rt, Family::Inet4);
+    {
+        BusyThreadPool pool;  // the lookup stays queued
+        CHECK_THROWS_WITH_AS(c->connect(Endpoint{Family::Inet4, "localhost", 9}, Clock::now() + 50ms),
+                             "connect: timed out", Error);
+    }
+    CHECK(std::string(c->state_text()) == "open");
+    c->connect(Endpoint{Family::Inet4, "127.0.0.1", LoopFixture::port_of(*l)});
+    auto s = l->accept().first;
+    c->write("still good");
+    CHECK(s->read(100) == "still good");
 }
