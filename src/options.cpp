@@ -29,6 +29,7 @@ constexpr OptionInfo kOptions[] = {
     {Option::ReuseAddr, "reuseaddr", kBoolean},  {Option::RecvBuffer, "rcvbuf", kBufferMax},
     {Option::SendBuffer, "sndbuf", kBufferMax},  {Option::Broadcast, "broadcast", kBoolean},
     {Option::LineMax, "linemax", std::numeric_limits<int>::max()},
+    {Option::V6Only, "v6only", kBoolean},
 };
 
 const OptionInfo &info(Option o) {
@@ -117,6 +118,7 @@ void set_option(int fd, Option o, int64_t value, std::string_view where) {
     case Option::RecvBuffer: return set_int(fd, SOL_SOCKET, SO_RCVBUF, v, i.name, where);
     case Option::SendBuffer: return set_int(fd, SOL_SOCKET, SO_SNDBUF, v, i.name, where);
     case Option::Broadcast: return set_int(fd, SOL_SOCKET, SO_BROADCAST, v, i.name, where);
+    case Option::V6Only: return set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, v, i.name, where);
     case Option::LineMax: break;  // the socket's own
     }
 }
@@ -132,6 +134,7 @@ int64_t get_option(int fd, Option o, std::string_view where) {
     case Option::RecvBuffer: return get_int(fd, SOL_SOCKET, SO_RCVBUF, n, where);
     case Option::SendBuffer: return get_int(fd, SOL_SOCKET, SO_SNDBUF, n, where);
     case Option::Broadcast: return get_int(fd, SOL_SOCKET, SO_BROADCAST, n, where) != 0;
+    case Option::V6Only: return get_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, n, where) != 0;
     case Option::LineMax: break;  // the socket's own
     }
     return 0;

@@ -16,6 +16,7 @@ enum class Option {
     SendBuffer,  // SO_SNDBUF: bytes
     Broadcast,   // SO_BROADCAST: bool (datagram sockets)
     LineMax,     // not the kernel's: the longest line line iteration buffers (streams)
+    V6Only,      // IPV6_V6ONLY: bool (INET6); set it before bind()
 };
 
 // linemax's default: far above any text protocol's lines, and it bounds what a peer
@@ -24,7 +25,7 @@ constexpr size_t kDefaultLineMax = 1024 * 1024;
 // The value of linemax checked: Error(Value) naming the option and the range.
 size_t line_max_from(int64_t value);
 
-// "nodelay", "keepalive", "reuseaddr", "rcvbuf", "sndbuf", "broadcast", "linemax".
+// "nodelay", "keepalive", "reuseaddr", "rcvbuf", "sndbuf", "broadcast", "linemax", "v6only".
 // Throws Error(Value) listing the known names.
 Option option_from_name(std::string_view name, std::string_view what);
 const char *option_name(Option o);

@@ -196,7 +196,7 @@ TEST_CASE("option_name_table_unknown_names_are_value_errors_listing_the_known_on
         option_from_name(std::string("nodelay\0x", 9), "argument 'name'");
     } catch (const Error &e) {
         CHECK(std::string(e.what()) == "argument 'name' is 'nodelay\\x00x' (expected one of nodelay, keepalive, "
-                                       "reuseaddr, rcvbuf, sndbuf, broadcast, linemax)");
+                                       "reuseaddr, rcvbuf, sndbuf, broadcast, linemax, v6only)");
     }
     for (const char *name : {"nodelay", "keepalive", "reuseaddr", "rcvbuf", "sndbuf", "broadcast"}) {
         CHECK(option_name(option_from_name(name, "x")) == std::string(name));

@@ -737,3 +737,23 @@ TEST_CASE("tcp_connect_that_times_out_looking_up_the_name_leaves_the_socket_open
     c->write("still good");
     CHECK(s->read(100) == "still good");
 }
+
+TEST_CASE("tcp_v6only_listener_leaves_the_port_to_an_inet4_listener") {
+    LoopFixture fx;
+    auto six = TcpSocket::create(fx.rt, Family::Inet6);
+    six->set_option(Option::V6Only, 1);
+    CHECK(six->get_option(Option::V6Only) == 1);
+    six->bind(Endpoint{Family::Inet6, "::", 0});
+    six->listen(4);
+    const uint16_t port = LoopFixture::port_of(*six);
+    auto four = TcpSocket::create(fx.rt, Family::Inet4);
+    four->bind(Endpoint{Family::Inet4, "127.0.0.1", port});  // EADDRINUSE without v6only
+    four->listen(4);
+    auto c = TcpSocket::create(fx.rt, Family::Inet4);
+    c->connect(Endpoint{Family::Inet4, "127.0.0.1", port});
+    auto s = four->accept().first;
+    c->write("to four");
+    CHECK(s->read(100) == "to four");
+    auto inet4 = TcpSocket::create(fx.rt, Family::Inet4);
+    CHECK_THROWS_WITH_AS(inet4->set_option(Option::V6Only, 1), doctest::Contains("setopt v6only"), Error);
+}

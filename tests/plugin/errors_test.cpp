@@ -74,7 +74,7 @@ TEST_CASE("bad_arguments_name_the_argument_the_value_and_the_expected_form") {
                  {KSP_ERR_VAL, "SocketIO.settimeout(): argument 'timeout' is 9223372036854775807 (expected none or 0..31536000 seconds)"});
     check_raises(m("setopt", {h.str("nodelayy"), h.integer(1)}),
                  {KSP_ERR_VAL, "SocketIO.setopt(): argument 'name' is 'nodelayy' (expected one of nodelay, keepalive, "
-                               "reuseaddr, rcvbuf, sndbuf, broadcast, linemax)"});
+                               "reuseaddr, rcvbuf, sndbuf, broadcast, linemax, v6only)"});
     check_raises(m("setopt", {h.str("nodelay"), h.integer(2)}),
                  {KSP_ERR_VAL, "setopt: the value of 'nodelay' is 2 (expected 0..1)"});
     check_raises(m("setopt", {h.str("rcvbuf"), h.str("big")}),
