@@ -267,8 +267,12 @@ void PollSocket::connect(const sockaddr *addr, socklen_t len, const Deadline &de
         try {
             wait_ready(lk, POLLOUT, deadline, "connect");
         } catch (const Error &e) {
-            if (e.kind() == ErrorKind::Moved) {
-                connect_resume_ = true;  // a retry here (the reload rolled back) waits for it
+            bool cut = e.kind() == ErrorKind::Timeout || e.kind() == ErrorKind::Interrupted;
+            if (e.kind() == ErrorKind::Moved || (cut && moving_locked())) {
+                // A retry (on the next version, or here if the reload rolled back) waits
+                // for it, and ends it if its time is up.
+                connect_resume_ = true;
+                if (e.kind() != ErrorKind::Moved) throw moved_error("connect");
                 throw;
             }
             lk.unlock();

@@ -285,22 +285,22 @@ void TcpSocket::connect(const Endpoint &ep, const Deadline &deadline) {
         connect_issued_ = false;
     } catch (const Error &e) {
         if (lk.owns_lock()) lk.unlock();
-        if (e.kind() == ErrorKind::Moved) {
-            // A retry on this version (the reload rolled back) takes it up where it stopped.
-            std::lock_guard relock(mu_);
+        std::unique_lock relock(mu_);
+        bool cut = e.kind() == ErrorKind::Timeout || e.kind() == ErrorKind::Interrupted;
+        if (e.kind() == ErrorKind::Moved || (cut && moving_locked())) {
+            // A retry (on the next version, or here if the reload rolled back) takes it up
+            // where it stopped, and ends it there if its time is up.
             if (connect_issued_) connect_resume_ = true;
             else if (state_ == State::Connecting) state_ = State::Open;
+            if (e.kind() != ErrorKind::Moved) throw moved_error("connect");
+        } else if (connect_issued_ && cut) {
+            // A connect still in flight cannot be taken back: the socket is done for.
+            relock.unlock();
+            close();
         } else {
-            std::unique_lock relock(mu_);
-            if (connect_issued_ && (e.kind() == ErrorKind::Timeout || e.kind() == ErrorKind::Interrupted)) {
-                // A connect still in flight cannot be taken back: the socket is done for.
-                relock.unlock();
-                close();
-            } else {
-                // Nothing reached the kernel (the name's lookup ended, say): try again.
-                connect_issued_ = false;
-                if (state_ == State::Connecting) state_ = State::Open;
-            }
+            // Nothing reached the kernel (the name's lookup ended, say): try again.
+            connect_issued_ = false;
+            if (state_ == State::Connecting) state_ = State::Open;
         }
         throw;
     }
@@ -581,12 +581,17 @@ void TcpSocket::write(std::string_view data, const Deadline &deadline) {
     try {
         while (writing_.sent() < data.size()) {
             // Handed over, or being handed over: the rest is the next version's to send.
-            if (moved_out_ || rt_->handing_over()) throw moved_error("write");
+            if (moving_locked()) throw moved_error("write");
             send_some_locked(lk, data.substr(writing_.sent()), deadline);
         }
     } catch (const Error &e) {
-        if (e.kind() == ErrorKind::Moved) {
+        // Out of time or interrupted as a live reload takes the socket: the next version,
+        // which has the connection and this write's progress, ends it (the retry keeps
+        // the call's start); a reset here would cut the connection under it.
+        bool cut = e.kind() == ErrorKind::Timeout || e.kind() == ErrorKind::Interrupted;
+        if (e.kind() == ErrorKind::Moved || (cut && moving_locked())) {
             writing_.keep_for_retry();
+            if (e.kind() != ErrorKind::Moved) throw moved_error("write");
         } else if (writing_.sent() > 0 && (e.kind() == ErrorKind::Closed || e.kind() == ErrorKind::Timeout ||
                                             e.kind() == ErrorKind::Interrupted)) {
             // Part of `data` is gone: the stream cannot go on in order. The peer must see

@@ -122,6 +122,9 @@ protected:
     void throw_if_moved_locked(const char *op) const {
         if (moved_out_) throw moved_error(op);
     }
+    // Handed over, or being handed over (the next version may have saved its state
+    // already): what the socket still has to do is the next version's.
+    bool moving_locked() const { return moved_out_ || rt_->handing_over(); }
     void throw_if_closed_locked(const char *op) const {
         if (closed_) throw_closed_locked(op);
     }

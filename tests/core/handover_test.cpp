@@ -27,9 +27,11 @@ constexpr auto kHour = std::chrono::hours(1);
 // Two runtimes, as two versions of the plugin have; every fd and thread gone at the end.
 struct TwoVersions {
     census::Snapshot before;
-    std::shared_ptr<Runtime> old_rt = Runtime::start(nullptr, kHour);
+    std::shared_ptr<Runtime> old_rt;
     std::shared_ptr<Runtime> new_rt = Runtime::start();
-    TwoVersions() { old_rt->set_interrupts_pushed(true); }
+    explicit TwoVersions(std::shared_ptr<WaitHooks> old_hooks = nullptr) : old_rt(Runtime::start(old_hooks, kHour)) {
+        old_rt->set_interrupts_pushed(true);
+    }
     ~TwoVersions() {
         CHECK(old_rt->shutdown() == 0);
         CHECK(new_rt->shutdown() == 0);
@@ -142,6 +144,79 @@ TEST_CASE("handover_wakes_a_name_lookup_at_once_and_it_raises_moved") {
     CHECK(connect.get() == "connect: the socket moved to another version of the net plugin");
     v.old_rt->end_handover();
     s->close();
+}
+
+namespace {
+
+// A live reload that comes just as a caller's wait ran out of time, its outcome settled,
+// and the caller is about to take the interpreter lock back: `then` runs there, once,
+// at the first such moment after `deadline`.
+struct ReloadAtReacquire : WaitHooks {
+    std::mutex mu;
+    std::function<void()> then;
+    Clock::time_point deadline;
+    void reacquire(void *) override {
+        std::function<void()> run;
+        {
+            std::lock_guard lk(mu);
+            if (Clock::now() >= deadline) run.swap(then);
+        }
+        if (run) run();
+    }
+    void arm(Clock::time_point after, std::function<void()> f) {
+        std::lock_guard lk(mu);
+        deadline = after;
+        then = std::move(f);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("handover_as_a_write_times_out_leaves_its_end_to_the_next_version") {
+    // Without that, the old version reset the connection the new one had taken, closed
+    // only its own socket, and left the new one's writer turn to a caller that never came.
+    auto hooks = std::make_shared<ReloadAtReacquire>();
+    TwoVersions v(hooks);
+    auto [c, s] = v.pair();
+    // Small fixed buffers (no autotuning): once they are full, the write waits to its end.
+    s->set_option(Option::SendBuffer, 4096);
+    c->set_option(Option::RecvBuffer, 4096);
+    std::unique_ptr<Socket> moved;
+    const std::string big(16 * 1024 * 1024, 'w');  // more than the kernel buffers
+    const Clock::time_point deadline = Clock::now() + 300ms;
+    waits::ThreadMark mark;
+    auto writer = std::async(std::launch::async, [&]() -> std::string {
+        mark.here();
+        try {
+            s->write(big, deadline);
+            return "no error";
+        } catch (const Error &e) {
+            if (e.kind() != ErrorKind::Moved) return std::string("not moved: ") + e.what();
+        }
+        try {
+            moved->write(big, deadline);  // the host's retry, with the call's first start
+            return "no error on the retry";
+        } catch (const Error &e) {
+            return e.what();
+        }
+    });
+    waits::wait_until_blocked(mark, "the write");
+    hooks->arm(deadline, [&] { moved = v.move(*s); });
+    std::string outcome = writer.get();
+    CHECK_MESSAGE(outcome.find("write: timed out after ") == 0, outcome);
+    CHECK_MESSAGE(outcome.find("; the connection was reset and the socket closed") != std::string::npos, outcome);
+    REQUIRE(moved);
+    CHECK(moved->closed());
+    s->close();
+    std::string what = "no error";
+    try {
+        while (!c->read(1 << 20, {}).empty()) {
+        }
+        what = "end of stream";
+    } catch (const Error &e) {
+        what = e.what();
+    }
+    CHECK_MESSAGE(what.find("ECONNRESET") != std::string::npos, what);
 }
 
 TEST_CASE("handover_resumes_a_part_sent_write_without_a_byte_twice") {
