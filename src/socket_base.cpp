@@ -103,16 +103,16 @@ socklen_t SocketBase::resolve_endpoint(const Endpoint &ep, int socktype, bool pa
         throw_if_unusable_locked(op);
         lookups_.push_back(lookup);
     }
-    auto forget = [&] {
-        std::lock_guard lk(mu_);
-        lookups_.erase(std::find(lookups_.begin(), lookups_.end(), lookup));
-    };
+    auto forget = [&] { lookups_.erase(std::find(lookups_.begin(), lookups_.end(), lookup)); };
     try {
         socklen_t len = resolve(*rt_, ep, socktype, passive, deadline, op, out, lookup);
+        std::lock_guard lk(mu_);
         forget();
         return len;
-    } catch (...) {
+    } catch (const Error &e) {
+        std::lock_guard lk(mu_);
         forget();
+        if (e.kind() == ErrorKind::Closed && closed_) throw_closed_locked(op);  // with why (an unload)
         throw;
     }
 }
