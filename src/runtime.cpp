@@ -372,6 +372,7 @@ WaitResult Runtime::call_blocking(const BlockingCall &c, ssize_t &result, int &e
     WaitResult outcome = WaitResult::Ready;
     result = 0;
     error = 0;
+    bool looked = false;  // at readiness, by a poll
     {
         WaiterScope waiting(*this, nullptr, nullptr);
         waiting.looking();
@@ -393,9 +394,14 @@ WaitResult Runtime::call_blocking(const BlockingCall &c, ssize_t &result, int &e
             release();
             waiting.looking();
             if (auto over = wait_over(c.deadline, c.stop)) {
+                // A wait whose deadline has passed (a timeout of 0, or one spent waiting
+                // for the lock) still takes what is ready now, as a call would.
+                pollfd now{c.fd, c.events, 0};
+                if (*over == WaitResult::TimedOut && !c.call && !looked && ::poll(&now, 1, 0) > 0) break;
                 outcome = *over;
                 break;
             }
+            looked = true;
             // A call that came back at once (not after a slice of SO_RCVTIMEO) met a
             // non-blocking descriptor: wait for it here.
             if (!c.call || (error != EINTR && Clock::now() - started < wait_slice_ / 2)) {

@@ -757,3 +757,17 @@ TEST_CASE("tcp_v6only_listener_leaves_the_port_to_an_inet4_listener") {
     auto inet4 = TcpSocket::create(fx.rt, Family::Inet4);
     CHECK_THROWS_WITH_AS(inet4->set_option(Option::V6Only, 1), doctest::Contains("setopt v6only"), Error);
 }
+
+TEST_CASE("tcp_accept_with_a_deadline_already_past_takes_a_connection_already_waiting") {
+    // A timeout of 0 does what can be done at once, as read() with one does.
+    LoopFixture fx;
+    auto l = fx.listener();
+    auto c = TcpSocket::create(fx.rt, Family::Inet4);
+    c->connect(Endpoint{Family::Inet4, "127.0.0.1", LoopFixture::port_of(*l)});
+    pollfd waiting{l->fileno(), POLLIN, 0};
+    REQUIRE(::poll(&waiting, 1, 5000) == 1);  // the connection is in the backlog
+    auto s = l->accept(Clock::now()).first;
+    c->write("x");
+    CHECK(s->read(1) == "x");
+    CHECK_THROWS_WITH_AS(l->accept(Clock::now()), "accept: timed out", Error);  // none waiting
+}
