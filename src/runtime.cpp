@@ -38,6 +38,19 @@ void take_closed_standard_descriptors() {
         if (got > STDERR_FILENO) ::close(got);  // another thread took `fd` meanwhile
     }
 }
+// uv_loop_init makes the loop's epoll descriptor and then, the first time in the process,
+// a pipe for signals, and calls abort() if it cannot make that pipe: with fewer than
+// three descriptors left, fail here instead, as uv_loop_init fails for the first one.
+void make_sure_uv_loop_init_has_descriptors() {
+    int fds[3] = {-1, -1, -1};
+    bool enough = ::pipe2(fds, O_CLOEXEC) == 0 && (fds[2] = ::fcntl(fds[0], F_DUPFD_CLOEXEC, 0)) >= 0;
+    int err = errno;
+    for (int fd : fds) {
+        if (fd >= 0) ::close(fd);
+    }
+    if (!enough) throw os_error("uv_loop_init", "", uv_translate_sys_error(err));
+}
+
 }  // namespace
 
 Runtime::Runtime(std::shared_ptr<WaitHooks> hooks, Clock::duration wait_slice)
@@ -49,6 +62,7 @@ std::shared_ptr<Runtime> Runtime::start(std::shared_ptr<WaitHooks> hooks, Clock:
     // Until the end, a failure leaves a runtime that never started (accepting_ false,
     // joined_ true): its destructor neither sends to wake_ nor closes the loop again.
     take_closed_standard_descriptors();
+    make_sure_uv_loop_init_has_descriptors();
     if (int rc = uv_loop_init(&rt->loop_); rc < 0) {
         // Before libuv 1.51 (libuv/libuv#4757) a failed uv_loop_init left its epoll
         // descriptor open: each failed `import net` would cost one more.

@@ -107,6 +107,27 @@ int in_child(const std::function<int()> &child) {
 
 }  // namespace
 
+TEST_CASE("runtime_start_with_too_few_descriptors_for_libuv_throws_instead_of_aborting") {
+    // libuv makes a pipe the first time a loop starts in the process, and aborts if it
+    // cannot: with one or two descriptors left, that is after the loop's own.
+    for (int left : {1, 2}) {
+        int status = in_child([left] {
+            auto taken = census::take_every_descriptor();
+            for (int i = 0; i < left; ++i) {
+                ::close(taken.back());
+                taken.pop_back();
+            }
+            try {
+                Runtime::start();
+                return 2;
+            } catch (const Error &e) {
+                return std::string(e.what()).rfind("uv_loop_init: EMFILE", 0) == 0 ? 0 : 3;
+            }
+        });
+        CHECK_MESSAGE(status == 0, left, " descriptors left");  // 134 (SIGABRT) before the fix
+    }
+}
+
 TEST_CASE("runtime_start_without_descriptors_throws_instead_of_crashing") {
     census::warm_up_libuv();  // libuv's process-wide pipe: it aborts if it cannot make it
     int status = in_child([] {
