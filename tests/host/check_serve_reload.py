@@ -17,6 +17,7 @@ the swaps alternate between the two. Checked, in order, with serve started as a 
 """
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -108,13 +109,19 @@ class Stream:
 
 
 class Server:
-    def __init__(self, ksphost, plugin_dir, stderr=None):
+    def __init__(self, ksphost, plugin_dir, stderr=None, max_descriptors=None):
         self.err_path = os.path.join(plugin_dir, "serve.err")
         self.err = open(self.err_path, "w")
         env = dict(os.environ, KSPATH="")
+
+        def start():
+            os.close(0)
+            if max_descriptors:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (max_descriptors, max_descriptors))
+
         self.proc = subprocess.Popen([ksphost, "-I", plugin_dir, "serve", "--port", "0"], cwd=plugin_dir, env=env,
                                      stdout=subprocess.PIPE, stderr=stderr or self.err, text=True,
-                                     preexec_fn=lambda: os.close(0))
+                                     preexec_fn=start)
         first = self.proc.stdout.readline()
         m = re.search(r"echoing lines on 127\.0\.0\.1:(\d+) \(pid (\d+)\)", first)
         if not m:
@@ -221,6 +228,41 @@ def check_a_gone_log_reader_does_not_end_serve(ksphost, plugin_dir):
             server.proc.wait()
 
 
+def check_out_of_descriptors_neither_spins_nor_drops_clients(ksphost, plugin_dir):
+    """At its descriptor limit serve cannot accept: the clients wait in the backlog and
+    are served as others leave, and serve neither spins nor gives its port up."""
+    server = Server(ksphost, plugin_dir, max_descriptors=16)
+    clients = []
+    try:
+        for _ in range(12):
+            clients.append(socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT))
+        time.sleep(1)
+        failures = server.stderr().count("accept failed")
+        if failures > 3:
+            fail("out of descriptors, serve logged %d failed accepts in 1 s (it spins)" % failures)
+        for i, c in enumerate(clients):  # each leaves once served, giving its descriptor back
+            c.sendall(b"client %d\n" % i)
+            got = b""
+            try:
+                while not got.endswith(b"\n"):
+                    chunk = c.recv(4096)
+                    if not chunk:
+                        break
+                    got += chunk
+            except OSError as e:
+                fail("client %d of 12, at serve's descriptor limit: %s; stderr:\n%s" % (i, e, server.stderr()))
+            if got != b"client %d\n" % i:
+                fail("client %d of 12, at serve's descriptor limit, got %r; stderr:\n%s" % (i, got, server.stderr()))
+            c.close()
+        server.stop()
+    finally:
+        for c in clients:
+            c.close()
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait()
+
+
 def main():
     ksphost, plugin = os.path.realpath(sys.argv[1]), sys.argv[2]
     builds = [plugin] + [p for p in sys.argv[3:] if os.path.exists(p)]
@@ -230,6 +272,7 @@ def main():
         dest = os.path.join(plugin_dir, "ksp_net.so")
         shutil.copyfile(plugin, dest)
         check_a_gone_log_reader_does_not_end_serve(ksphost, plugin_dir)
+        check_out_of_descriptors_neither_spins_nor_drops_clients(ksphost, plugin_dir)
         server = Server(ksphost, plugin_dir)
         try:
             if echo_once(server.port, "hello, serve") != "hello, serve\n":

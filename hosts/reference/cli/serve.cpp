@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <list>
@@ -100,19 +101,47 @@ void reap(Server& s) {
     }
 }
 
-// Accepts until stopped. A listener closed by a reload the old way is replaced.
+// True once `listener` takes no more connections: closed, or a socket of a version
+// reloaded the old way (which has no `closed` any more).
+bool listener_gone(Host& h, const Value& listener) {
+    try {
+        return h.to_bool(h.getattr(listener, "closed"));
+    } catch (const ScriptError&) {
+        return true;
+    }
+}
+
+// Accepts until stopped. A listener closed by a reload the old way is replaced. Any other
+// failure (out of descriptors, say) leaves the connection in the backlog: accept again a
+// moment later, rather than spin or give the port up.
 void accept_loop(Server& s) {
+    constexpr auto kRetryAfter = std::chrono::milliseconds(100);
+    bool failing = false;  // said once per run of failures
     while (!s.stopping) {
         Value pair;
         try {
             pair = s.h.call_method(s.listener, "accept");
         } catch (const std::exception& e) {
             if (s.stopping) break;
-            log(std::string("accept failed: ") + e.what() + "; listening again on 127.0.0.1:" + std::to_string(s.port));
-            close_quietly(s.h, s.listener);
-            s.listener = listen_on(s.h, s.port);
+            if (listener_gone(s.h, s.listener)) {
+                log(std::string("accept failed: ") + e.what() + "; listening again on 127.0.0.1:" + std::to_string(s.port));
+                close_quietly(s.h, s.listener);
+                s.listener = listen_on(s.h, s.port);
+                continue;
+            }
+            if (!failing) {
+                log(std::string("accept failed: ") + e.what() + "; trying again every " +
+                    std::to_string(kRetryAfter.count()) + " ms");
+            }
+            failing = true;
+            void* token = s.h.table()->release_lock();
+            std::this_thread::sleep_for(kRetryAfter);
+            s.h.table()->acquire_lock(token);
+            reap(s);  // connections that ended give their descriptors back
             continue;
         }
+        if (failing) log("accept works again");
+        failing = false;
         reap(s);
         auto c = std::make_unique<Connection>();
         c->sock = s.h.item(pair, 0);
