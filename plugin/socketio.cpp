@@ -331,7 +331,7 @@ const ksp_method kMethods[] = {
      "'reuseaddr' (bool, before bind; off unless set), 'rcvbuf' and 'sndbuf' (bytes), "
      "'broadcast' (bool, datagram sockets), 'linemax' (bytes, streams: the longest line iteration "
      "buffers, 1048576 unless set; a longer line raises ValError naming it, and its bytes stay for "
-     "read()), 'v6only' (bool, INET6, before bind: no IPv4 peers, so an INET4 socket may take the "
+     "read(); accepted connections start with the listener's), 'v6only' (bool, INET6, before bind: no IPv4 peers, so an INET4 socket may take the "
      "same port)."},
     {"getopt", getopt, "getopt(self, name)",
      "Reads a socket option (names as setopt) as an int, as the kernel reports it."},

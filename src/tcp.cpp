@@ -368,11 +368,13 @@ std::pair<std::shared_ptr<TcpSocket>, std::string> TcpSocket::accept(const Deadl
     throw_if_unusable_locked("accept");
     AcceptedConnection a = accepted_.front();
     accepted_.erase(accepted_.begin());
+    const size_t line_max = line_max_;  // the listener's, as its timeout is (Socket::accept)
     lk.unlock();
     auto client = adopt(rt_, family_, a.fd, State::Connected);
     {
         std::lock_guard g(client->mu_);
         client->remember_peer_locked(a.peer);
+        client->line_max_ = line_max;
     }
     return {std::move(client), format_sockaddr(reinterpret_cast<sockaddr *>(&a.peer))};
 }

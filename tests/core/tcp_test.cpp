@@ -771,3 +771,15 @@ TEST_CASE("tcp_accept_with_a_deadline_already_past_takes_a_connection_already_wa
     CHECK(s->read(1) == "x");
     CHECK_THROWS_WITH_AS(l->accept(Clock::now()), "accept: timed out", Error);  // none waiting
 }
+
+TEST_CASE("tcp_accepted_connections_take_the_listeners_linemax") {
+    LoopFixture fx;
+    auto l = fx.listener();
+    l->set_option(Option::LineMax, 5);
+    auto c = TcpSocket::create(fx.rt, Family::Inet4);
+    c->connect(Endpoint{Family::Inet4, "127.0.0.1", LoopFixture::port_of(*l)});
+    auto s = l->accept().first;
+    CHECK(s->get_option(Option::LineMax) == 5);
+    c->write("123456\n");
+    CHECK_THROWS_WITH_AS(s->read_line(), doctest::Contains("linemax"), Error);
+}
