@@ -35,7 +35,7 @@ inline int open_caller_descriptor(Runtime &rt, Family family, int type, const ch
                     std::string(kind) + " sockets need family INET4 or INET6, not " + family_name(family));
     }
     int fd = rt.open_descriptor([&] { return ::socket(family_to_af(family), type | SOCK_CLOEXEC, 0); });
-    if (fd < 0) throw errno_error("socket", family_name(family), errno);
+    if (fd < 0) throw errno_error("socket", std::string(family_name(family)) + " " + kind, errno);
     set_wait_slices(fd, rt.wait_slice());
     return fd;
 }

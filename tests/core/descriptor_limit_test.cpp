@@ -85,7 +85,7 @@ TEST_CASE("descriptors_a_new_socket_finds_the_descriptor_a_close_let_go_of") {
     std::shared_ptr<SocketBase> made;
     {
         OutOfDescriptors out;
-        CHECK_THROWS_WITH_AS(UdpSocket::create(fx.rt, Family::Inet4), doctest::Contains("EMFILE"), Error);
+        CHECK_THROWS_WITH_AS(UdpSocket::create(fx.rt, Family::Inet4), doctest::Contains("socket INET4 UDP: EMFILE"), Error);
         CHECK(make_after_a_close_the_loop_has_not_done(fx, victims[0], [&] {
                   made = UdpSocket::create(fx.rt, Family::Inet4);
               }) == "");
