@@ -17,6 +17,7 @@
 #include "ksnet/tcp.hpp"
 #include "busy_thread_pool.hpp"
 #include "loop_fixture.hpp"
+#include "skip.hpp"
 
 using namespace ksnet;
 using namespace std::chrono_literals;
@@ -110,6 +111,9 @@ int in_child(const std::function<int()> &child) {
 TEST_CASE("runtime_start_with_too_few_descriptors_for_libuv_throws_instead_of_aborting") {
     // libuv makes a pipe the first time a loop starts in the process, and aborts if it
     // cannot: with one or two descriptors left, that is after the loop's own.
+#if defined(__SANITIZE_ADDRESS__)  // the suite's sanitized builds have UBSan with ASan
+    SKIP_UNLESS(false, "UBSan's vptr check makes a pipe of its own, which finds no descriptor here");
+#endif
     for (int left : {1, 2}) {
         int status = in_child([left] {
             auto taken = census::take_every_descriptor();
