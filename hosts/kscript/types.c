@@ -186,7 +186,8 @@ static KS_FUNC(method_trampoline) {
 
 /* args: record, type, arguments... (kscript calls __new(tp, *args)). A script's type
  * that extends the plugin's gets an instance of itself; an old version's type kept
- * across a live reload gets one of the newest. */
+ * across a live reload gets one of the newest, and a script's type extending it a
+ * TypeError. */
 static KS_FUNC(constructor_trampoline) {
     ksk_method_rec r = (ksk_method_rec)_args[0];
     ksk_type_rec *rec = ksk_current(r->rec);
@@ -197,7 +198,18 @@ static KS_FUNC(constructor_trampoline) {
     }
     /* kscript passes the type called; a script calling __new itself must pass it too. */
     ks_type tp = _nargs >= 2 && kso_issub(_args[1]->type, kst_type) ? (ks_type)_args[1] : NULL;
-    if (tp && !kso_issub(tp, rec->type) && kso_issub(tp, r->rec->type)) tp = rec->type;
+    if (tp && !kso_issub(tp, rec->type) && kso_issub(tp, r->rec->type)) {
+        /* A script's type keeps the base it was made from: its instances could not move
+         * at a reload either, so say so rather than make one of the plain newest type. */
+        if (tp != r->rec->type) {
+            KS_THROW(kst_TypeError,
+                     "%s extends %s of a version of net that a live reload replaced: define it again "
+                     "from the %s the module has now",
+                     tp->i__fullname->data, r->rec->type->i__fullname->data, rec->type->i__fullname->data);
+            return NULL;
+        }
+        tp = rec->type;
+    }
     if (!tp || !kso_issub(tp, rec->type)) {
         KS_THROW(kst_TypeError, "%s.__new() needs the type to make first (%s or a type that extends it)",
                  rec->type->i__fullname->data, rec->type->i__fullname->data);
