@@ -97,6 +97,9 @@ void SocketBase::stop_lookups_locked() {
 
 socklen_t SocketBase::resolve_endpoint(const Endpoint &ep, int socktype, bool passive, const Deadline &deadline,
                                        const char *op, sockaddr_storage &out) {
+    // A numeric host (every datagram a sendto() addresses, say) has nothing to wait for.
+    socklen_t numeric = 0;
+    if (parse_numeric(ep, out, numeric)) return numeric;
     auto lookup = new_lookup();
     {
         std::lock_guard lk(mu_);
