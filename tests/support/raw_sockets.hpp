@@ -191,6 +191,16 @@ inline bool add_ipv6_address(const char *dev, const char *ip, uint32_t prefix) {
     int fd = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return false;
     bool added = ::ioctl(fd, SIOCSIFADDR, &req) == 0;
+    // The kernel adds it tentative and clears that from a work queue a moment later
+    // (no duplicate detection on lo): until then a bind to it fails with EADDRNOTAVAIL.
+    sockaddr_in6 at{};
+    at.sin6_family = AF_INET6;
+    at.sin6_addr = req.addr;
+    at.sin6_scope_id = static_cast<uint32_t>(req.ifindex);
+    for (int tries = 0; added && tries < 1000; ++tries) {
+        if (::bind(fd, reinterpret_cast<sockaddr *>(&at), sizeof at) == 0 || errno != EADDRNOTAVAIL) break;
+        ::usleep(2000);
+    }
     ::close(fd);
     return added;
 }
